@@ -1,0 +1,76 @@
+"""Build the model, the library and the jobs once, and hand them to the core.
+
+The core never looks up settings or paths itself; everything it needs arrives through its
+constructors, so tests can pass fakes and small libraries.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from app.settings import Settings, cache_dir
+from indexer.library import Library, spec_for_library
+from indexer.specs import ModelSpec, get_spec
+
+
+def choose_spec(library: Path, requested: str | None, settings: Settings | None = None) -> ModelSpec:
+    """An explicit --model wins; else the library's own model; else the user's default."""
+    if requested:
+        return get_spec(requested)
+    if library.exists():
+        spec = spec_for_library(library)
+        if spec is not None:
+            return spec
+    return get_spec((settings or Settings.load()).model)
+
+
+def weights_path(
+    spec: ModelSpec,
+    weights: str | None = None,
+    *,
+    allow_download: bool = True,
+    progress: Callable[[int, int], None] | None = None,
+    settings: Settings | None = None,
+) -> Path:
+    from indexer.weights import resolve_weights
+
+    settings = settings or Settings.load()
+    local = weights or settings.weights.get(spec.name)
+    return resolve_weights(
+        spec,
+        local_file=Path(local).expanduser() if local else None,
+        cache_dir=cache_dir(),
+        allow_download=allow_download,
+        progress=progress,
+    )
+
+
+def load_model(spec: ModelSpec, weights: str | None = None, **kw):
+    """Resolve (verify) and load the pinned weights; raises WeightsUnavailable/Mismatch."""
+    from indexer.model import load_encoder
+
+    return load_encoder(spec, weights_path(spec, weights, **kw))
+
+
+@dataclass(frozen=True)
+class Tuning:
+    workers: int
+    batch_size: int
+
+
+def tuning_for(device: str, settings: Settings | None = None) -> Tuning:
+    """Decode workers and batch size. GPU: every core decodes, big batches; CPU: leave the
+    model a core (it is the bottleneck there) and keep batches small for smooth progress."""
+    settings = settings or Settings.load()
+    cores = os.cpu_count() or 2
+    if device == "cuda":
+        workers, batch = cores, 256
+    else:
+        workers, batch = max(1, cores - 1), 32
+    return Tuning(settings.workers or workers, settings.batch_size or batch)
+
+
+def open_library(path: Path, spec: ModelSpec | None) -> Library:
+    return Library.open(path, spec)

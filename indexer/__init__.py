@@ -1,0 +1,1 @@
+"""Magpie's core: scan, decode, embed, store and search. Never imports Qt."""

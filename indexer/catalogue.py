@@ -1,0 +1,510 @@
+"""The SQLite catalogue: the library's source of truth.
+
+Files, chunks (with their vectors), roots, errors and the model identity live here. The hnsw
+index is a derived cache that can always be rebuilt from the `chunks.vector` column.
+Chunk ids are AUTOINCREMENT so an id is never reused: a stale hnsw file can then never make a
+deleted vector answer for a new one.
+"""
+from __future__ import annotations
+
+import os
+import re
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS roots(
+    id INTEGER PRIMARY KEY,
+    path TEXT NOT NULL UNIQUE,
+    added_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS files(
+    id INTEGER PRIMARY KEY,
+    root_id INTEGER NOT NULL REFERENCES roots(id) ON DELETE CASCADE,
+    path TEXT NOT NULL,
+    path_raw BLOB NOT NULL UNIQUE,
+    kind TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    content_hash TEXT,
+    state TEXT NOT NULL,
+    error TEXT,
+    taken_at REAL,
+    indexed_at REAL
+);
+CREATE INDEX IF NOT EXISTS files_hash ON files(content_hash);
+CREATE INDEX IF NOT EXISTS files_root ON files(root_id);
+CREATE TABLE IF NOT EXISTS chunks(
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    file_id INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
+    ordinal INTEGER NOT NULL,
+    text TEXT,
+    vector BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS chunks_file ON chunks(file_id);
+CREATE TABLE IF NOT EXISTS scan_errors(
+    id INTEGER PRIMARY KEY,
+    root_id INTEGER NOT NULL REFERENCES roots(id) ON DELETE CASCADE,
+    path TEXT NOT NULL,
+    reason TEXT NOT NULL
+);
+CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(name, folder, body, tokenize='unicode61');
+"""
+
+
+class LibraryTooNew(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class FileRow:
+    id: int
+    root_id: int
+    path: str
+    path_raw: bytes
+    kind: str
+    size: int
+    mtime_ns: int
+    content_hash: str | None
+    state: str
+    error: str | None
+    taken_at: float | None
+
+
+@dataclass(frozen=True)
+class ChunkHit:
+    chunk_id: int
+    file_id: int
+    path: str
+    kind: str
+    text: str | None
+    taken_at: float | None
+    root_id: int
+    path_raw: bytes = b""
+
+
+@dataclass(frozen=True)
+class NewChunk:
+    ordinal: int
+    text: str | None
+    vector: np.ndarray
+
+
+@dataclass(frozen=True)
+class FileFilter:
+    """Restrictions a search can apply; every store turns these into its own filter form."""
+
+    kinds: tuple[str, ...] | None = None
+    folders: tuple[str, ...] | None = None  # absolute path prefixes
+    after: float | None = None  # unix seconds, inclusive
+    before: float | None = None  # unix seconds, exclusive
+
+    def is_empty(self) -> bool:
+        return not (self.kinds or self.folders or self.after is not None or self.before is not None)
+
+
+def raw_path(path: str | os.PathLike) -> bytes:
+    """Exact bytes of a path; survives names that are not valid UTF-8."""
+    return os.fsencode(path)
+
+
+def display_path(path: str | os.PathLike) -> str:
+    """A printable path: undecodable bytes become U+FFFD instead of crashing SQLite/Qt."""
+    return os.fsencode(path).decode("utf-8", "replace")
+
+
+_CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Za-z])(?=[0-9])|(?<=[0-9])(?=[A-Za-z])")
+
+
+def name_terms(name: str) -> str:
+    """Split a file name into search words: IMG_2023-07_beach.jpg -> 'IMG 2023 07 beach jpg'."""
+    spaced = _CAMEL.sub(" ", name)
+    return " ".join(t for t in re.split(r"[\W_]+", spaced) if t)
+
+
+def vector_to_blob(v: np.ndarray) -> bytes:
+    return np.ascontiguousarray(v, dtype="<f4").tobytes()
+
+
+def blob_to_vector(b: bytes) -> np.ndarray:
+    return np.frombuffer(b, dtype="<f4")
+
+
+class Catalogue:
+    """One SQLite database in WAL mode. Not shared across threads: each thread opens its own."""
+
+    def __init__(self, path: Path, *, readonly: bool = False) -> None:
+        self.path = path
+        if readonly:
+            uri = f"file:{path}?mode=ro"
+            self.db = sqlite3.connect(uri, uri=True, timeout=30, check_same_thread=False)
+        else:
+            self.db = sqlite3.connect(path, timeout=30, check_same_thread=False)
+        self.db.row_factory = sqlite3.Row
+        self.db.execute("PRAGMA foreign_keys=ON")
+        if not readonly:
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self._migrate()
+
+    # -- schema -----------------------------------------------------------------------------
+    def _migrate(self) -> None:
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise LibraryTooNew(
+                f"{self.path} was written by a newer Magpie (schema {version}, this build "
+                f"understands up to {SCHEMA_VERSION}); update Magpie to open it"
+            )
+        if version < 1:
+            with self.db:
+                self.db.executescript(_SCHEMA)
+                self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    def close(self) -> None:
+        self.db.close()
+
+    # -- meta -------------------------------------------------------------------------------
+    def get_meta(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.db:
+            self.db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)", (key, value))
+
+    # -- roots ------------------------------------------------------------------------------
+    def add_root(self, path: str) -> int:
+        with self.db:
+            self.db.execute(
+                "INSERT OR IGNORE INTO roots(path, added_at) VALUES(?, ?)", (path, time.time())
+            )
+        return self.db.execute("SELECT id FROM roots WHERE path=?", (path,)).fetchone()[0]
+
+    def roots(self) -> list[tuple[int, str]]:
+        return [(r[0], r[1]) for r in self.db.execute("SELECT id, path FROM roots ORDER BY path")]
+
+    def root_counts(self) -> dict[int, int]:
+        rows = self.db.execute(
+            "SELECT root_id, COUNT(*) FROM files WHERE state='indexed' GROUP BY root_id"
+        )
+        return {r[0]: r[1] for r in rows}
+
+    def remove_root(self, root_id: int) -> list[int]:
+        """Forget a root and everything under it; returns the chunk ids to drop from vectors."""
+        chunk_ids = [
+            r[0]
+            for r in self.db.execute(
+                "SELECT c.id FROM chunks c JOIN files f ON f.id=c.file_id WHERE f.root_id=?",
+                (root_id,),
+            )
+        ]
+        with self.db:
+            self.db.execute(
+                "DELETE FROM fts WHERE rowid IN (SELECT id FROM files WHERE root_id=?)", (root_id,)
+            )
+            self.db.execute("DELETE FROM roots WHERE id=?", (root_id,))
+        return chunk_ids
+
+    # -- files ------------------------------------------------------------------------------
+    def files_under(self, root_id: int) -> dict[bytes, FileRow]:
+        rows = self.db.execute("SELECT * FROM files WHERE root_id=?", (root_id,))
+        return {bytes(r["path_raw"]): _file_row(r) for r in rows}
+
+    def file_by_id(self, file_id: int) -> FileRow | None:
+        r = self.db.execute("SELECT * FROM files WHERE id=?", (file_id,)).fetchone()
+        return _file_row(r) if r else None
+
+    def indexed_file_with_hash(self, content_hash: str, exclude: int | None = None) -> FileRow | None:
+        r = self.db.execute(
+            "SELECT * FROM files WHERE content_hash=? AND state='indexed' AND id IS NOT ? LIMIT 1",
+            (content_hash, exclude),
+        ).fetchone()
+        return _file_row(r) if r else None
+
+    def upsert_pending(
+        self, root_id: int, path: str, kind: str, size: int, mtime_ns: int, content_hash: str | None
+    ) -> int:
+        """Record a file that must be (re)embedded; its old chunks stay until replaced."""
+        raw = raw_path(path)
+        disp = display_path(path)
+        with self.db:
+            self.db.execute(
+                """INSERT INTO files(root_id, path, path_raw, kind, size, mtime_ns, content_hash,
+                                     state)
+                   VALUES(?, ?, ?, ?, ?, ?, ?, 'pending')
+                   ON CONFLICT(path_raw) DO UPDATE SET root_id=excluded.root_id,
+                       kind=excluded.kind, size=excluded.size, mtime_ns=excluded.mtime_ns,
+                       content_hash=excluded.content_hash, state='pending', error=NULL""",
+                (root_id, disp, raw, kind, size, mtime_ns, content_hash),
+            )
+        return self.db.execute("SELECT id FROM files WHERE path_raw=?", (raw,)).fetchone()[0]
+
+    def touch(self, file_id: int, size: int, mtime_ns: int) -> None:
+        """Same content, new mtime: remember the stat so the next scan skips the hash."""
+        with self.db:
+            self.db.execute(
+                "UPDATE files SET size=?, mtime_ns=? WHERE id=?", (size, mtime_ns, file_id)
+            )
+
+    def move_file(self, file_id: int, root_id: int, new_path: str, size: int, mtime_ns: int) -> None:
+        """A renamed/moved file keeps its id, chunks and vectors."""
+        name, folder = _name_folder(new_path)
+        with self.db:
+            self.db.execute(
+                "UPDATE files SET root_id=?, path=?, path_raw=?, size=?, mtime_ns=? WHERE id=?",
+                (root_id, display_path(new_path), raw_path(new_path), size, mtime_ns, file_id),
+            )
+            self.db.execute(
+                "UPDATE fts SET name=?, folder=? WHERE rowid=?", (name, folder, file_id)
+            )
+
+    def delete_files(self, file_ids: Sequence[int]) -> list[int]:
+        """Forget files; returns their chunk ids so the vector store can drop them."""
+        chunk_ids: list[int] = []
+        with self.db:
+            for fid in file_ids:
+                chunk_ids += [
+                    r[0] for r in self.db.execute("SELECT id FROM chunks WHERE file_id=?", (fid,))
+                ]
+                self.db.execute("DELETE FROM fts WHERE rowid=?", (fid,))
+                self.db.execute("DELETE FROM files WHERE id=?", (fid,))
+        return chunk_ids
+
+    def pending_files(self) -> list[FileRow]:
+        rows = self.db.execute("SELECT * FROM files WHERE state='pending' ORDER BY id")
+        return [_file_row(r) for r in rows]
+
+    def commit_embedded(
+        self,
+        done: Sequence[tuple[int, list[NewChunk], float | None, str | None]],
+        failed: Sequence[tuple[int, str]],
+    ) -> tuple[list[int], list[int]]:
+        """Store one batch atomically: new chunks replace old ones, failures are recorded.
+
+        `done` items are (file_id, chunks, taken_at, body_text). Returns (new chunk ids,
+        replaced chunk ids) so the caller can update the vector store *after* the commit.
+        """
+        new_ids: list[int] = []
+        old_ids: list[int] = []
+        now = time.time()
+        with self.db:
+            for file_id, chunks, taken_at, body in done:
+                old_ids += [
+                    r[0] for r in self.db.execute("SELECT id FROM chunks WHERE file_id=?", (file_id,))
+                ]
+                self.db.execute("DELETE FROM chunks WHERE file_id=?", (file_id,))
+                for ch in chunks:
+                    cur = self.db.execute(
+                        "INSERT INTO chunks(file_id, ordinal, text, vector) VALUES(?, ?, ?, ?)",
+                        (file_id, ch.ordinal, ch.text, vector_to_blob(ch.vector)),
+                    )
+                    new_ids.append(int(cur.lastrowid))
+                row = self.db.execute(
+                    "SELECT path, mtime_ns FROM files WHERE id=?", (file_id,)
+                ).fetchone()
+                self.db.execute(
+                    "UPDATE files SET state='indexed', error=NULL, taken_at=?, indexed_at=? "
+                    "WHERE id=?",
+                    (taken_at if taken_at is not None else row[1] / 1e9, now, file_id),
+                )
+                name, folder = _name_folder(row[0])
+                self.db.execute("DELETE FROM fts WHERE rowid=?", (file_id,))
+                self.db.execute(
+                    "INSERT INTO fts(rowid, name, folder, body) VALUES(?, ?, ?, ?)",
+                    (file_id, name, folder, body or ""),
+                )
+            for file_id, reason in failed:
+                old_ids += [
+                    r[0] for r in self.db.execute("SELECT id FROM chunks WHERE file_id=?", (file_id,))
+                ]
+                self.db.execute("DELETE FROM chunks WHERE file_id=?", (file_id,))
+                self.db.execute("DELETE FROM fts WHERE rowid=?", (file_id,))
+                self.db.execute(
+                    "UPDATE files SET state='error', error=?, indexed_at=? WHERE id=?",
+                    (reason, now, file_id),
+                )
+        return new_ids, old_ids
+
+    def copy_chunks(self, src_file_id: int, dst_file_id: int) -> list[int]:
+        """Identical content elsewhere: reuse its vectors instead of embedding again."""
+        src = self.file_by_id(src_file_id)
+        chunks = [
+            NewChunk(r[0], r[1], blob_to_vector(r[2]))
+            for r in self.db.execute(
+                "SELECT ordinal, text, vector FROM chunks WHERE file_id=? ORDER BY ordinal",
+                (src_file_id,),
+            )
+        ]
+        body_row = self.db.execute("SELECT body FROM fts WHERE rowid=?", (src_file_id,)).fetchone()
+        new_ids, _ = self.commit_embedded(
+            [(dst_file_id, chunks, src.taken_at if src else None, body_row[0] if body_row else "")],
+            [],
+        )
+        return new_ids
+
+    # -- scan errors ------------------------------------------------------------------------
+    def set_scan_errors(self, root_id: int, errors: Iterable[tuple[str, str]]) -> None:
+        with self.db:
+            self.db.execute("DELETE FROM scan_errors WHERE root_id=?", (root_id,))
+            self.db.executemany(
+                "INSERT INTO scan_errors(root_id, path, reason) VALUES(?, ?, ?)",
+                [(root_id, p, r) for p, r in errors],
+            )
+
+    def errors(self) -> list[tuple[str, str]]:
+        rows = list(self.db.execute("SELECT path, error FROM files WHERE state='error' ORDER BY path"))
+        rows += list(self.db.execute("SELECT path, reason FROM scan_errors ORDER BY path"))
+        return [(r[0], r[1]) for r in rows]
+
+    # -- chunks / vectors -------------------------------------------------------------------
+    def chunk_ids(self) -> np.ndarray:
+        return np.fromiter((r[0] for r in self.db.execute("SELECT id FROM chunks")), dtype=np.int64)
+
+    def vectors_for(self, ids: Sequence[int], dim: int) -> np.ndarray:
+        out = np.empty((len(ids), dim), dtype=np.float32)
+        for start in range(0, len(ids), 900):
+            part = list(ids[start : start + 900])
+            marks = ",".join("?" * len(part))
+            got = {
+                r[0]: r[1]
+                for r in self.db.execute(
+                    f"SELECT id, vector FROM chunks WHERE id IN ({marks})", [int(i) for i in part]
+                )
+            }
+            for j, cid in enumerate(part):
+                out[start + j] = blob_to_vector(got[int(cid)])
+        return out
+
+    def iter_vectors(self, batch: int = 4096) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        cur = self.db.execute("SELECT id, vector FROM chunks ORDER BY id")
+        while rows := cur.fetchmany(batch):
+            ids = np.array([r[0] for r in rows], dtype=np.int64)
+            vecs = np.stack([blob_to_vector(r[1]) for r in rows])
+            yield ids, vecs
+
+    def chunk_hits(self, chunk_ids: Sequence[int]) -> dict[int, ChunkHit]:
+        out: dict[int, ChunkHit] = {}
+        for start in range(0, len(chunk_ids), 900):
+            part = [int(i) for i in chunk_ids[start : start + 900]]
+            marks = ",".join("?" * len(part))
+            for r in self.db.execute(
+                f"""SELECT c.id, c.file_id, f.path, f.kind, c.text, f.taken_at, f.root_id,
+                           f.path_raw
+                    FROM chunks c JOIN files f ON f.id=c.file_id
+                    WHERE c.id IN ({marks}) AND f.state='indexed'""",
+                part,
+            ):
+                out[r[0]] = ChunkHit(r[0], r[1], r[2], r[3], r[4], r[5], r[6], bytes(r[7]))
+        return out
+
+    def chunk_ids_matching(self, flt: FileFilter) -> np.ndarray:
+        where, args = filter_sql(flt)
+        rows = self.db.execute(
+            f"SELECT c.id FROM chunks c JOIN files f ON f.id=c.file_id WHERE {where}", args
+        )
+        return np.fromiter((r[0] for r in rows), dtype=np.int64)
+
+    # -- keyword search ---------------------------------------------------------------------
+    def keyword_search(
+        self, fts_query: str, flt: FileFilter, limit: int
+    ) -> list[tuple[int, float, str]]:
+        """BM25 over name (weight 5), folder (2) and note text (1): (file_id, bm25, snippet)."""
+        where, args = filter_sql(flt)
+        rows = self.db.execute(
+            f"""SELECT fts.rowid, bm25(fts, 5.0, 2.0, 1.0) AS rank,
+                       snippet(fts, 2, '', '', '…', 16)
+                FROM fts JOIN files f ON f.id = fts.rowid
+                WHERE fts MATCH ? AND {where}
+                ORDER BY rank LIMIT ?""",
+            [fts_query, *args, limit],
+        )
+        return [(r[0], -float(r[1]), r[2]) for r in rows]
+
+    def files_by_ids(self, ids: Sequence[int]) -> dict[int, FileRow]:
+        out: dict[int, FileRow] = {}
+        for start in range(0, len(ids), 900):
+            part = [int(i) for i in ids[start : start + 900]]
+            marks = ",".join("?" * len(part))
+            for r in self.db.execute(f"SELECT * FROM files WHERE id IN ({marks})", part):
+                out[r["id"]] = _file_row(r)
+        return out
+
+    def file_id_for_path(self, path: str) -> int | None:
+        r = self.db.execute(
+            "SELECT id FROM files WHERE path_raw=? AND state='indexed'", (raw_path(path),)
+        ).fetchone()
+        return r[0] if r else None
+
+    def file_vector(self, file_id: int) -> np.ndarray | None:
+        """Mean of a file's chunk vectors, normalised: the file as a query (find similar)."""
+        vecs = [blob_to_vector(r[0]) for r in self.db.execute(
+            "SELECT vector FROM chunks WHERE file_id=?", (file_id,))]
+        if not vecs:
+            return None
+        v = np.mean(vecs, axis=0)
+        return (v / (np.linalg.norm(v) + 1e-12)).astype(np.float32)
+
+    # -- counts -----------------------------------------------------------------------------
+    def counts(self) -> dict[str, int]:
+        q = self.db.execute
+        return {
+            "images": q("SELECT COUNT(*) FROM files WHERE state='indexed' AND kind='image'").fetchone()[0],
+            "notes": q("SELECT COUNT(*) FROM files WHERE state='indexed' AND kind='text'").fetchone()[0],
+            "pending": q("SELECT COUNT(*) FROM files WHERE state='pending'").fetchone()[0],
+            "errors": q("SELECT COUNT(*) FROM files WHERE state='error'").fetchone()[0]
+            + q("SELECT COUNT(*) FROM scan_errors").fetchone()[0],
+            "chunks": q("SELECT COUNT(*) FROM chunks").fetchone()[0],
+            "roots": q("SELECT COUNT(*) FROM roots").fetchone()[0],
+        }
+
+
+def filter_sql(flt: FileFilter) -> tuple[str, list]:
+    """SQL over `files f` for a FileFilter (shared by vector and keyword search)."""
+    clauses = ["f.state='indexed'"]
+    args: list = []
+    if flt.kinds:
+        clauses.append(f"f.kind IN ({','.join('?' * len(flt.kinds))})")
+        args += list(flt.kinds)
+    if flt.folders:
+        ors = []
+        for folder in flt.folders:
+            prefix = folder.rstrip("/") + "/"
+            ors.append("substr(f.path, 1, ?) = ?")
+            args += [len(prefix), prefix]
+        clauses.append("(" + " OR ".join(ors) + ")")
+    if flt.after is not None:
+        clauses.append("f.taken_at >= ?")
+        args.append(flt.after)
+    if flt.before is not None:
+        clauses.append("f.taken_at < ?")
+        args.append(flt.before)
+    return " AND ".join(clauses), args
+
+
+def _name_folder(path: str) -> tuple[str, str]:
+    p = Path(path)
+    return name_terms(p.name), name_terms(p.parent.name)
+
+
+def _file_row(r: sqlite3.Row) -> FileRow:
+    return FileRow(
+        id=r["id"],
+        root_id=r["root_id"],
+        path=r["path"],
+        path_raw=bytes(r["path_raw"]),
+        kind=r["kind"],
+        size=r["size"],
+        mtime_ns=r["mtime_ns"],
+        content_hash=r["content_hash"],
+        state=r["state"],
+        error=r["error"],
+        taken_at=r["taken_at"],
+    )

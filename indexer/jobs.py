@@ -1,0 +1,95 @@
+"""Job state that crosses threads: plain frozen dataclasses plus a cancel/pause control.
+
+The GUI (or the CLI) only ever sees these; it never reaches into the indexer's internals.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+
+class Cancelled(Exception):
+    """Raised inside a job at a checkpoint after cancel() was called."""
+
+
+class JobControl:
+    """Cancel and pause for a running job; safe to call from any thread."""
+
+    def __init__(self) -> None:
+        self._cancel = threading.Event()
+        self._running = threading.Event()
+        self._running.set()
+
+    def cancel(self) -> None:
+        self._cancel.set()
+        self._running.set()  # wake a paused job so it can notice the cancel
+
+    def pause(self) -> None:
+        self._running.clear()
+
+    def resume(self) -> None:
+        self._running.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    @property
+    def paused(self) -> bool:
+        return not self._running.is_set()
+
+    def checkpoint(self) -> None:
+        """Block while paused; raise Cancelled once cancelled. Call between units of work."""
+        while not self._running.wait(0.1):
+            pass
+        if self._cancel.is_set():
+            raise Cancelled()
+
+
+@dataclass(frozen=True)
+class Progress:
+    phase: str  # "scanning" | "embedding" | "saving" | "done"
+    done: int
+    total: int
+    files_per_s: float = 0.0
+    eta_s: float | None = None
+    current: str = ""
+    errors: int = 0
+    paused: bool = False
+
+
+@dataclass(frozen=True)
+class FileError:
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class IndexReport:
+    added: int = 0
+    updated: int = 0
+    moved: int = 0
+    copied: int = 0  # duplicates whose vectors were copied from identical content
+    removed: int = 0
+    unchanged: int = 0
+    errors: int = 0
+    embedded_files: int = 0
+    seconds: float = 0.0
+    cancelled: bool = False
+
+    def summary(self) -> str:
+        if self.embedded_files == 0 and not (self.moved or self.removed or self.errors):
+            return f"nothing to embed: {self.unchanged} files unchanged"
+        parts = [
+            f"{self.added} added",
+            f"{self.updated} changed",
+            f"{self.moved} moved",
+            f"{self.removed} removed",
+            f"{self.unchanged} unchanged",
+            f"{self.errors} errors",
+        ]
+        if self.copied:
+            parts.insert(3, f"{self.copied} duplicates reused")
+        rate = self.embedded_files / self.seconds if self.seconds > 0 else 0.0
+        tail = " (cancelled)" if self.cancelled else ""
+        return ", ".join(parts) + f" in {self.seconds:.1f}s ({rate:.1f} files/s){tail}"

@@ -1,0 +1,272 @@
+"""A library directory: one active model's catalogue + vector store, a lock, and migrations.
+
+Layout (every file lives inside the library directory the user chose):
+
+    magpie-library.json      which model is active, which models exist, a migration target
+    lock                     held (flock) while a process uses the library; freed on crash
+    models/<fingerprint>/    catalogue.sqlite (+ WAL) and vectors.* for that model only
+
+Vectors of two models never share a catalogue or an index: the folder name is the model's
+fingerprint, and a library opened with another model is refused, naming both.
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from indexer.atomic import atomic_write_bytes
+from indexer.catalogue import Catalogue
+from indexer.specs import SPECS, ModelSpec
+from indexer.vectors import HnswStore, VectorStore
+
+POINTER = "magpie-library.json"
+FORMAT = 1
+
+
+class LibraryError(RuntimeError):
+    """A problem with the library the user can act on; str() is the message to show."""
+
+
+class LibraryInUse(LibraryError):
+    pass
+
+
+class ModelMismatch(LibraryError):
+    def __init__(self, message: str, library_model: str, requested_model: str) -> None:
+        super().__init__(message)
+        self.library_model = library_model
+        self.requested_model = requested_model
+
+
+# -- process-wide lock registry (flock is per open file, so share one fd per library) -------
+_locks: dict[str, tuple[int, int]] = {}
+_locks_guard = threading.Lock()
+
+
+def _acquire(root: Path) -> None:
+    key = os.path.realpath(root)
+    with _locks_guard:
+        if key in _locks:
+            fd, n = _locks[key]
+            _locks[key] = (fd, n + 1)
+            return
+        fd = os.open(root / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            try:
+                holder = os.pread(fd, 32, 0).decode().strip() or "unknown"
+            except OSError:
+                holder = "unknown"
+            os.close(fd)
+            raise LibraryInUse(
+                f"library {root} is in use by another Magpie process (pid {holder}); "
+                "close that window or wait for its job to finish"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        _locks[key] = (fd, 1)
+
+
+def _release(root: Path) -> None:
+    key = os.path.realpath(root)
+    with _locks_guard:
+        if key not in _locks:
+            return
+        fd, n = _locks[key]
+        if n > 1:
+            _locks[key] = (fd, n - 1)
+            return
+        del _locks[key]
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+@dataclass
+class LibraryInfo:
+    """What the pointer file says, readable without taking the lock."""
+
+    active: str | None
+    models: dict[str, dict]
+    migration: str | None
+
+    @classmethod
+    def read(cls, root: Path) -> LibraryInfo:
+        path = root / POINTER
+        if not path.exists():
+            return cls(None, {}, None)
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise LibraryError(f"{path} is unreadable ({exc}); is this a Magpie library?") from None
+        if data.get("format", 0) > FORMAT:
+            raise LibraryError(f"{root} was made by a newer Magpie; update Magpie to open it")
+        return cls(data.get("active"), data.get("models", {}), data.get("migration"))
+
+    def write(self, root: Path) -> None:
+        data = {"format": FORMAT, "active": self.active, "models": self.models,
+                "migration": self.migration}
+        atomic_write_bytes(root / POINTER, json.dumps(data, indent=2).encode())
+
+    def active_name(self) -> str | None:
+        return self.models.get(self.active or "", {}).get("name")
+
+
+def model_record(spec: ModelSpec) -> dict:
+    return {"name": spec.name, "label": spec.label(), "identity": spec.identity()}
+
+
+def spec_for_library(root: Path) -> ModelSpec | None:
+    """The spec this build knows that matches the library's active model, if any."""
+    info = LibraryInfo.read(root)
+    if info.active is None:
+        return None
+    for spec in SPECS.values():
+        if spec.fingerprint() == info.active:
+            return spec
+    return None
+
+
+class Library:
+    """An open library for one model. Close it (or use `with`) to flush and release the lock."""
+
+    def __init__(self, root: Path, spec: ModelSpec, *, target: bool = False) -> None:
+        self.root = root
+        self.spec = spec
+        self.fingerprint = spec.fingerprint()
+        self.folder = root / "models" / self.fingerprint
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.is_migration_target = target
+        self.catalogue = Catalogue(self.folder / "catalogue.sqlite")
+        recorded = self.catalogue.get_meta("fingerprint")
+        if recorded is None:
+            self.catalogue.set_meta("fingerprint", self.fingerprint)
+            self.catalogue.set_meta("model", json.dumps(model_record(spec)))
+        elif recorded != self.fingerprint:
+            raise LibraryError(f"{self.folder} holds another model's catalogue ({recorded})")
+        self._readers = threading.local()
+        self._reader_list: list[Catalogue] = []
+        self.vectors: VectorStore = HnswStore(
+            self.folder, spec.embed_dim, self.fingerprint, allowed_ids=self._allowed_ids
+        )
+        self.reconcile()
+
+    # -- opening ----------------------------------------------------------------------------
+    @classmethod
+    def open(
+        cls, root: Path | str, spec: ModelSpec | None = None, *, create: bool = True
+    ) -> Library:
+        root = Path(root).expanduser().absolute()
+        if not root.exists():
+            if not create:
+                raise LibraryError(f"no library at {root}")
+            root.mkdir(parents=True)
+        _acquire(root)
+        try:
+            info = LibraryInfo.read(root)
+            if spec is None:
+                spec = spec_for_library(root)
+                if spec is None:
+                    if info.active is None:
+                        raise LibraryError(f"{root} has no model yet; choose one with --model")
+                    raise LibraryError(
+                        f"{root} was built with model {info.active_name()!r}, which this build "
+                        "of Magpie does not know"
+                    )
+            fp = spec.fingerprint()
+            if info.active is None:
+                info.active = fp
+                info.models[fp] = model_record(spec)
+                info.write(root)
+            elif info.active != fp:
+                have = info.models.get(info.active, {}).get("label", info.active)
+                raise ModelMismatch(
+                    f"library {root} was built with {have}; you asked for {spec.label()}. "
+                    f"Vectors of different models are never mixed: search with "
+                    f"--model {info.active_name()}, or switch the library with "
+                    f"`magpie migrate --model {spec.name}`",
+                    library_model=info.active_name() or info.active,
+                    requested_model=spec.name,
+                )
+            return cls(root, spec)
+        except BaseException:
+            _release(root)
+            raise
+
+    @classmethod
+    def open_migration_target(cls, root: Path, spec: ModelSpec) -> Library:
+        """The side-by-side library a migration fills; the active one keeps answering."""
+        root = Path(root).expanduser().absolute()
+        _acquire(root)
+        try:
+            info = LibraryInfo.read(root)
+            fp = spec.fingerprint()
+            if info.active == fp:
+                raise LibraryError(f"{root} already uses {spec.label()}")
+            if info.migration != fp:
+                info.migration = fp
+                info.models[fp] = model_record(spec)
+                info.write(root)
+            return cls(root, spec, target=True)
+        except BaseException:
+            _release(root)
+            raise
+
+    def activate(self) -> None:
+        """Make this (migration target) library the active one, atomically."""
+        info = LibraryInfo.read(self.root)
+        info.active = self.fingerprint
+        info.migration = None
+        info.models[self.fingerprint] = model_record(self.spec)
+        self.vectors.flush()
+        info.write(self.root)
+        self.is_migration_target = False
+
+    def close(self) -> None:
+        try:
+            self.vectors.close()
+            self.catalogue.close()
+            for cat in self._reader_list:
+                cat.close()
+        finally:
+            _release(self.root)
+
+    def __enter__(self) -> Library:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- consistency ------------------------------------------------------------------------
+    def reconcile(self) -> tuple[int, int]:
+        """Make the vector store agree with SQLite (the truth): add missing, drop extra."""
+        sql_ids = self.catalogue.chunk_ids()
+        live = self.vectors.ids()
+        missing = np.setdiff1d(sql_ids, live)
+        extra = np.setdiff1d(live, sql_ids)
+        if len(extra):
+            self.vectors.delete(extra)
+        for start in range(0, len(missing), 8192):
+            part = missing[start : start + 8192]
+            self.vectors.add(part, self.catalogue.vectors_for(part.tolist(), self.spec.embed_dim), [])
+        if len(missing) or len(extra):
+            self.vectors.flush()
+        return len(missing), len(extra)
+
+    def _allowed_ids(self, flt) -> np.ndarray:
+        return self.reader().chunk_ids_matching(flt)
+
+    def reader(self) -> Catalogue:
+        """A per-thread read connection: searches see committed batches only, never half."""
+        cat = getattr(self._readers, "cat", None)
+        if cat is None:
+            cat = Catalogue(self.folder / "catalogue.sqlite", readonly=True)
+            self._readers.cat = cat
+            self._reader_list.append(cat)
+        return cat

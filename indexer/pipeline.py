@@ -1,0 +1,237 @@
+"""The embedding pipeline: decode in worker processes while the model runs in this one.
+
+Images are decoded by a process pool a bounded window ahead of the model, so every core
+decodes while inference runs. A worker that dies (a decoder segfault) costs one file: the
+pool is rebuilt and the files that were in flight are retried one at a time to find it.
+"""
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from indexer.catalogue import NewChunk
+from indexer.chunking import chunk_text
+from indexer.decode import DecodeError, decode_image_job, read_text
+from indexer.jobs import JobControl
+
+CRASH_REASON = "the image decoder crashed on this file (worker process died)"
+
+
+class EncoderLike(Protocol):
+    """What the pipeline needs from a model; tests can pass a small fake."""
+
+    dim: int
+
+    @property
+    def image_size(self) -> int: ...
+
+    @property
+    def max_text_tokens(self) -> int: ...
+
+    def encode_images(self, pixels: np.ndarray) -> np.ndarray: ...
+
+    def encode_texts(self, texts: list[str]) -> np.ndarray: ...
+
+    def token_count(self, text: str) -> int: ...
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    file_id: int
+    path: str
+    kind: str  # "image" | "text"
+
+
+@dataclass(frozen=True)
+class Embedded:
+    item: WorkItem
+    chunks: list[NewChunk]
+    taken_at: float | None = None
+    body: str | None = None  # note text for keyword search
+    error: str | None = None
+
+
+def default_workers() -> int:
+    return max(1, (os.cpu_count() or 2))
+
+
+def _pool_context() -> mp.context.BaseContext:
+    if sys.platform.startswith("linux"):
+        ctx = mp.get_context("forkserver")
+        ctx.set_forkserver_preload(["indexer.decode"])
+        return ctx
+    return mp.get_context("spawn")
+
+
+class Embedder:
+    def __init__(
+        self,
+        encoder: EncoderLike,
+        *,
+        workers: int | None = None,
+        batch_size: int = 32,
+        control: JobControl | None = None,
+        decode_job: Callable[[str, int], tuple] = decode_image_job,
+    ) -> None:
+        self.encoder = encoder
+        self.decode_job = decode_job  # module-level function (picklable); tests inject crashes
+        self.workers = default_workers() if workers is None else workers
+        self.batch_size = batch_size
+        self.control = control or JobControl()
+        self._pool: ProcessPoolExecutor | None = None
+
+    # -- public -----------------------------------------------------------------------------
+    def run(self, items: Iterable[WorkItem]) -> Iterator[list[Embedded]]:
+        """Yield lists of finished files (a batch each) as soon as they are embedded."""
+        items = list(items)
+        texts = [i for i in items if i.kind == "text"]
+        images = [i for i in items if i.kind == "image"]
+        try:
+            for start in range(0, len(texts), self.batch_size):
+                self.control.checkpoint()
+                yield self._embed_texts(texts[start : start + self.batch_size])
+            if images:
+                yield from self._embed_images(images)
+        finally:
+            self._shutdown_pool()
+
+    # -- text -------------------------------------------------------------------------------
+    def _embed_texts(self, items: list[WorkItem]) -> list[Embedded]:
+        out: list[Embedded] = []
+        pieces: list[tuple[WorkItem, list[str], str]] = []
+        for item in items:
+            try:
+                body = read_text(item.path)
+                chunks = chunk_text(body, self.encoder.token_count, self.encoder.max_text_tokens)
+                if not chunks:
+                    raise DecodeError("empty note (no text)")
+                pieces.append((item, chunks, body))
+            except DecodeError as exc:
+                out.append(Embedded(item, [], error=str(exc)))
+        flat = [c for _, chunks, _ in pieces for c in chunks]
+        vectors = self._encode_texts_batched(flat)
+        pos = 0
+        for item, chunks, body in pieces:
+            vecs = vectors[pos : pos + len(chunks)]
+            pos += len(chunks)
+            out.append(
+                Embedded(
+                    item,
+                    [NewChunk(i, text, v) for i, (text, v) in enumerate(zip(chunks, vecs))],
+                    body=body,
+                )
+            )
+        return out
+
+    def _encode_texts_batched(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.empty((0, self.encoder.dim), np.float32)
+        parts = [
+            self.encoder.encode_texts(texts[s : s + 64]) for s in range(0, len(texts), 64)
+        ]
+        return np.concatenate(parts)
+
+    # -- images -----------------------------------------------------------------------------
+    def _decode_inline(self, item: WorkItem) -> tuple[np.ndarray | None, float | None, str | None]:
+        return self.decode_job(item.path, self.encoder.image_size)
+
+    def _get_pool(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=_pool_context())
+        return self._pool
+
+    def _shutdown_pool(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+    def _embed_images(self, items: list[WorkItem]) -> Iterator[list[Embedded]]:
+        ready: list[tuple[WorkItem, np.ndarray, float | None]] = []
+        failed: list[Embedded] = []
+
+        def flush(force: bool) -> Iterator[list[Embedded]]:
+            nonlocal ready, failed
+            while len(ready) >= self.batch_size or (force and (ready or failed)):
+                take, ready = ready[: self.batch_size], ready[self.batch_size :]
+                batch = list(failed)
+                failed = []
+                if take:
+                    vecs = self.encoder.encode_images(np.stack([px for _, px, _ in take]))
+                    batch += [
+                        Embedded(item, [NewChunk(0, None, v)], taken_at=taken)
+                        for (item, _, taken), v in zip(take, vecs)
+                    ]
+                yield batch
+
+        def accept(item: WorkItem, result: tuple) -> None:
+            pixels, taken, error = result
+            if error is not None:
+                failed.append(Embedded(item, [], error=error))
+            else:
+                ready.append((item, pixels, taken))
+
+        if self.workers == 0:
+            for item in items:
+                self.control.checkpoint()
+                accept(item, self._decode_inline(item))
+                yield from flush(False)
+            yield from flush(True)
+            return
+
+        window = self.batch_size * 2 + self.workers * 2
+        todo = iter(items)
+        pending: dict[Future, WorkItem] = {}
+        suspects: list[WorkItem] = []
+        exhausted = False
+        while True:
+            self.control.checkpoint()
+            while not exhausted and len(pending) < window:
+                item = next(todo, None)
+                if item is None:
+                    exhausted = True
+                    break
+                pending[self._submit(item)] = item
+            if not pending:
+                break
+            done, _ = wait(list(pending), timeout=0.25, return_when=FIRST_COMPLETED)
+            broken = False
+            for fut in done:
+                item = pending.pop(fut)
+                try:
+                    accept(item, fut.result())
+                except BrokenProcessPool:
+                    suspects.append(item)
+                    broken = True
+            if broken:
+                suspects += list(pending.values())
+                pending.clear()
+                self._shutdown_pool()
+                for item in suspects:
+                    self.control.checkpoint()
+                    accept(item, self._isolated(item))
+                suspects = []
+            yield from flush(False)
+        yield from flush(True)
+
+    def _submit(self, item: WorkItem) -> Future:
+        try:
+            return self._get_pool().submit(self.decode_job, item.path, self.encoder.image_size)
+        except BrokenProcessPool:
+            self._shutdown_pool()
+            return self._get_pool().submit(self.decode_job, item.path, self.encoder.image_size)
+
+    def _isolated(self, item: WorkItem) -> tuple[np.ndarray | None, float | None, str | None]:
+        """Decode one file alone, so a crash can be pinned on it."""
+        try:
+            return self._submit(item).result()
+        except BrokenProcessPool:
+            self._shutdown_pool()
+            return None, None, CRASH_REASON

@@ -1,0 +1,212 @@
+"""Vector stores: the protocol the indexer and search use, and the default hnswlib store.
+
+Nothing above this protocol knows which store it has. Scores are cosine similarities in
+[-1, 1], highest first. Filters arrive as a `FileFilter`; each store turns it into its own form
+(the hnsw store asks the catalogue for the allowed ids; a server store pushes an expression).
+"""
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from indexer.atomic import atomic_write, atomic_write_bytes
+from indexer.catalogue import FileFilter
+
+
+@dataclass(frozen=True)
+class VectorMeta:
+    """Per-vector attributes a store may keep so filters can be pushed down to it."""
+
+    file_id: int
+    kind: str
+    path: str
+    taken_at: float
+
+
+class StoreMismatch(RuntimeError):
+    """The store on disk (or server) holds vectors from another model."""
+
+
+@runtime_checkable
+class VectorStore(Protocol):
+    dim: int
+    fingerprint: str
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray, meta: list[VectorMeta]) -> None: ...
+
+    def delete(self, ids: np.ndarray | list[int]) -> None: ...
+
+    def knn(
+        self, query: np.ndarray, k: int, flt: FileFilter | None = None
+    ) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def count(self) -> int: ...
+
+    def ids(self) -> np.ndarray: ...
+
+    def flush(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+# Chosen by bench/query_latency.py: recall@10 >= 0.98 against exact search at 100k items.
+HNSW_M = 16
+HNSW_EF_CONSTRUCTION = 200
+HNSW_EF_SEARCH = 96
+EXACT_BELOW = 4096  # a filtered candidate set this small is scanned exactly (fast, recall 1.0)
+
+
+class HnswStore:
+    """hnswlib index + sidecar (fingerprint, deleted labels), saved atomically.
+
+    One lock guards every call: hnswlib's add-with-resize and mark_deleted race with queries.
+    """
+
+    def __init__(
+        self,
+        folder: Path,
+        dim: int,
+        fingerprint: str,
+        allowed_ids: Callable[[FileFilter], np.ndarray] | None = None,
+    ) -> None:
+        import hnswlib
+
+        self.folder = folder
+        self.dim = dim
+        self.fingerprint = fingerprint
+        self._allowed_ids = allowed_ids
+        self._lock = threading.Lock()
+        self._index_path = folder / "vectors.hnsw"
+        self._meta_path = folder / "vectors.json"
+        self._deleted_path = folder / "vectors.deleted.npy"
+        self._live: set[int] = set()
+        self._deleted: set[int] = set()
+        self.dirty = False
+        self.loaded_from_disk = False
+        self._index = hnswlib.Index(space="cosine", dim=dim)
+        if not self._try_load():
+            self._index.init_index(max_elements=1024, M=HNSW_M, ef_construction=HNSW_EF_CONSTRUCTION)
+        self._index.set_ef(HNSW_EF_SEARCH)
+
+    # -- persistence ------------------------------------------------------------------------
+    def _try_load(self) -> bool:
+        if not (self._index_path.exists() and self._meta_path.exists()):
+            return False
+        try:
+            meta = json.loads(self._meta_path.read_text())
+            if meta.get("fingerprint") != self.fingerprint or meta.get("dim") != self.dim:
+                raise StoreMismatch(
+                    f"{self._index_path} holds vectors of model {meta.get('fingerprint')}, "
+                    f"not {self.fingerprint}"
+                )
+            self._index.load_index(str(self._index_path), max_elements=0)
+            deleted = (
+                set(np.load(self._deleted_path).tolist()) if self._deleted_path.exists() else set()
+            )
+            self._deleted = deleted
+            self._live = set(self._index.get_ids_list()) - deleted
+            self.loaded_from_disk = True
+            return True
+        except StoreMismatch:
+            raise
+        except Exception:  # truncated / corrupt file: rebuilt from SQLite by reconcile()
+            import hnswlib
+
+            self._index = hnswlib.Index(space="cosine", dim=self.dim)
+            self._live, self._deleted = set(), set()
+            return False
+
+    def flush(self) -> None:
+        with self._lock:
+            if not self.dirty and self._index_path.exists():
+                return
+            atomic_write(self._index_path, lambda tmp: self._index.save_index(str(tmp)))
+            import io
+
+            buf = io.BytesIO()
+            np.save(buf, np.fromiter(self._deleted, dtype=np.int64))
+            atomic_write_bytes(self._deleted_path, buf.getvalue())
+            meta = {"fingerprint": self.fingerprint, "dim": self.dim, "count": len(self._live)}
+            atomic_write_bytes(self._meta_path, json.dumps(meta).encode())
+            self.dirty = False
+
+    def close(self) -> None:
+        self.flush()
+
+    # -- writes -----------------------------------------------------------------------------
+    def add(self, ids: np.ndarray, vectors: np.ndarray, meta: list[VectorMeta] | None = None) -> None:
+        ids = np.asarray(ids, dtype=np.int64)
+        if len(ids) == 0:
+            return
+        with self._lock:
+            needed = self._index.get_current_count() + len(ids)
+            if needed > self._index.get_max_elements():
+                self._index.resize_index(max(needed, 2 * self._index.get_max_elements()))
+            self._index.add_items(np.asarray(vectors, dtype=np.float32), ids)
+            self._live.update(ids.tolist())
+            self.dirty = True
+
+    def delete(self, ids: np.ndarray | list[int]) -> None:
+        with self._lock:
+            for i in ids:
+                i = int(i)
+                if i in self._live:
+                    self._index.mark_deleted(i)
+                    self._live.discard(i)
+                    self._deleted.add(i)
+                    self.dirty = True
+
+    # -- reads ------------------------------------------------------------------------------
+    def count(self) -> int:
+        return len(self._live)
+
+    def ids(self) -> np.ndarray:
+        with self._lock:
+            return np.fromiter(self._live, dtype=np.int64, count=len(self._live))
+
+    def deleted_fraction(self) -> float:
+        total = len(self._live) + len(self._deleted)
+        return len(self._deleted) / total if total else 0.0
+
+    def knn(
+        self, query: np.ndarray, k: int, flt: FileFilter | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        q = np.asarray(query, dtype=np.float32).reshape(1, -1)
+        with self._lock:
+            n = len(self._live)
+            if n == 0 or k <= 0:
+                return np.empty(0, np.int64), np.empty(0, np.float32)
+            allowed: np.ndarray | None = None
+            if flt is not None and not flt.is_empty() and self._allowed_ids is not None:
+                allowed = self._allowed_ids(flt)
+                allowed = allowed[np.isin(allowed, np.fromiter(self._live, np.int64, n))]
+                if len(allowed) == 0:
+                    return np.empty(0, np.int64), np.empty(0, np.float32)
+                if len(allowed) <= EXACT_BELOW:
+                    return self._exact(q, allowed, k)
+            k = min(k, n if allowed is None else len(allowed))
+            allowed_set = set(allowed.tolist()) if allowed is not None else None
+            self._index.set_ef(max(HNSW_EF_SEARCH, k))
+            try:
+                if allowed_set is not None:
+                    labels, dist = self._index.knn_query(q, k=k, filter=allowed_set.__contains__)
+                else:
+                    labels, dist = self._index.knn_query(q, k=k)
+            except RuntimeError:  # graph could not yield k results: fall back to exact search
+                pool = allowed if allowed is not None else np.fromiter(self._live, np.int64, n)
+                return self._exact(q, pool, k)
+        return labels[0].astype(np.int64), (1.0 - dist[0]).astype(np.float32)
+
+    def _exact(self, q: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        vecs = np.asarray(self._index.get_items(ids.tolist()), dtype=np.float32)
+        vecs /= np.linalg.norm(vecs, axis=1, keepdims=True) + 1e-12
+        qn = q[0] / (np.linalg.norm(q[0]) + 1e-12)
+        scores = vecs @ qn
+        order = np.argsort(-scores)[:k]
+        return ids[order].astype(np.int64), scores[order].astype(np.float32)

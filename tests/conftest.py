@@ -1,0 +1,53 @@
+"""Every test gets its own data, cache and settings dirs; nothing touches the real home."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from fakes import FakeEncoder  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def isolated_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    data = tmp_path / "appdata"
+    monkeypatch.setenv("MAGPIE_DATA_DIR", str(data))
+    monkeypatch.setenv("MAGPIE_CACHE_DIR", str(tmp_path / "appcache"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
+    monkeypatch.delenv("MAGPIE_WEIGHTS", raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    return data
+
+
+@pytest.fixture
+def fake_encoder() -> FakeEncoder:
+    return FakeEncoder()
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder():
+    """The real bundled tiny model, loaded once: the exact path a real model takes."""
+    from indexer.model import load_encoder
+    from indexer.specs import TINY_SHAPES
+    from indexer.weights import verify_file
+
+    path = verify_file(TINY_SHAPES, TINY_SHAPES.bundled_path())
+    enc = load_encoder(TINY_SHAPES, path)
+    yield enc
+    enc.close()
+
+
+@pytest.fixture(scope="session")
+def shapes_folder(tmp_path_factory: pytest.TempPathFactory):
+    """A generated folder of labelled shapes and notes (shared, read-only by convention)."""
+    from indexer.shapes import make_demo_folder
+
+    dest = tmp_path_factory.mktemp("shapes") / "Pictures"
+    items = make_demo_folder(dest, n_images=96, seed=7)
+    return dest, items
