@@ -53,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     ix.add_argument("--workers", type=int, help="decode processes (default: automatic)")
     ix.add_argument("--batch-size", type=int, help="images per model batch (default: automatic)")
     ix.add_argument("--quiet", action="store_true", help="no progress bar")
+    ix.add_argument("--vector-store", metavar="URL",
+                    help="only when creating a library: hnsw (default) or "
+                    "milvus://HOST:PORT/COLLECTION")
 
     se = sub.add_parser("search", help="search by text and/or image")
     se.add_argument("query", nargs="?", help='text, or arithmetic like "beach:2 + sunset - people"')
@@ -155,7 +158,7 @@ def _open(args: argparse.Namespace, *, need_model: bool = True):
 
     path = _library_path(args)
     spec = choose_spec(path, getattr(args, "model", None))
-    library = Library.open(path, spec)
+    library = Library.open(path, spec, store=getattr(args, "vector_store", None))
     if not need_model:
         return library, None
     try:

@@ -23,7 +23,8 @@ import numpy as np
 from indexer.atomic import atomic_write_bytes
 from indexer.catalogue import Catalogue
 from indexer.specs import SPECS, ModelSpec
-from indexer.vectors import HnswStore, VectorStore
+from indexer.stores import make_store
+from indexer.vectors import VectorStore
 
 POINTER = "magpie-library.json"
 FORMAT = 1
@@ -95,6 +96,7 @@ class LibraryInfo:
     active: str | None
     models: dict[str, dict]
     migration: str | None
+    store: str | None = None  # vector store URL; None = embedded hnswlib
 
     @classmethod
     def read(cls, root: Path) -> LibraryInfo:
@@ -107,11 +109,12 @@ class LibraryInfo:
             raise LibraryError(f"{path} is unreadable ({exc}); is this a Magpie library?") from None
         if data.get("format", 0) > FORMAT:
             raise LibraryError(f"{root} was made by a newer Magpie; update Magpie to open it")
-        return cls(data.get("active"), data.get("models", {}), data.get("migration"))
+        return cls(data.get("active"), data.get("models", {}), data.get("migration"),
+                   data.get("store"))
 
     def write(self, root: Path) -> None:
         data = {"format": FORMAT, "active": self.active, "models": self.models,
-                "migration": self.migration}
+                "migration": self.migration, "store": self.store}
         atomic_write_bytes(root / POINTER, json.dumps(data, indent=2).encode())
 
     def active_name(self) -> str | None:
@@ -136,7 +139,9 @@ def spec_for_library(root: Path) -> ModelSpec | None:
 class Library:
     """An open library for one model. Close it (or use `with`) to flush and release the lock."""
 
-    def __init__(self, root: Path, spec: ModelSpec, *, target: bool = False) -> None:
+    def __init__(
+        self, root: Path, spec: ModelSpec, *, target: bool = False, store: str | None = None
+    ) -> None:
         self.root = root
         self.spec = spec
         self.fingerprint = spec.fingerprint()
@@ -152,16 +157,24 @@ class Library:
             raise LibraryError(f"{self.folder} holds another model's catalogue ({recorded})")
         self._readers = threading.local()
         self._reader_list: list[Catalogue] = []
-        self.vectors: VectorStore = HnswStore(
-            self.folder, spec.embed_dim, self.fingerprint, allowed_ids=self._allowed_ids
+        self.store_url = store
+        self.vectors: VectorStore = make_store(
+            store, self.folder, spec.embed_dim, self.fingerprint, self._allowed_ids
         )
         self.reconcile()
 
     # -- opening ----------------------------------------------------------------------------
     @classmethod
     def open(
-        cls, root: Path | str, spec: ModelSpec | None = None, *, create: bool = True
+        cls,
+        root: Path | str,
+        spec: ModelSpec | None = None,
+        *,
+        create: bool = True,
+        store: str | None = None,
     ) -> Library:
+        """Open (or create) a library. `store` is only used when creating it; an existing
+        library always uses the vector store it was created with."""
         root = Path(root).expanduser().absolute()
         if not root.exists():
             if not create:
@@ -183,7 +196,13 @@ class Library:
             if info.active is None:
                 info.active = fp
                 info.models[fp] = model_record(spec)
+                info.store = store
                 info.write(root)
+            elif store is not None and store != info.store:
+                raise LibraryError(
+                    f"library {root} keeps its vectors in {info.store or 'hnsw'}; "
+                    f"it cannot be switched to {store}"
+                )
             elif info.active != fp:
                 have = info.models.get(info.active, {}).get("label", info.active)
                 raise ModelMismatch(
@@ -194,7 +213,7 @@ class Library:
                     library_model=info.active_name() or info.active,
                     requested_model=spec.name,
                 )
-            return cls(root, spec)
+            return cls(root, spec, store=info.store)
         except BaseException:
             _release(root)
             raise
@@ -213,7 +232,7 @@ class Library:
                 info.migration = fp
                 info.models[fp] = model_record(spec)
                 info.write(root)
-            return cls(root, spec, target=True)
+            return cls(root, spec, target=True, store=info.store)
         except BaseException:
             _release(root)
             raise
