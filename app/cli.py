@@ -69,6 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     se.add_argument("--before", type=_date, metavar="YYYY-MM-DD")
     se.add_argument("--sort", choices=["relevance", "date"], default="relevance")
     se.add_argument("--json", action="store_true", help="machine-readable output")
+    se.add_argument("--all", action="store_true",
+                    help="show all k results, not only those that stand out")
+    se.add_argument("--explain", action="store_true", help="say what each score means")
     lib(se)
     model(se)
 
@@ -84,6 +87,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     dl = sub.add_parser("download", help="fetch the pinned weights into the app cache")
     dl.add_argument("--model", default=None)
+
+    mg = sub.add_parser("migrate", help="re-embed the library with another pinned model")
+    mg.add_argument("--model", required=True, metavar="NAME")
+    mg.add_argument("--weights", metavar="FILE")
+    mg.add_argument("--offline", action="store_true")
+    mg.add_argument("--quiet", action="store_true")
+    lib(mg)
 
     de = sub.add_parser("demo", help="make a sample folder and index it with the tiny model")
     de.add_argument("--images", type=int, default=96)
@@ -107,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         "remove": cmd_remove,
         "download": cmd_download,
         "demo": cmd_demo,
+        "migrate": cmd_migrate,
     }[command]
     try:
         return handler(args) or 0
@@ -151,14 +162,20 @@ def _library_path(args: argparse.Namespace) -> Path:
     )
 
 
-def _open(args: argparse.Namespace, *, need_model: bool = True):
-    """(library, encoder) for a command; the encoder is loaded only when needed."""
+def _open(args: argparse.Namespace, *, need_model: bool = True, readonly: bool = False):
+    """(library, encoder) for a command; the encoder is loaded only when needed.
+
+    readonly opens take no lock, so search and status work while another process indexes.
+    """
     from app.wiring import choose_spec, load_model
     from indexer.library import Library
 
     path = _library_path(args)
     spec = choose_spec(path, getattr(args, "model", None))
-    library = Library.open(path, spec, store=getattr(args, "vector_store", None))
+    if readonly:
+        library = Library.open(path, spec, readonly=True)
+    else:
+        library = Library.open(path, spec, store=getattr(args, "vector_store", None))
     if not need_model:
         return library, None
     try:
@@ -171,22 +188,16 @@ def _open(args: argparse.Namespace, *, need_model: bool = True):
     return library, encoder
 
 
-def cmd_index(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
+class _Bar:
+    """tqdm progress for a job's Progress events."""
 
-    from app.wiring import tuning_for
-    from indexer.indexing import Indexer
-    from indexer.jobs import Progress
+    def __init__(self, quiet: bool) -> None:
+        from tqdm import tqdm
 
-    for p in args.paths:
-        if not os.path.isdir(p):
-            raise UserError(f"not a folder: {p}")
-    library, encoder = _open(args)
-    tune = tuning_for(encoder.device)
-    bar = None if args.quiet else tqdm(total=0, unit="file", dynamic_ncols=True, leave=True)
-    errors: list[str] = []
+        self.bar = None if quiet else tqdm(total=0, unit="file", dynamic_ncols=True, leave=True)
 
-    def on_progress(p: Progress) -> None:
+    def __call__(self, p) -> None:
+        bar = self.bar
         if bar is None:
             return
         if p.phase == "embedding":
@@ -200,6 +211,23 @@ def cmd_index(args: argparse.Namespace) -> int:
             bar.set_description(f"{p.phase} {p.done}")
             bar.refresh()
 
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    from app.wiring import tuning_for
+    from indexer.indexing import Indexer
+
+    for p in args.paths:
+        if not os.path.isdir(p):
+            raise UserError(f"not a folder: {p}")
+    library, encoder = _open(args)
+    tune = tuning_for(encoder.device)
+    on_progress = bar = _Bar(args.quiet)
+    errors: list[str] = []
+
     try:
         indexer = Indexer(
             library,
@@ -211,8 +239,7 @@ def cmd_index(args: argparse.Namespace) -> int:
         )
         report = indexer.run(args.paths or None)
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
         library.close()
     print(report.summary())
     if errors:
@@ -222,53 +249,52 @@ def cmd_index(args: argparse.Namespace) -> int:
 
 def cmd_search(args: argparse.Namespace) -> int:
     from indexer.catalogue import FileFilter
-    from indexer.search import Searcher
+    from indexer.query import parse_query
+    from indexer.search import SearchRequest, Searcher
 
     if not args.query and not args.image:
         raise UserError("give a text query or --image FILE")
     if args.image and not os.path.isfile(args.image):
         raise UserError(f"no such image: {args.image}")
-    flt = FileFilter(
-        kinds=(("text",) if args.kind == "note" else ("image",)) if args.kind else None,
-        folders=tuple(os.path.abspath(f) for f in args.folders) if args.folders else None,
-        after=args.after,
-        before=args.before,
+    if args.query:
+        parse_query(args.query)  # syntax errors before the model loads
+    req = SearchRequest(
+        text=args.query or "",
+        image=os.path.abspath(args.image) if args.image else None,
+        k=args.k,
+        mode=args.mode,
+        sort=args.sort,
+        flt=FileFilter(
+            kinds=(("text",) if args.kind == "note" else ("image",)) if args.kind else None,
+            folders=tuple(os.path.abspath(f) for f in args.folders) if args.folders else None,
+            after=args.after,
+            before=args.before,
+        ),
     )
-    library, encoder = _open(args)
+    library, encoder = _open(args, readonly=True)
     try:
-        searcher = Searcher(library, encoder)
-        started = time.perf_counter()
-        results = run_query(searcher, args.query, args.image, args.k, flt, args.mode)
-        elapsed = time.perf_counter() - started
-        if args.sort == "date":
-            results.sort(key=lambda r: -(r.taken_at or 0))
+        page = Searcher(library, encoder).run(req)
     finally:
         library.close()
+    shown = page.results if args.all else page.results[: page.cutoff]
     if args.json:
-        print(json.dumps([r.__dict__ for r in results], default=str, indent=1))
+        print(json.dumps({"cutoff": page.cutoff, "elapsed_ms": page.elapsed_ms,
+                          "results": [r.__dict__ for r in page.results]}, default=str, indent=1))
         return 0
-    if not results:
+    if not shown:
         print("no results")
-    for rank, r in enumerate(results, 1):
-        print(f"{rank:>3}  {r.score:6.3f}  {r.path}")
+    for rank, r in enumerate(shown, 1):
+        mark = "" if rank <= page.cutoff else "  (below cutoff)"
+        print(f"{rank:>3}  {r.score:6.3f}  {r.path}{mark}")
         if r.snippet:
-            print(f"            {r.snippet[:160]}")
-    print(f"({len(results)} results in {elapsed * 1000:.0f} ms)", file=sys.stderr)
+            print(f"            {' '.join(r.snippet.split())[:160]}")
+        if args.explain:
+            print("            " + r.explain().replace("\n", "\n            "))
+    more = len(page.results) - len(shown)
+    tail = f"; {more} more with --all" if more > 0 else ""
+    print(f"({page.cutoff} stand out of {len(page.results)} in {page.elapsed_ms:.0f} ms{tail})",
+          file=sys.stderr)
     return 0
-
-
-def run_query(searcher, text: str | None, image: str | None, k: int, flt, mode: str):
-    """Text, image, or both (their vectors averaged)."""
-    import numpy as np
-
-    vec = None
-    if image:
-        vec = searcher.image_vector(image)
-        if text:
-            tv = searcher.text_vector(text)
-            vec = vec + tv
-            vec = vec / np.linalg.norm(vec)
-    return searcher.search(text, vector=vec, k=k, flt=flt, mode=mode if text else "vector")
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -278,7 +304,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     if not (path / "magpie-library.json").exists():
         raise UserError(f"no library at {path} yet; run `magpie index FOLDER` first")
     info = LibraryInfo.read(path)
-    library, _ = _open(args, need_model=False)
+    library, _ = _open(args, need_model=False, readonly=True)
     try:
         cat = library.catalogue
         counts = cat.counts()
@@ -345,6 +371,32 @@ def cmd_download(args: argparse.Namespace) -> int:
     finally:
         bar.close()
     print(f"{spec.name}: {path} (sha256 verified)")
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from app.wiring import load_model, tuning_for
+    from indexer.migrate import migrate
+    from indexer.specs import get_spec
+
+    path = _library_path(args)
+    if not (path / "magpie-library.json").exists():
+        raise UserError(f"no library at {path}")
+    spec = get_spec(args.model)
+    encoder = load_model(spec, args.weights, allow_download=not args.offline)
+    tune = tuning_for(encoder.device)
+    bar = _Bar(args.quiet)
+    try:
+        result = migrate(path, spec, encoder, workers=tune.workers, batch_size=tune.batch_size,
+                         on_progress=bar)
+    finally:
+        bar.close()
+    print(result.report.summary())
+    if result.switched:
+        print(f"library now uses {spec.label()}; the old index is kept in {result.old_folder}")
+    else:
+        print("migration not finished; run the same command again to resume "
+              "(searches keep using the old model until it completes)")
     return 0
 
 

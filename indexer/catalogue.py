@@ -452,6 +452,27 @@ class Catalogue:
         v = np.mean(vecs, axis=0)
         return (v / (np.linalg.norm(v) + 1e-12)).astype(np.float32)
 
+    def sample_vectors(self, n: int, seed: int = 0) -> np.ndarray:
+        """Up to n chunk vectors picked at random by id (point lookups: fast on any size)."""
+        row = self.db.execute("SELECT MIN(id), MAX(id), COUNT(*) FROM chunks").fetchone()
+        if not row or not row[2]:
+            return np.empty((0, 0), np.float32)
+        lo, hi, count = row
+        if count <= n:
+            return np.stack([blob_to_vector(r[0]) for r in self.db.execute(
+                "SELECT vector FROM chunks")])
+        rng = np.random.default_rng(seed)
+        picks: dict[int, np.ndarray] = {}
+        for target in rng.integers(lo, hi + 1, size=n * 2):
+            r = self.db.execute(
+                "SELECT id, vector FROM chunks WHERE id >= ? ORDER BY id LIMIT 1", (int(target),)
+            ).fetchone()
+            if r is not None:
+                picks[r[0]] = blob_to_vector(r[1])
+            if len(picks) >= n:
+                break
+        return np.stack(list(picks.values()))
+
     # -- counts -----------------------------------------------------------------------------
     def counts(self) -> dict[str, int]:
         q = self.db.execute

@@ -24,6 +24,17 @@ class DecodeError(Exception):
     """A file we cannot use; the message is the reason shown to the user."""
 
 
+VANISHED = "file vanished before it could be read"
+PERMISSION = "permission denied"
+_TRANSIENT = (VANISHED, PERMISSION, "cannot read file")
+
+
+def is_transient(reason: str | None) -> bool:
+    """Errors that may go away without the file changing (a drive back, rights fixed):
+    such files are retried on the next run instead of waiting for a change."""
+    return bool(reason) and reason.startswith(_TRANSIENT)
+
+
 @dataclass(frozen=True)
 class DecodedImage:
     pixels: np.ndarray  # uint8 [size, size, 3]
@@ -113,9 +124,9 @@ def load_image(path: str, size: int) -> DecodedImage:
     except UnidentifiedImageError:
         raise DecodeError(_not_an_image_reason(path)) from None
     except FileNotFoundError:
-        raise DecodeError("file vanished before it could be read") from None
+        raise DecodeError(VANISHED) from None
     except PermissionError:
-        raise DecodeError("permission denied") from None
+        raise DecodeError(PERMISSION) from None
     except OSError as exc:
         msg = str(exc)
         if "truncated" in msg.lower() or "broken data stream" in msg.lower():
@@ -132,7 +143,7 @@ def _not_an_image_reason(path: str) -> str:
     try:
         size = os.path.getsize(path)
     except OSError:
-        return "file vanished before it could be read"
+        return VANISHED
     if size == 0:
         return "empty file (0 bytes)"
     try:
@@ -163,9 +174,9 @@ def read_text(path: str) -> str:
         with open(path, "rb") as fh:
             data = fh.read(MAX_TEXT_BYTES)
     except FileNotFoundError:
-        raise DecodeError("file vanished before it could be read") from None
+        raise DecodeError(VANISHED) from None
     except PermissionError:
-        raise DecodeError("permission denied") from None
+        raise DecodeError(PERMISSION) from None
     except OSError as exc:
         raise DecodeError(f"cannot read file: {exc.strerror or exc}") from None
     if not data.strip():

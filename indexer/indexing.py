@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from indexer.catalogue import FileRow
+from indexer.decode import is_transient
 from indexer.jobs import Cancelled, FileError, IndexReport, JobControl, Progress
 from indexer.library import Library
 from indexer.pipeline import Embedder, EncoderLike, WorkItem
@@ -170,7 +171,9 @@ class Indexer:
             row = known.get(raw)
             if row is None:
                 fresh.append(entry)
-            elif row.size == entry.size and row.mtime_ns == entry.mtime_ns and row.state != "pending":
+            elif (row.size == entry.size and row.mtime_ns == entry.mtime_ns
+                  and row.state != "pending"
+                  and not (row.state == "error" and is_transient(row.error))):
                 plan.unchanged += 1
             else:
                 fresh.append(entry)

@@ -136,20 +136,42 @@ def spec_for_library(root: Path) -> ModelSpec | None:
     return None
 
 
+def _mismatch(root: Path, info: LibraryInfo, spec: ModelSpec) -> ModelMismatch:
+    have = info.models.get(info.active or "", {}).get("label", info.active)
+    return ModelMismatch(
+        f"library {root} was built with {have}; you asked for {spec.label()}. "
+        f"Vectors of different models are never mixed: search with "
+        f"--model {info.active_name()}, or switch the library with "
+        f"`magpie migrate --model {spec.name}`",
+        library_model=info.active_name() or str(info.active),
+        requested_model=spec.name,
+    )
+
+
 class Library:
     """An open library for one model. Close it (or use `with`) to flush and release the lock."""
 
     def __init__(
-        self, root: Path, spec: ModelSpec, *, target: bool = False, store: str | None = None
+        self,
+        root: Path,
+        spec: ModelSpec,
+        *,
+        target: bool = False,
+        store: str | None = None,
+        readonly: bool = False,
     ) -> None:
         self.root = root
         self.spec = spec
+        self.readonly = readonly
         self.fingerprint = spec.fingerprint()
         self.folder = root / "models" / self.fingerprint
-        self.folder.mkdir(parents=True, exist_ok=True)
+        if not readonly:
+            self.folder.mkdir(parents=True, exist_ok=True)
         self.is_migration_target = target
-        self.catalogue = Catalogue(self.folder / "catalogue.sqlite")
+        self.catalogue = Catalogue(self.folder / "catalogue.sqlite", readonly=readonly)
         recorded = self.catalogue.get_meta("fingerprint")
+        if recorded is None and readonly:
+            raise LibraryError(f"{root} has no index for {spec.label()} yet")
         if recorded is None:
             self.catalogue.set_meta("fingerprint", self.fingerprint)
             self.catalogue.set_meta("model", json.dumps(model_record(spec)))
@@ -159,7 +181,8 @@ class Library:
         self._reader_list: list[Catalogue] = []
         self.store_url = store
         self.vectors: VectorStore = make_store(
-            store, self.folder, spec.embed_dim, self.fingerprint, self._allowed_ids
+            store, self.folder, spec.embed_dim, self.fingerprint, self._allowed_ids,
+            readonly=readonly,
         )
         self.reconcile()
 
@@ -172,10 +195,18 @@ class Library:
         *,
         create: bool = True,
         store: str | None = None,
+        readonly: bool = False,
     ) -> Library:
         """Open (or create) a library. `store` is only used when creating it; an existing
-        library always uses the vector store it was created with."""
+        library always uses the vector store it was created with.
+
+        readonly: no lock, nothing written (the vector store catches up in memory only), so
+        a search can run while another process indexes (SQLite WAL readers see committed
+        batches; the index file is replaced atomically).
+        """
         root = Path(root).expanduser().absolute()
+        if readonly:
+            return cls._open_readonly(root, spec)
         if not root.exists():
             if not create:
                 raise LibraryError(f"no library at {root}")
@@ -204,19 +235,26 @@ class Library:
                     f"it cannot be switched to {store}"
                 )
             elif info.active != fp:
-                have = info.models.get(info.active, {}).get("label", info.active)
-                raise ModelMismatch(
-                    f"library {root} was built with {have}; you asked for {spec.label()}. "
-                    f"Vectors of different models are never mixed: search with "
-                    f"--model {info.active_name()}, or switch the library with "
-                    f"`magpie migrate --model {spec.name}`",
-                    library_model=info.active_name() or info.active,
-                    requested_model=spec.name,
-                )
+                raise _mismatch(root, info, spec)
             return cls(root, spec, store=info.store)
         except BaseException:
             _release(root)
             raise
+
+    @classmethod
+    def _open_readonly(cls, root: Path, spec: ModelSpec | None) -> Library:
+        info = LibraryInfo.read(root)
+        if info.active is None:
+            raise LibraryError(f"no library at {root} yet; run `magpie index FOLDER` first")
+        spec = spec or spec_for_library(root)
+        if spec is None:
+            raise LibraryError(
+                f"{root} was built with model {info.active_name()!r}, which this build of "
+                "Magpie does not know"
+            )
+        if spec.fingerprint() != info.active:
+            raise _mismatch(root, info, spec)
+        return cls(root, spec, store=info.store, readonly=True)
 
     @classmethod
     def open_migration_target(cls, root: Path, spec: ModelSpec) -> Library:
@@ -254,7 +292,8 @@ class Library:
             for cat in self._reader_list:
                 cat.close()
         finally:
-            _release(self.root)
+            if not self.readonly:
+                _release(self.root)
 
     def __enter__(self) -> Library:
         return self
@@ -274,7 +313,7 @@ class Library:
         for start in range(0, len(missing), 8192):
             part = missing[start : start + 8192]
             self.vectors.add(part, self.catalogue.vectors_for(part.tolist(), self.spec.embed_dim), [])
-        if len(missing) or len(extra):
+        if (len(missing) or len(extra)) and not self.readonly:
             self.vectors.flush()
         return len(missing), len(extra)
 

@@ -89,9 +89,11 @@ def scan(
                 if is_dir:
                     subdirs.append(e.path)
                     continue
-                if not e.is_file(follow_symlinks=follow_symlinks):
-                    continue
                 kind = classify(e.name, heif=heif)
+                if not e.is_file(follow_symlinks=follow_symlinks):
+                    if kind is not None and e.is_symlink() and not os.path.exists(e.path):
+                        report(ScanProblem(e.path, "dangling link (its target is missing)"))
+                    continue
                 if kind is None:
                     continue
                 fst = e.stat(follow_symlinks=follow_symlinks)

@@ -17,9 +17,17 @@ from indexer.catalogue import ChunkHit, FileFilter
 from indexer.decode import DecodeError, load_image
 from indexer.library import Library
 from indexer.pipeline import EncoderLike
+from indexer.query import QueryError, Term, keyword_text, parse_query
 
 RRF_K = 60
 OVERSAMPLE = 4
+# Rocchio weights (the classic SMART values): keep the query, move towards liked results
+# more than away from disliked ones.
+ROCCHIO_ALPHA, ROCCHIO_BETA, ROCCHIO_GAMMA = 1.0, 0.75, 0.25
+# A result "stands out" when its cosine is this many standard deviations above the
+# library's background for the same query (calibrated by bench/eval_search.py).
+STANDOUT_Z = 2.5
+BACKGROUND_SAMPLE = 256
 
 _STOPWORDS = frozenset(
     "a an the of and or in on at to for with from by is are was were be this that these those "
@@ -38,6 +46,42 @@ class SearchResult:
     taken_at: float | None = None
     keyword: bool = False  # matched by name/folder/note words
     fused: float = 0.0  # the ranking score (RRF)
+    z: float = 0.0  # standard deviations above a typical item of this library for this query
+
+    def explain(self) -> str:
+        """What the numbers mean, for tooltips and --explain."""
+        parts = [
+            f"similarity {self.score:.3f} (cosine between the query and this item; "
+            "comparable between queries only through z)",
+            f"z {self.z:+.1f} (how far above a typical item of your library it scores for "
+            f"this query; ≥ {STANDOUT_Z:g} stands out)",
+        ]
+        if self.keyword:
+            parts.append("also matched by words in its name, folder or text")
+        return "\n".join(parts)
+
+
+@dataclass(frozen=True)
+class SearchRequest:
+    """Everything a search needs; the GUI and CLI build one of these."""
+
+    text: str = ""  # free text or arithmetic ("red + circle - square", "beach:2 + sunset")
+    image: str | None = None  # an image file as (part of) the query
+    k: int = 50
+    flt: FileFilter = FileFilter()
+    mode: str = "hybrid"
+    positives: tuple[int, ...] = ()  # file ids marked "more like this"
+    negatives: tuple[int, ...] = ()  # file ids marked "less like this"
+    similar_to: int | None = None  # a file id as the query ("find similar")
+    sort: str = "relevance"  # or "date" (newest first)
+
+
+@dataclass(frozen=True)
+class SearchPage:
+    results: list[SearchResult]
+    cutoff: int  # results[:cutoff] stand out; the rest are "show more"
+    elapsed_ms: float
+    background: tuple[float, float] = (0.0, 0.0)  # mean and std of background similarity
 
 
 def keyword_query(text: str) -> str | None:
@@ -52,6 +96,95 @@ class Searcher:
     def __init__(self, library: Library, encoder: EncoderLike) -> None:
         self.library = library
         self.encoder = encoder
+        self._background: np.ndarray | None = None
+        self._background_count = -1
+
+    # -- requests ---------------------------------------------------------------------------
+    def query_vector(self, terms: list[Term]) -> np.ndarray:
+        """Weighted sum of term vectors, normalised (query arithmetic)."""
+        total = np.zeros(self.encoder.dim, np.float32)
+        texts = [t for t in terms if t.text is not None]
+        if texts:
+            vecs = self.encoder.encode_texts([t.text for t in texts])
+            for t, v in zip(texts, vecs):
+                total += t.weight * v
+        for t in terms:
+            if t.image is not None:
+                total += t.weight * self.image_vector(t.image)
+        norm = float(np.linalg.norm(total))
+        if norm < 1e-6:
+            raise QueryError("the terms cancel out; there is nothing left to search for")
+        return total / norm
+
+    def refine(self, vec: np.ndarray, positives: tuple[int, ...], negatives: tuple[int, ...]
+               ) -> np.ndarray:
+        """Rocchio: move the query towards results marked relevant, away from the others."""
+        reader = self.library.reader()
+
+        def centroid(ids: tuple[int, ...]) -> np.ndarray | None:
+            vs = [v for v in (reader.file_vector(i) for i in ids) if v is not None]
+            return np.mean(vs, axis=0) if vs else None
+
+        out = ROCCHIO_ALPHA * vec
+        pos, neg = centroid(positives), centroid(negatives)
+        if pos is not None:
+            out = out + ROCCHIO_BETA * pos
+        if neg is not None:
+            out = out - ROCCHIO_GAMMA * neg
+        return (out / (np.linalg.norm(out) + 1e-12)).astype(np.float32)
+
+    def background(self) -> np.ndarray:
+        """A random sample of library vectors: what a typical item scores for a query."""
+        count = self.library.vectors.count()
+        if self._background is None or abs(count - self._background_count) > 0.1 * max(
+            self._background_count, 1
+        ):
+            self._background = self.library.reader().sample_vectors(BACKGROUND_SAMPLE)
+            self._background_count = count
+        return self._background
+
+    def run(self, req: SearchRequest) -> SearchPage:
+        import time
+
+        started = time.perf_counter()
+        reader = self.library.reader()
+        terms = parse_query(req.text) if req.text.strip() else []
+        if req.image:
+            terms.append(Term(1.0, image=req.image))
+        vec: np.ndarray | None = None
+        if req.similar_to is not None:
+            vec = reader.file_vector(req.similar_to)
+            if vec is None:
+                raise QueryError("that item is no longer in the library")
+        if terms:
+            tv = self.query_vector(terms)
+            vec = tv if vec is None else (vec + tv) / np.linalg.norm(vec + tv)
+        if vec is None:
+            raise QueryError("type something to search for, or drop an image")
+        if req.positives or req.negatives:
+            vec = self.refine(vec, req.positives, req.negatives)
+        words = keyword_text(terms) if req.mode != "vector" else ""
+        mode = req.mode if words else "vector"
+        results = self.search(words or None, vector=vec, k=req.k, flt=req.flt, mode=mode)
+        if req.similar_to is not None:
+            results = [r for r in results if r.file_id != req.similar_to]
+        bg = self.background()
+        mu, sd = (float(np.mean(bg @ vec)), float(np.std(bg @ vec))) if len(bg) else (0.0, 1.0)
+        sd = max(sd, 1e-3)
+        scored = []
+        for r in results:
+            score = r.score
+            if r.score == 0.0 and r.keyword:  # found by words only: give it a real similarity
+                fv = reader.file_vector(r.file_id)
+                score = float(fv @ vec) if fv is not None else 0.0
+            scored.append(replace(r, score=score, z=(score - mu) / sd))
+        standout = [r for r in scored if r.z >= STANDOUT_Z or r.keyword]
+        rest = [r for r in scored if not (r.z >= STANDOUT_Z or r.keyword)]
+        ordered = standout + rest  # ranking order is kept within each group
+        cutoff = max(len(standout), 1 if ordered else 0)
+        if req.sort == "date":
+            ordered = sorted(ordered[:cutoff], key=_newest) + sorted(ordered[cutoff:], key=_newest)
+        return SearchPage(ordered, cutoff, (time.perf_counter() - started) * 1000, (mu, sd))
 
     # -- query vectors ----------------------------------------------------------------------
     def text_vector(self, text: str) -> np.ndarray:
@@ -147,6 +280,10 @@ class Searcher:
         if mode == "keyword":
             return kw_results[:k]
         return fuse(vec_results, kw_results)[:k]
+
+
+def _newest(r: SearchResult) -> float:
+    return -(r.taken_at or 0.0)
 
 
 def fuse(vec: list[SearchResult], kw: list[SearchResult]) -> list[SearchResult]:

@@ -25,9 +25,12 @@ def make_store(
     dim: int,
     fingerprint: str,
     allowed_ids: Callable[[FileFilter], np.ndarray],
+    *,
+    readonly: bool = False,
 ) -> VectorStore:
+    """readonly: the store may catch up in memory but never writes its files."""
     if not url or url == "hnsw":
-        return HnswStore(folder, dim, fingerprint, allowed_ids=allowed_ids)
+        return HnswStore(folder, dim, fingerprint, allowed_ids=allowed_ids, readonly=readonly)
     if url.startswith("milvus://"):
         from indexer.milvus_store import MilvusStore  # optional dependency
 

@@ -74,9 +74,11 @@ class HnswStore:
         dim: int,
         fingerprint: str,
         allowed_ids: Callable[[FileFilter], np.ndarray] | None = None,
+        readonly: bool = False,
     ) -> None:
         import hnswlib
 
+        self.readonly = readonly
         self.folder = folder
         self.dim = dim
         self.fingerprint = fingerprint
@@ -123,6 +125,8 @@ class HnswStore:
             return False
 
     def flush(self) -> None:
+        if self.readonly:
+            return
         with self._lock:
             if not self.dirty and self._index_path.exists():
                 return
