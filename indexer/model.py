@@ -1,0 +1,369 @@
+"""The CLIP encoder: pinned weights in, L2-normalised float32 vectors out.
+
+torch and open_clip are imported inside functions: importing this module must stay cheap, because
+the GUI and the worker processes import `indexer` long before (or without) needing a model.
+
+Weights are loaded without running pickle code: safetensors directly, `.bin/.pt/.pth` only through
+`torch.load(weights_only=True)`. A file is loaded only after its sha256 matched the spec (checked
+by `resolve_weights`, or here if it wasn't).
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .specs import ModelSpec
+from .weights import WeightsError, is_verified, verify_file
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+log = logging.getLogger(__name__)
+
+ENV_DEVICE = "MAGPIE_DEVICE"
+SAFE_PICKLE_SUFFIXES = (".bin", ".pt", ".pth")
+
+
+class ModelLoadError(WeightsError):
+    """The weights file passed its hash check but can't be turned into the model."""
+
+
+def pick_device(prefer: str | None = None) -> str:
+    """"cuda" when a GPU is usable, else "cpu". $MAGPIE_DEVICE overrides `prefer`.
+
+    Asking for a GPU that isn't there falls back to the CPU with a warning instead of failing:
+    the result is the same vectors, only slower.
+    """
+    want = (os.environ.get(ENV_DEVICE) or prefer or "auto").strip().lower()
+    if want == "cpu":
+        return "cpu"
+    if want not in ("auto", "gpu") and not want.startswith(("cuda", "mps")):
+        raise ValueError(f"unknown device {want!r}; use auto, cpu, cuda, cuda:N or mps")
+    import torch
+
+    if want.startswith("mps"):
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return "mps"
+        log.warning("device %r requested but not available; using the CPU", want)
+        return "cpu"
+    if torch.cuda.is_available():
+        return "cuda" if want in ("auto", "gpu") else want
+    if want not in ("auto",):
+        log.warning("device %r requested but no CUDA GPU is available; using the CPU", want)
+    return "cpu"
+
+
+def _is_cuda(device: str) -> bool:
+    return device.startswith("cuda")
+
+
+class Encoder:
+    """One loaded model. Thread-safe: GUI search and indexing may share one instance."""
+
+    #: how many images/texts go through the model at once; callers may pass bigger batches
+    max_batch = 256
+
+    def __init__(self, spec: ModelSpec, model: Any, tokenizer: Any, device: str):
+        import torch
+
+        self.spec = spec
+        self.device = device
+        self.dim = spec.embed_dim
+        self._model = model
+        self._tokenizer = tokenizer
+        self._lock = threading.Lock()
+        p = spec.preprocess
+        # [1, 3, 1, 1] so it broadcasts over NCHW
+        self._mean = torch.tensor(p.mean, dtype=torch.float32, device=device).view(1, 3, 1, 1)
+        self._std = torch.tensor(p.std, dtype=torch.float32, device=device).view(1, 3, 1, 1)
+
+    @property
+    def image_size(self) -> int:
+        """Side of the square the decoder must produce (decode happens in worker processes)."""
+        return self.spec.preprocess.image_size
+
+    @property
+    def max_text_tokens(self) -> int:
+        """Tokens a chunk may hold: the context window minus the start and end tokens."""
+        return self.spec.context_length - 2
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _autocast(self):
+        import torch
+
+        if _is_cuda(self.device):
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def _model_or_raise(self):
+        if self._model is None:
+            raise RuntimeError(f"the {self.spec.name} encoder was closed")
+        return self._model
+
+    def _finish(self, feats: "torch.Tensor") -> np.ndarray:
+        import torch
+
+        feats = feats.float()
+        feats = torch.nn.functional.normalize(feats, dim=-1)
+        out = feats.cpu().numpy().astype(np.float32, copy=False)
+        if out.shape[1] != self.dim:
+            raise ModelLoadError(
+                f"{self.spec.name} produced {out.shape[1]}-d vectors but the spec says {self.dim}"
+            )
+        return out
+
+    # -- public ----------------------------------------------------------------------------
+
+    def encode_images(self, pixels: np.ndarray) -> np.ndarray:
+        """uint8 [N, H, W, 3], already resized and centre-cropped -> float32 [N, dim], unit length.
+
+        Decoding and resizing happen in worker processes; only the model's own maths is here.
+        """
+        import torch
+
+        size = self.spec.preprocess.image_size
+        if pixels.ndim != 4 or pixels.shape[1:] != (size, size, 3):
+            raise ValueError(
+                f"expected uint8 images of shape [N, {size}, {size}, 3], got {pixels.shape}"
+            )
+        if pixels.dtype != np.uint8:
+            raise ValueError(f"expected uint8 pixels, got {pixels.dtype}")
+        if len(pixels) == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        outs = []
+        with self._lock, torch.inference_mode():
+            model = self._model_or_raise()
+            for i in range(0, len(pixels), self.max_batch):
+                chunk = np.ascontiguousarray(pixels[i : i + self.max_batch])
+                x = torch.from_numpy(chunk).to(self.device, non_blocking=True)
+                x = x.permute(0, 3, 1, 2).float().div_(255.0)
+                x = (x - self._mean) / self._std
+                if _is_cuda(self.device):
+                    x = x.contiguous(memory_format=torch.channels_last)
+                with self._autocast():
+                    feats = model.encode_image(x)
+                outs.append(self._finish(feats))
+        return np.concatenate(outs, axis=0)
+
+    def encode_texts(self, texts: list[str]) -> np.ndarray:
+        """Texts -> float32 [N, dim], unit length. Longer texts are truncated to the context window
+        (the chunker keeps them within it using `token_count`)."""
+        import torch
+
+        if isinstance(texts, str):
+            texts = [texts]
+        texts = list(texts)
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        outs = []
+        with self._lock, torch.inference_mode():
+            model = self._model_or_raise()
+            for i in range(0, len(texts), self.max_batch):
+                tokens = self._tokenizer(
+                    texts[i : i + self.max_batch], context_length=self.spec.context_length
+                ).to(self.device)
+                with self._autocast():
+                    feats = model.encode_text(tokens)
+                outs.append(self._finish(feats))
+        return np.concatenate(outs, axis=0)
+
+    def token_count(self, text: str) -> int:
+        """BPE tokens in `text`, without start/end tokens; fits iff <= context_length - 2."""
+        tok = self._tokenizer
+        if hasattr(tok, "encode") and hasattr(tok, "sot_token_id"):  # open_clip SimpleTokenizer
+            return len(tok.encode(text))
+        inner = getattr(tok, "tokenizer", None)  # open_clip HFTokenizer
+        if inner is not None and hasattr(inner, "encode"):
+            try:
+                return len(inner.encode(text, add_special_tokens=False))
+            except TypeError:
+                pass
+        # last resort: tokenize into a wide window and count non-padding tokens
+        ids = tok([text], context_length=max(self.spec.context_length, 4096))
+        return max(int((ids[0] != 0).sum()) - 2, 0)
+
+    def close(self) -> None:
+        """Free the model (and the GPU memory it held). Encoding afterwards raises."""
+        with self._lock:
+            model, self._model = self._model, None
+            del model
+            if _is_cuda(self.device):
+                import torch
+
+                torch.cuda.empty_cache()
+
+    @property
+    def closed(self) -> bool:
+        return self._model is None
+
+    def __enter__(self) -> "Encoder":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else self.device
+        return f"<Encoder {self.spec.label()} on {state}>"
+
+
+# ---------------------------------------------------------------------------------------------
+# loading
+
+
+def _prepare_arch(spec: ModelSpec) -> None:
+    """Architectures that open_clip doesn't ship must be registered before create_model."""
+    if spec.name != "tiny-shapes":
+        return
+    try:
+        from . import tiny_model
+    except ImportError as e:
+        raise ModelLoadError(
+            "the tiny-shapes model needs indexer/tiny_model.py, which is missing from this "
+            f"installation ({e})"
+        ) from None
+    tiny_model.register_tiny_config()
+
+
+def read_state_dict(path: Path) -> dict:
+    """Tensors from a checkpoint as fp32, never executing pickled code.
+
+    Does not check the file's hash: `load_encoder` is the way to get a model from a file.
+    """
+    import torch
+
+    suffix = path.suffix.lower()
+    if suffix == ".safetensors":
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            sd: Any = load_file(str(path), device="cpu")
+        except (SafetensorError, OSError, ValueError) as e:
+            raise ModelLoadError(f"{path} is not a readable safetensors file ({e})") from None
+    elif suffix in SAFE_PICKLE_SUFFIXES:
+        try:
+            sd = torch.load(str(path), map_location="cpu", weights_only=True)
+        except Exception as e:  # UnpicklingError for anything that isn't plain tensors
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise ModelLoadError(
+                f"refused to load {path}: it is not a plain tensor checkpoint and may contain "
+                f"code; use the .safetensors file instead ({first})"
+            ) from None
+    else:
+        raise ModelLoadError(
+            f"{path}: unsupported weights format {suffix or '(none)'}; "
+            "use .safetensors (or .bin/.pt/.pth)"
+        )
+    if isinstance(sd, dict) and isinstance(sd.get("state_dict"), dict):
+        sd = sd["state_dict"]
+    if not isinstance(sd, dict) or not sd:
+        raise ModelLoadError(f"{path} holds no tensors")
+    if all(isinstance(k, str) and k.startswith("module.") for k in sd):
+        sd = {k[len("module.") :]: v for k, v in sd.items()}
+    bad = [k for k, v in sd.items() if not isinstance(v, torch.Tensor)]
+    if bad:
+        raise ModelLoadError(f"{path} holds non-tensor entries: {', '.join(map(str, bad[:5]))}")
+    return {k: (v.float() if v.is_floating_point() else v) for k, v in sd.items()}
+
+
+def load_encoder(
+    spec: ModelSpec,
+    weights_path: Path,
+    device: str | None = None,
+    *,
+    cache_dir: Path | None = None,
+) -> Encoder:
+    """Build `spec.arch` and load `weights_path` into it.
+
+    The file must hash to `spec.sha256`. If `resolve_weights` already checked it in this process
+    (and it hasn't changed since) that check is reused; otherwise it is hashed here, using the
+    verification markers under `cache_dir` when given.
+    """
+    import torch
+
+    path = Path(weights_path).expanduser().resolve()
+    if not is_verified(spec, path):
+        verify_file(spec, path, cache_dir=cache_dir)
+
+    sd = read_state_dict(path)  # before building the model: a bad file fails fast
+
+    _prepare_arch(spec)
+    import open_clip
+
+    device = device or pick_device()
+    try:
+        with _quiet_random_init_warning():
+            model = open_clip.create_model(
+                spec.arch, pretrained=None, precision="fp32", device="cpu"
+            )
+    except Exception as e:
+        raise ModelLoadError(
+            f"open_clip can't build the architecture {spec.arch!r} ({e})"
+        ) from None
+
+    # same small compatibility fixes open_clip applies to published checkpoints
+    ls = sd.get("logit_scale")
+    if ls is not None and getattr(model, "logit_scale", None) is not None:
+        if ls.ndim != model.logit_scale.ndim:
+            sd["logit_scale"] = ls.reshape(model.logit_scale.shape)
+    if getattr(model, "logit_bias", None) is not None and "logit_bias" not in sd and ls is not None:
+        sd["logit_bias"] = torch.zeros_like(sd["logit_scale"])
+    try:
+        model.load_state_dict(sd, strict=True)
+    except RuntimeError as e:
+        missing, unexpected = _key_diff(model, sd)
+        detail = str(e).strip().splitlines()
+        hint = ""
+        if missing or unexpected:
+            hint = (
+                f" missing: {', '.join(missing[:5]) or 'none'};"
+                f" unexpected: {', '.join(unexpected[:5]) or 'none'}."
+            )
+        raise ModelLoadError(
+            f"{path} does not fit the {spec.arch} architecture of {spec.name}.{hint} "
+            f"({detail[1].strip() if len(detail) > 1 else detail[0] if detail else e})"
+        ) from None
+    del sd
+
+    model.eval()
+    model.requires_grad_(False)
+    if _is_cuda(device):
+        model = model.to(device, memory_format=torch.channels_last)
+    else:
+        model = model.to(device)
+    tokenizer = open_clip.get_tokenizer(spec.arch, context_length=spec.context_length)
+    enc = Encoder(spec, model, tokenizer, device)
+    log.info("loaded %s on %s", spec.label(), device)
+    return enc
+
+
+class _DropRandomInitWarning(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "initialized randomly" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def _quiet_random_init_warning():
+    """open_clip warns "Model initialized randomly" (on the root logger) when built without a
+    pretrained tag; we load the weights right after, so the warning would only mislead."""
+    root = logging.getLogger()
+    flt = _DropRandomInitWarning()
+    root.addFilter(flt)
+    try:
+        yield
+    finally:
+        root.removeFilter(flt)
+
+
+def _key_diff(model: Any, sd: dict) -> tuple[list[str], list[str]]:
+    want = set(model.state_dict().keys())
+    have = set(sd.keys())
+    return sorted(want - have), sorted(have - want)

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Set up (first time) and run the whole test suite, layer contracts included.
+# MAGPIE_LONG=1 also runs the long tests (the full SIGKILL loop).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh test
+export QT_QPA_PLATFORM="${QT_QPA_PLATFORM:-offscreen}"
+.venv/bin/lint-imports
+exec .venv/bin/python -m pytest "$@"
