@@ -150,7 +150,21 @@ def user_message(exc: BaseException) -> str | None:
         pass
     if isinstance(exc, known):
         return str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+    if _is_storage_full(exc):
+        return (f"cannot write the library: the disk is full or the file is too large ({exc}); "
+                "everything committed before this point is kept, free some space and run the "
+                "same command again to continue")
     return None
+
+
+def _is_storage_full(exc: BaseException) -> bool:
+    import errno
+    import sqlite3
+
+    if isinstance(exc, sqlite3.OperationalError):
+        text = str(exc).lower()
+        return "full" in text or "disk i/o" in text
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
 
 
 # -- helpers ----------------------------------------------------------------------------------
