@@ -263,7 +263,7 @@ class Indexer:
         )
         done = 0
         started = time.monotonic()
-        paused_for = 0.0
+        paused_before = self.control.paused_seconds
         last_save = started
         self.on_progress(Progress("embedding", 0, total))
         for batch in embedder.run(plan.to_embed):
@@ -281,7 +281,8 @@ class Indexer:
             if now - last_save > SAVE_EVERY_S:
                 self.library.vectors.flush()
                 last_save = now
-            elapsed = max(now - started - paused_for, 1e-6)
+            paused = self.control.paused_seconds - paused_before
+            elapsed = max(now - started - paused, 1e-6)
             rate = done / elapsed
             eta = (total - done) / rate if rate > 0 else None
             self.on_progress(

@@ -5,6 +5,7 @@ The GUI (or the CLI) only ever sees these; it never reaches into the indexer's i
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 
 
@@ -19,6 +20,7 @@ class JobControl:
         self._cancel = threading.Event()
         self._running = threading.Event()
         self._running.set()
+        self.paused_seconds = 0.0  # time spent waiting in checkpoint(): excluded from rates
 
     def cancel(self) -> None:
         self._cancel.set()
@@ -40,8 +42,11 @@ class JobControl:
 
     def checkpoint(self) -> None:
         """Block while paused; raise Cancelled once cancelled. Call between units of work."""
-        while not self._running.wait(0.1):
-            pass
+        if not self._running.is_set():
+            started = time.monotonic()
+            while not self._running.wait(0.1):
+                pass
+            self.paused_seconds += time.monotonic() - started
         if self._cancel.is_set():
             raise Cancelled()
 
