@@ -269,3 +269,16 @@ def test_interrupted_migration_resumes_and_old_stays_active(tmp_path):
     assert second.switched
     assert 0 < second.report.embedded_files < 11  # resumed: the first batches were kept
     assert LibraryInfo.read(tmp_path / "lib").active == new_spec.fingerprint()
+
+
+def test_heic_photos_are_indexed(tmp_path, fake_encoder):
+    pillow_heif = pytest.importorskip("pillow_heif")
+    pillow_heif.register_heif_opener()
+    from PIL import Image
+
+    root = tmp_path / "iphone"
+    root.mkdir()
+    Image.new("RGB", (64, 48), (10, 200, 10)).save(root / "IMG_0001.HEIC")
+    with Library.open(tmp_path / "lib", spec16()) as lib:
+        rep = Indexer(lib, fake_encoder, workers=0).run([root])
+    assert rep.added == 1 and rep.errors == 0
