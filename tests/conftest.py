@@ -51,3 +51,26 @@ def shapes_folder(tmp_path_factory: pytest.TempPathFactory):
     dest = tmp_path_factory.mktemp("shapes") / "Pictures"
     items = make_demo_folder(dest, n_images=96, seed=7)
     return dest, items
+
+
+@pytest.fixture(scope="session")
+def vit_ckpt(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """A full-size random-weight ViT-B-32 in the published layout (one ~600 MB file per
+    session): the real loader and download path are exercised without real weights."""
+    from indexer.weights import sha256_file
+
+    d = tmp_path_factory.getbasetemp() / "vit-b-32-random"
+    ckpt = d / "open_clip_model.safetensors"
+    sha_file = d / "sha256"
+    if not sha_file.exists():
+        import open_clip
+        import torch
+        from safetensors.torch import save_file
+
+        d.mkdir(exist_ok=True)
+        torch.manual_seed(1234)
+        model = open_clip.create_model("ViT-B-32", pretrained=None)
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(ckpt))
+        del model
+        sha_file.write_text(sha256_file(ckpt))
+    return ckpt, sha_file.read_text().strip()

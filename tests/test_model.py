@@ -22,32 +22,12 @@ from indexer.weights import WeightsMismatch, sha256_file
 pytestmark = pytest.mark.timeout(300)
 
 
-def random_vit_checkpoint(tmp_path_factory) -> tuple[Path, str]:
-    """Same helper as in test_weights.py: one 600 MB file per session, shared by path."""
-    d = tmp_path_factory.getbasetemp() / "vit-b-32-random"
-    ckpt = d / "open_clip_model.safetensors"
-    sha_file = d / "sha256"
-    if not sha_file.exists():
-        import open_clip
-        import torch
-        from safetensors.torch import save_file
-
-        d.mkdir(exist_ok=True)
-        torch.manual_seed(1234)
-        model = open_clip.create_model("ViT-B-32", pretrained=None)
-        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(ckpt))
-        del model
-        sha_file.write_text(sha256_file(ckpt))
-    return ckpt, sha_file.read_text().strip()
 
 
 def spec_for(sha: str, **kw) -> ModelSpec:
     return dataclasses.replace(VIT_B_32, sha256=sha, revision="0" * 40, **kw)
 
 
-@pytest.fixture(scope="module")
-def vit_ckpt(tmp_path_factory) -> tuple[Path, str]:
-    return random_vit_checkpoint(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

@@ -156,32 +156,8 @@ def hub():
 # fixtures
 
 
-def random_vit_checkpoint(tmp_path_factory) -> tuple[Path, str]:
-    """A full-size random ViT-B-32 in the published layout, built once per session.
-
-    Cached by path under the session's base temp dir so that test_model.py (which has the same
-    helper) reuses the same file instead of writing another 600 MB.
-    """
-    d = tmp_path_factory.getbasetemp() / "vit-b-32-random"
-    ckpt = d / "open_clip_model.safetensors"
-    sha_file = d / "sha256"
-    if not sha_file.exists():
-        import open_clip
-        import torch
-        from safetensors.torch import save_file
-
-        d.mkdir(exist_ok=True)
-        torch.manual_seed(1234)
-        model = open_clip.create_model("ViT-B-32", pretrained=None)
-        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(ckpt))
-        del model
-        sha_file.write_text(sha256_file(ckpt))
-    return ckpt, sha_file.read_text().strip()
 
 
-@pytest.fixture(scope="session")
-def vit_ckpt(tmp_path_factory) -> tuple[Path, str]:
-    return random_vit_checkpoint(tmp_path_factory)
 
 
 @pytest.fixture
