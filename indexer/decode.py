@@ -189,6 +189,12 @@ def read_text(path: str) -> str:
     head = data[:8192]
     if b"\x00" in head or _control_ratio(head) > 0.1:
         raise DecodeError("binary data, not text")
+    if len(data) == MAX_TEXT_BYTES:  # cut at the cap: drop a partial UTF-8 sequence at the end
+        for trim in range(4):
+            try:
+                return data[: len(data) - trim].decode("utf-8-sig")
+            except UnicodeDecodeError:
+                continue
     for encoding in ("utf-8-sig", "cp1252", "latin-1"):
         try:
             return data.decode(encoding)
