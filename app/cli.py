@@ -148,6 +148,10 @@ def user_message(exc: BaseException) -> str | None:
         known += (WeightsMismatch, WeightsUnavailable)
     except ImportError:
         pass
+    from indexer.stores import StoreUnavailable
+    from indexer.vectors import StoreMismatch
+
+    known += (StoreUnavailable, StoreMismatch)
     if isinstance(exc, known):
         return str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
     if _is_storage_full(exc):

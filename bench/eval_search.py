@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from indexer.indexing import Indexer  # noqa: E402
 from indexer.library import Library  # noqa: E402
 from indexer.model import load_encoder  # noqa: E402
+from indexer import search as search_module  # noqa: E402
 from indexer.search import SearchRequest, Searcher  # noqa: E402
 from indexer.shapes import COLORS, SHAPES, render_shape  # noqa: E402
 from indexer.specs import TINY_SHAPES  # noqa: E402
@@ -114,6 +115,7 @@ def metrics(ranked: list[str], relevant: set[str], k: int = 10) -> tuple[float, 
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--smoke", action="store_true")
+    ap.add_argument("--sweep", action="store_true", help="try several standout thresholds")
     args = ap.parse_args()
     n_pictures, n_docs = (96, 16) if args.smoke else (320, 48)
     enc = load_encoder(TINY_SHAPES, verify_file(TINY_SHAPES, TINY_SHAPES.bundled_path()))
@@ -134,17 +136,21 @@ def main() -> int:
                     per_kind.setdefault(q.kind, []).append(metrics(names, q.relevant))
                     per_kind.setdefault("all", []).append(metrics(names, q.relevant))
                 rows[mode] = per_kind
-            cut_p, cut_r, top_p, top_r, sizes = [], [], [], [], []
-            for q in queries:
-                page = s.run(SearchRequest(q.text, k=50))
-                names = [Path(r.path).name for r in page.results]
-                cut = set(names[: page.cutoff])
-                top = set(names[:10])
-                sizes.append(len(cut))
-                cut_p.append(len(cut & q.relevant) / max(len(cut), 1))
-                cut_r.append(len(cut & q.relevant) / len(q.relevant))
-                top_p.append(len(top & q.relevant) / max(len(top), 1))
-                top_r.append(len(top & q.relevant) / len(q.relevant))
+            sweep = {}
+            for z in ([1.5, 2.0, 2.5] if args.sweep else [search_module.STANDOUT_Z]):
+                search_module.STANDOUT_Z = z
+                cut_p, cut_r, top_p, top_r, sizes = [], [], [], [], []
+                for q in queries:
+                    page = s.run(SearchRequest(q.text, k=50))
+                    names = [Path(r.path).name for r in page.results]
+                    cut = set(names[: page.cutoff])
+                    top = set(names[:10])
+                    sizes.append(len(cut))
+                    cut_p.append(len(cut & q.relevant) / max(len(cut), 1))
+                    cut_r.append(len(cut & q.relevant) / len(q.relevant))
+                    top_p.append(len(top & q.relevant) / max(len(top), 1))
+                    top_r.append(len(top & q.relevant) / len(q.relevant))
+                sweep[z] = (cut_p, cut_r, sizes)
     kinds = ["shape", "document", "note", "all"]
     counts = {k: sum(1 for q in queries if q.kind == k) for k in kinds[:-1]}
     counts["all"] = len(queries)
@@ -163,10 +169,14 @@ def main() -> int:
         print(f"| {mode} | " + " | ".join(cells) + " |")
     print(f"\n(queries per kind: {counts})\n")
     mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
-    print("| result set | precision | recall | mean size |")
-    print("|---|---|---|---|")
-    print(f"| adaptive cutoff | {mean(cut_p):.3f} | {mean(cut_r):.3f} | {mean(sizes):.1f} |")
-    print(f"| fixed top-10 | {mean(top_p):.3f} | {mean(top_r):.3f} | 10 |")
+    print("| result set | precision | recall | F1 | mean size |")
+    print("|---|---|---|---|---|")
+    for z, (cp, cr, sz) in sweep.items():
+        f1 = 2 * mean(cp) * mean(cr) / (mean(cp) + mean(cr))
+        print(f"| adaptive cutoff (z ≥ {z:g}) | {mean(cp):.3f} | {mean(cr):.3f} | {f1:.3f} | "
+              f"{mean(sz):.1f} |")
+    f1 = 2 * mean(top_p) * mean(top_r) / (mean(top_p) + mean(top_r))
+    print(f"| fixed top-10 | {mean(top_p):.3f} | {mean(top_r):.3f} | {f1:.3f} | 10 |")
     return 0
 
 

@@ -333,8 +333,13 @@ class Catalogue:
                 )
         return new_ids, old_ids
 
-    def copy_chunks(self, src_file_id: int, dst_file_id: int) -> list[int]:
-        """Identical content elsewhere: reuse its vectors instead of embedding again."""
+    def chunk_ids_of(self, file_id: int) -> list[int]:
+        return [r[0] for r in self.db.execute(
+            "SELECT id FROM chunks WHERE file_id=? ORDER BY ordinal", (file_id,))]
+
+    def copy_chunks(self, src_file_id: int, dst_file_id: int) -> tuple[list[int], list[int]]:
+        """Identical content elsewhere: reuse its vectors instead of embedding again.
+        Returns (new chunk ids, chunk ids of dst that were replaced)."""
         src = self.file_by_id(src_file_id)
         chunks = [
             NewChunk(r[0], r[1], blob_to_vector(r[2]))
@@ -344,11 +349,10 @@ class Catalogue:
             )
         ]
         body_row = self.db.execute("SELECT body FROM fts WHERE rowid=?", (src_file_id,)).fetchone()
-        new_ids, _ = self.commit_embedded(
+        return self.commit_embedded(
             [(dst_file_id, chunks, src.taken_at if src else None, body_row[0] if body_row else "")],
             [],
         )
-        return new_ids
 
     # -- scan errors ------------------------------------------------------------------------
     def set_scan_errors(self, root_id: int, errors: Iterable[tuple[str, str]]) -> None:

@@ -22,7 +22,7 @@ from indexer.jobs import Cancelled, FileError, IndexReport, JobControl, Progress
 from indexer.library import Library
 from indexer.pipeline import Embedder, EncoderLike, WorkItem
 from indexer.scan import Entry, ScanProblem, scan
-from indexer.vectors import VectorMeta
+from indexer.stores import vector_meta
 
 SAVE_EVERY_S = 30.0
 
@@ -200,6 +200,8 @@ class Indexer:
             if row is None and digest in vanished_by_hash:
                 old = vanished_by_hash.pop(digest)
                 cat.move_file(old.id, root_id, entry.path, entry.size, entry.mtime_ns)
+                # same vectors, new path: stores that filter by folder need the new one
+                self._add_vectors(cat.chunk_ids_of(old.id))
                 vanished.pop(old.path_raw, None)
                 plan.moved += 1
                 continue
@@ -207,7 +209,8 @@ class Indexer:
                                      digest)
             twin = cat.indexed_file_with_hash(digest, exclude=fid)
             if twin is not None and twin.kind == entry.kind:
-                new_ids = cat.copy_chunks(twin.id, fid)
+                new_ids, replaced = cat.copy_chunks(twin.id, fid)
+                self.library.vectors.delete(replaced)
                 self._add_vectors(new_ids)
                 plan.copied += 1
                 plan.added += row is None
@@ -242,16 +245,11 @@ class Indexer:
         return out
 
     def _add_vectors(self, chunk_ids: list[int]) -> None:
+        """Send committed chunks to the vector store, with the attributes filters use."""
         if chunk_ids:
-            vecs = self.library.catalogue.vectors_for(chunk_ids, self.library.spec.embed_dim)
-            self.library.vectors.add(chunk_ids, vecs, self._meta(chunk_ids))
-
-    def _meta(self, chunk_ids: list[int]) -> list[VectorMeta]:
-        hits = self.library.catalogue.chunk_hits(chunk_ids)
-        return [
-            VectorMeta(h.file_id, h.kind, h.path, h.taken_at or 0.0)
-            for h in (hits[c] for c in chunk_ids if c in hits)
-        ]
+            cat = self.library.catalogue
+            vecs = cat.vectors_for(chunk_ids, self.library.spec.embed_dim)
+            self.library.vectors.add(chunk_ids, vecs, vector_meta(cat, chunk_ids))
 
     def _embed(self, plan: _Plan) -> int:
         total = len(plan.to_embed)

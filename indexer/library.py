@@ -23,7 +23,7 @@ import numpy as np
 from indexer.atomic import atomic_write_bytes
 from indexer.catalogue import Catalogue
 from indexer.specs import SPECS, ModelSpec
-from indexer.stores import make_store
+from indexer.stores import make_store, vector_meta
 from indexer.vectors import VectorStore
 
 POINTER = "magpie-library.json"
@@ -312,7 +312,8 @@ class Library:
             self.vectors.delete(extra)
         for start in range(0, len(missing), 8192):
             part = missing[start : start + 8192]
-            self.vectors.add(part, self.catalogue.vectors_for(part.tolist(), self.spec.embed_dim), [])
+            self.vectors.add(part, self.catalogue.vectors_for(part.tolist(), self.spec.embed_dim),
+                             vector_meta(self.catalogue, part))
         if (len(missing) or len(extra)) and not self.readonly:
             self.vectors.flush()
         return len(missing), len(extra)

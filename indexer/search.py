@@ -26,7 +26,12 @@ OVERSAMPLE = 4
 ROCCHIO_ALPHA, ROCCHIO_BETA, ROCCHIO_GAMMA = 1.0, 0.75, 0.25
 # A result "stands out" when its cosine is this many standard deviations above the
 # library's background for the same query (calibrated by bench/eval_search.py).
-STANDOUT_Z = 2.5
+STANDOUT_Z = 2.0
+MIN_VECTOR_WEIGHT = 0.25
+# The vector ranking gets full weight in the fusion when its best match is this many
+# standard deviations above the background (less, proportionally, below).
+CONFIDENT_Z = 3.0
+GAP_Z = 0.75
 BACKGROUND_SAMPLE = 256
 
 _STOPWORDS = frozenset(
@@ -84,12 +89,13 @@ class SearchPage:
     background: tuple[float, float] = (0.0, 0.0)  # mean and std of background similarity
 
 
-def keyword_query(text: str) -> str | None:
-    """FTS5 query from free text: words OR-ed, quoted (no FTS syntax injection), no stopwords."""
+def keyword_query(text: str, *, all_words: bool = False) -> str | None:
+    """FTS5 query from free text: words quoted (no FTS syntax injection), no stopwords;
+    OR-ed, or AND-ed with all_words."""
     words = [w for w in re.findall(r"\w+", text.lower()) if w not in _STOPWORDS]
     if not words:
         return None
-    return " OR ".join(f'"{w}"' for w in dict.fromkeys(words))
+    return (" AND " if all_words else " OR ").join(f'"{w}"' for w in dict.fromkeys(words))
 
 
 class Searcher:
@@ -168,9 +174,7 @@ class Searcher:
         results = self.search(words or None, vector=vec, k=req.k, flt=req.flt, mode=mode)
         if req.similar_to is not None:
             results = [r for r in results if r.file_id != req.similar_to]
-        bg = self.background()
-        mu, sd = (float(np.mean(bg @ vec)), float(np.std(bg @ vec))) if len(bg) else (0.0, 1.0)
-        sd = max(sd, 1e-3)
+        mu, sd = self.z_stats(vec)
         scored = []
         for r in results:
             score = r.score
@@ -178,8 +182,9 @@ class Searcher:
                 fv = reader.file_vector(r.file_id)
                 score = float(fv @ vec) if fv is not None else 0.0
             scored.append(replace(r, score=score, z=(score - mu) / sd))
-        standout = [r for r in scored if r.z >= STANDOUT_Z or r.keyword]
-        rest = [r for r in scored if not (r.z >= STANDOUT_Z or r.keyword)]
+        floor = standout_floor([r.z for r in scored if not r.keyword])
+        standout = [r for r in scored if r.z >= floor or r.keyword]
+        rest = [r for r in scored if not (r.z >= floor or r.keyword)]
         ordered = standout + rest  # ranking order is kept within each group
         cutoff = max(len(standout), 1 if ordered else 0)
         if req.sort == "date":
@@ -236,11 +241,16 @@ class Searcher:
     def keyword_ranking(
         self, text: str, k: int, flt: FileFilter | None = None
     ) -> list[SearchResult]:
-        q = keyword_query(text)
-        if q is None:
-            return []
+        """Files whose name, folder or text hold every word; only if none do, any word."""
         reader = self.library.reader()
-        rows = reader.keyword_search(q, flt or FileFilter(), k)
+        rows = []
+        for all_words in (True, False):
+            q = keyword_query(text, all_words=all_words)
+            if q is None:
+                return []
+            rows = reader.keyword_search(q, flt or FileFilter(), k)
+            if rows:
+                break
         files = reader.files_by_ids([r[0] for r in rows])
         out = []
         for fid, _bm25, snippet in rows:
@@ -270,6 +280,7 @@ class Searcher:
         vec_results: list[SearchResult] = []
         kw_results: list[SearchResult] = []
         depth = max(k * 3, 50)
+        v = None
         if mode != "keyword":
             v = vector if vector is not None else self.text_vector(text or "")
             vec_results = self.vector_ranking(v, depth if mode == "hybrid" else k, flt)
@@ -279,18 +290,57 @@ class Searcher:
             return vec_results[:k]
         if mode == "keyword":
             return kw_results[:k]
-        return fuse(vec_results, kw_results)[:k]
+        return fuse(vec_results, kw_results, self.vector_confidence(v, vec_results))[:k]
+
+    def z_stats(self, vec: np.ndarray) -> tuple[float, float]:
+        """Mean and spread of this query's similarity to a typical item of the library."""
+        bg = self.background()
+        if len(bg) == 0:
+            return 0.0, 1.0
+        sims = bg @ vec
+        return float(np.mean(sims)), max(float(np.std(sims)), 1e-3)
+
+    def vector_confidence(self, vec: np.ndarray | None, results: list[SearchResult]) -> float:
+        """How much the model's ranking stands out for this query, in [MIN_VECTOR_WEIGHT, 1].
+
+        A query in words the model knows puts its best match far above the library's
+        background; an unknown word ("invoice" for a model that never saw one) does not, and
+        then the keyword ranking should lead the fusion.
+        """
+        if vec is None or not results:
+            return 1.0
+        mu, sd = self.z_stats(vec)
+        z_top = (results[0].score - mu) / sd
+        return float(np.clip(z_top / CONFIDENT_Z, MIN_VECTOR_WEIGHT, 1.0))
+
+
+def standout_floor(zs: list[float]) -> float:
+    """The z above which results stand out for this query.
+
+    Everything at least STANDOUT_Z above the library's background qualifies; when the
+    qualifying scores split into groups (a clear match, then near misses), the cut moves up to
+    the widest gap, if it is at least GAP_Z wide.
+    """
+    above = sorted((z for z in zs if z >= STANDOUT_Z), reverse=True)
+    if len(above) < 2:
+        return STANDOUT_Z
+    gaps = [(above[i] - above[i + 1], i) for i in range(len(above) - 1)]
+    width, at = max(gaps)
+    return above[at] if width >= GAP_Z else STANDOUT_Z
 
 
 def _newest(r: SearchResult) -> float:
     return -(r.taken_at or 0.0)
 
 
-def fuse(vec: list[SearchResult], kw: list[SearchResult]) -> list[SearchResult]:
-    """Reciprocal rank fusion; a file keeps its cosine score and gains the keyword snippet."""
+def fuse(
+    vec: list[SearchResult], kw: list[SearchResult], vector_weight: float = 1.0
+) -> list[SearchResult]:
+    """Weighted reciprocal rank fusion; a file keeps its cosine score and gains the keyword
+    snippet. The vector side's weight is its confidence for this query (vector_confidence)."""
     merged: dict[int, SearchResult] = {}
     for rank, r in enumerate(vec):
-        merged[r.file_id] = replace(r, fused=1.0 / (RRF_K + rank + 1))
+        merged[r.file_id] = replace(r, fused=vector_weight / (RRF_K + rank + 1))
     for rank, r in enumerate(kw):
         bonus = 1.0 / (RRF_K + rank + 1)
         if r.file_id in merged:

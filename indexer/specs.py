@@ -89,7 +89,7 @@ TINY_SHAPES = ModelSpec(
     arch="tiny-shapes",
     pretrained="magpie-shapes-v1",
     filename="tiny-shapes.safetensors",
-    sha256="PLACEHOLDER_TINY_SHA256",
+    sha256="bab59748308fbb87b2ee7c8210018e28bd12e3f59e1f695c732832de07df5caf",
     preprocess=Preprocess(image_size=64),
     embed_dim=64,
     bundled="tiny-shapes/tiny-shapes.safetensors",
