@@ -89,12 +89,13 @@ TINY_SHAPES = ModelSpec(
     arch="tiny-shapes",
     pretrained="magpie-shapes-v1",
     filename="tiny-shapes.safetensors",
-    sha256="bab59748308fbb87b2ee7c8210018e28bd12e3f59e1f695c732832de07df5caf",
+    sha256="d30f44e36d4dcaf1c09110201c3655b35e18c999ba3927e940ede6c733e48de1",
     preprocess=Preprocess(image_size=64),
     embed_dim=64,
     bundled="tiny-shapes/tiny-shapes.safetensors",
     description="A tiny CLIP trained by Magpie on coloured shapes; ships with the app for the "
     "offline demo and the tests.",
+    size_mb=5.9,
 )
 
 SPECS: dict[str, ModelSpec] = {s.name: s for s in (VIT_B_32, TINY_SHAPES)}

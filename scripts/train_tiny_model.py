@@ -1,6 +1,6 @@
 """Train the bundled tiny-shapes CLIP from scratch on CPU, save it, and measure it.
 
-    python scripts/train_tiny_model.py                 # train (default steps), save, evaluate
+    python scripts/train_tiny_model.py                 # train (2400 steps x 64), save, evaluate
     python scripts/train_tiny_model.py --steps 300 --out /tmp/t.safetensors   # quick check
     python scripts/train_tiny_model.py --eval-only     # load the saved file, print accuracy
 
@@ -405,8 +405,8 @@ def train(steps: int, batch: int, lr: float, out: Path, log_every: int, eval_eve
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--steps", type=int, default=2000)
-    ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--steps", type=int, default=2400)
+    ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--out", type=Path, default=TINY_WEIGHTS_PATH)
     ap.add_argument("--eval-only", action="store_true",
