@@ -26,12 +26,12 @@ OVERSAMPLE = 4
 ROCCHIO_ALPHA, ROCCHIO_BETA, ROCCHIO_GAMMA = 1.0, 0.75, 0.25
 # A result "stands out" when its cosine is this many standard deviations above the
 # library's background for the same query (calibrated by bench/eval_search.py).
-STANDOUT_Z = 2.0
+STANDOUT_Z = 2.5
 MIN_VECTOR_WEIGHT = 0.25
 # The vector ranking gets full weight in the fusion when its best match is this many
 # standard deviations above the background (less, proportionally, below).
 CONFIDENT_Z = 3.0
-GAP_Z = 0.75
+GAP_Z = 0.5
 BACKGROUND_SAMPLE = 256
 
 _STOPWORDS = frozenset(
