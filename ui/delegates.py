@@ -1,0 +1,360 @@
+"""Painting result cards (pictures and notes) and root folders."""
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from PySide6.QtCore import QEvent, QModelIndex, QPoint, QRect, QRectF, QSize, Qt, Signal
+from PySide6.QtGui import (
+    QColor, QFont, QFontMetrics, QMouseEvent, QPainter, QPainterPath, QPen, QPixmap,
+    QTextLayout, QTextOption,
+)
+from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem
+
+from ui import icons, theme
+from ui.models import Roles
+
+CELL = QSize(204, 234)  # grid cell, including the gap between cards
+GAP = 6
+WELL_PAD = 8
+RADIUS = 12
+BUTTON = 28  # hover buttons (more / less like this)
+
+
+def _rounded(rect: QRectF, r: float) -> QPainterPath:
+    path = QPainterPath()
+    path.addRoundedRect(rect, r, r)
+    return path
+
+
+def _elide(fm: QFontMetrics, text: str, width: int, mode=Qt.TextElideMode.ElideMiddle) -> str:
+    return fm.elidedText(text, mode, max(0, width))
+
+
+class ResultDelegate(QStyledItemDelegate):
+    """A card per result: thumbnail (or note excerpt), name, folder, score badge.
+
+    Hovering a card shows two small buttons, "more like this" and "less like this";
+    clicking one emits markClicked(index, +1 or -1).
+    """
+
+    markClicked = Signal(QModelIndex, int)
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self._hover_button: tuple[int, int] | None = None  # (row, +1/-1)
+        self.marks_enabled = True
+        self._wells: OrderedDict[tuple, QPixmap] = OrderedDict()
+
+    # -- geometry ---------------------------------------------------------------------------
+    def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex) -> QSize:  # noqa: N802
+        view = self.parent()
+        grid = view.gridSize() if view is not None and hasattr(view, "gridSize") else QSize()
+        return grid if grid.isValid() and not grid.isEmpty() else CELL
+
+    @staticmethod
+    def card_rect(cell: QRect) -> QRect:
+        return cell.adjusted(GAP, GAP, -GAP, -GAP)
+
+    @staticmethod
+    def well_rect(cell: QRect) -> QRect:
+        card = ResultDelegate.card_rect(cell)
+        side = card.width() - 2 * WELL_PAD
+        return QRect(card.left() + WELL_PAD, card.top() + WELL_PAD, side, side - 12)
+
+    def button_rects(self, cell: QRect) -> dict[int, QRect]:
+        well = self.well_rect(cell)
+        y = well.top() + 6
+        return {
+            1: QRect(well.left() + 6, y, BUTTON, BUTTON),
+            -1: QRect(well.left() + 6 + BUTTON + 4, y, BUTTON, BUTTON),
+        }
+
+    # -- painting ---------------------------------------------------------------------------
+    def paint(self, p: QPainter, option: QStyleOptionViewItem, index: QModelIndex) -> None:
+        t = theme.current()
+        p.save()
+        p.setRenderHint(QPainter.RenderHint.Antialiasing)
+        p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
+        selected = bool(option.state & QStyle.StateFlag.State_Selected)
+        hovered = bool(option.state & QStyle.StateFlag.State_MouseOver)
+        focused = bool(option.state & QStyle.StateFlag.State_HasFocus)
+        mark = index.data(Roles.Mark) or 0
+        kind = index.data(Roles.Kind)
+
+        card = QRectF(self.card_rect(option.rect))
+        bg = QColor(t.accent_soft if selected else (t.hover if hovered else t.surface))
+        p.setPen(QPen(QColor(t.accent if (selected or mark > 0) else t.border),
+                      2.0 if (selected or mark > 0) else 1.0))
+        p.setBrush(bg)
+        p.drawPath(_rounded(card.adjusted(0.5, 0.5, -0.5, -0.5), RADIUS))
+        if focused and not selected:
+            p.setPen(QPen(QColor(t.accent), 1.0, Qt.PenStyle.DotLine))
+            p.setBrush(Qt.BrushStyle.NoBrush)
+            p.drawPath(_rounded(card.adjusted(2, 2, -2, -2), RADIUS - 2))
+
+        if mark < 0:
+            p.setOpacity(0.45)
+        well = QRectF(self.well_rect(option.rect))
+        if kind == "text":
+            self._paint_note(p, well, index, t)
+        else:
+            self._paint_picture(p, well, index, t)
+        p.setOpacity(1.0)
+
+        self._paint_score(p, well, index, t)
+        self._paint_caption(p, card, well, index, t, selected)
+        if mark:
+            self._paint_mark_badge(p, well, mark, t)
+        elif hovered and self.marks_enabled:
+            self._paint_buttons(p, option.rect, index, t)
+        p.restore()
+
+    def _paint_picture(self, p: QPainter, well: QRectF, index: QModelIndex, t) -> None:
+        pm = index.data(Qt.ItemDataRole.DecorationRole)
+        ratio = p.device().devicePixelRatioF() if p.device() else 1.0
+        if isinstance(pm, QPixmap) and not pm.isNull():
+            p.drawPixmap(well.topLeft(), self._well_pixmap(pm, well.size().toSize(), ratio, t))
+            return
+        p.setPen(Qt.PenStyle.NoPen)
+        p.setBrush(QColor(t.sunken))
+        p.drawPath(_rounded(well, RADIUS - 4))
+        ic = icons.pixmap("image", t.faint, 36, ratio)
+        p.drawPixmap(int(well.center().x() - 18), int(well.center().y() - 18), ic)
+
+    def _well_pixmap(self, pm: QPixmap, size: QSize, ratio: float, t) -> QPixmap:
+        """The thumbnail scaled into the card's well with rounded corners, made once per
+        thumbnail and size: repaints (scrolling, hover, live refresh) are one blit."""
+        key = (pm.cacheKey(), size.width(), size.height(), ratio, t.sunken)
+        cached = self._wells.get(key)
+        if cached is not None:
+            self._wells.move_to_end(key)
+            return cached
+        out = QPixmap(int(size.width() * ratio), int(size.height() * ratio))
+        out.setDevicePixelRatio(ratio)
+        out.fill(Qt.GlobalColor.transparent)
+        q = QPainter(out)
+        q.setRenderHint(QPainter.RenderHint.Antialiasing)
+        q.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
+        well = QRectF(0, 0, size.width(), size.height())
+        clip = _rounded(well, RADIUS - 4)
+        q.setPen(Qt.PenStyle.NoPen)
+        q.setBrush(QColor(t.sunken))
+        q.drawPath(clip)
+        fit = pm.size().scaled(size, Qt.AspectRatioMode.KeepAspectRatio)
+        # fill the well when the picture is close to its shape; else letterbox it
+        fill = pm.size().scaled(size, Qt.AspectRatioMode.KeepAspectRatioByExpanding)
+        share = (fit.width() * fit.height()) / max(1, fill.width() * fill.height())
+        target = fill if share > 0.72 else fit
+        r = QRectF(0, 0, target.width(), target.height())
+        r.moveCenter(well.center())
+        q.setClipPath(clip)
+        q.drawPixmap(r, pm, QRectF(pm.rect()))
+        q.end()
+        self._wells[key] = out
+        if len(self._wells) > 600:
+            self._wells.popitem(last=False)
+        return out
+
+    def _paint_note(self, p: QPainter, well: QRectF, index: QModelIndex, t) -> None:
+        paper = QColor("#2c2b27" if t.dark else "#fffbf0")
+        edge = QColor("#4a463c" if t.dark else "#efe3c2")
+        p.setPen(QPen(edge, 1))
+        p.setBrush(paper)
+        p.drawPath(_rounded(well.adjusted(0.5, 0.5, -0.5, -0.5), RADIUS - 4))
+        ratio = p.device().devicePixelRatioF() if p.device() else 1.0
+        p.drawPixmap(int(well.left() + 10), int(well.top() + 10),
+                     icons.pixmap("note", "#b08a2e" if not t.dark else "#d8b25a", 18, ratio))
+        snippet = " ".join((index.data(Roles.Snippet) or "").split())
+        if not snippet:
+            snippet = "(empty note)"
+        font = QFont(p.font())
+        font.setPointSizeF(max(8.0, font.pointSizeF() - 0.5))
+        p.setFont(font)
+        p.setPen(QColor(t.text))
+        area = well.adjusted(12, 36, -12, -10)
+        _draw_wrapped(p, area, snippet, font)
+
+    def _paint_score(self, p: QPainter, well: QRectF, index: QModelIndex, t) -> None:
+        score = index.data(Roles.Score)
+        if score is None:
+            return
+        standout = bool(index.data(Roles.Standout))
+        text = f"{score:.2f}"
+        font = QFont(p.font())
+        font.setPointSizeF(max(7.5, font.pointSizeF() - 1.5))
+        font.setWeight(QFont.Weight.DemiBold)
+        fm = QFontMetrics(font)
+        w = fm.horizontalAdvance(text) + 14
+        h = fm.height() + 4
+        r = QRectF(well.right() - w - 6, well.top() + 6, w, h)
+        p.setPen(Qt.PenStyle.NoPen)
+        p.setBrush(QColor(t.accent) if standout else QColor(0, 0, 0, 130))
+        p.drawRoundedRect(r, h / 2, h / 2)
+        p.setFont(font)
+        p.setPen(QColor("#ffffff"))
+        p.drawText(r, Qt.AlignmentFlag.AlignCenter, text)
+
+    def _paint_caption(self, p: QPainter, card: QRectF, well: QRectF, index: QModelIndex, t,
+                       selected: bool) -> None:
+        name = index.data(Qt.ItemDataRole.DisplayRole) or ""
+        folder = index.data(Roles.Folder) or ""
+        if index.data(Roles.Keyword):
+            folder = f"{folder} · name/text match" if folder else "name/text match"
+        font = QFont(p.font())
+        font.setWeight(QFont.Weight.DemiBold)
+        fm = QFontMetrics(font)
+        x = int(well.left() + 2)
+        width = int(well.width() - 4)
+        y = int(well.bottom() + 8)
+        p.setFont(font)
+        p.setPen(QColor(t.text))
+        p.drawText(QRect(x, y, width, fm.height()), Qt.AlignmentFlag.AlignLeft,
+                   _elide(fm, name, width))
+        small = QFont(p.font())
+        small.setWeight(QFont.Weight.Normal)
+        small.setPointSizeF(max(7.5, small.pointSizeF() - 1))
+        sfm = QFontMetrics(small)
+        p.setFont(small)
+        p.setPen(QColor(t.muted))
+        p.drawText(QRect(x, y + fm.height() + 2, width, sfm.height()), Qt.AlignmentFlag.AlignLeft,
+                   _elide(sfm, folder, width, Qt.TextElideMode.ElideRight))
+
+    def _paint_mark_badge(self, p: QPainter, well: QRectF, mark: int, t) -> None:
+        r = QRectF(well.left() + 6, well.top() + 6, BUTTON, BUTTON)
+        p.setPen(Qt.PenStyle.NoPen)
+        p.setBrush(QColor(t.accent) if mark > 0 else QColor(t.danger))
+        p.drawEllipse(r)
+        ratio = p.device().devicePixelRatioF() if p.device() else 1.0
+        pm = icons.pixmap("more" if mark > 0 else "less", "#ffffff", 16, ratio)
+        p.drawPixmap(int(r.center().x() - 8), int(r.center().y() - 8), pm)
+
+    def _paint_buttons(self, p: QPainter, cell: QRect, index: QModelIndex, t) -> None:
+        ratio = p.device().devicePixelRatioF() if p.device() else 1.0
+        for sign, r in self.button_rects(cell).items():
+            hot = self._hover_button == (index.row(), sign)
+            p.setPen(QPen(QColor(0, 0, 0, 40), 1))
+            p.setBrush(QColor(t.accent if hot else t.surface))
+            p.drawEllipse(QRectF(r))
+            color = "#ffffff" if hot else t.text
+            pm = icons.pixmap("more" if sign > 0 else "less", color, 16, ratio)
+            p.drawPixmap(r.center().x() - 7, r.center().y() - 7, pm)
+
+    # -- hover buttons ------------------------------------------------------------------------
+    def button_at(self, cell: QRect, pos: QPoint) -> int:
+        if not self.marks_enabled:
+            return 0
+        for sign, r in self.button_rects(cell).items():
+            if r.adjusted(-2, -2, 2, 2).contains(pos):
+                return sign
+        return 0
+
+    def editorEvent(self, event: QEvent, model, option: QStyleOptionViewItem,  # noqa: N802
+                    index: QModelIndex) -> bool:
+        if event.type() in (QEvent.Type.MouseMove, QEvent.Type.MouseButtonRelease,
+                            QEvent.Type.MouseButtonPress, QEvent.Type.MouseButtonDblClick):
+            pos = event.position().toPoint() if isinstance(event, QMouseEvent) else QPoint()
+            sign = self.button_at(option.rect, pos)
+            hover = (index.row(), sign) if sign else None
+            if hover != self._hover_button:
+                self._hover_button = hover
+                view = self.parent()
+                if view is not None and hasattr(view, "viewport"):
+                    view.viewport().update(option.rect)
+            if sign and event.type() == QEvent.Type.MouseButtonRelease:
+                current = index.data(Roles.Mark) or 0
+                self.markClicked.emit(index, 0 if current == sign else sign)
+                return True
+            if sign and event.type() in (QEvent.Type.MouseButtonPress,
+                                         QEvent.Type.MouseButtonDblClick):
+                return True  # don't select or open when a button is hit
+        return super().editorEvent(event, model, option, index)
+
+    def tooltip_for_button(self, sign: int) -> str:
+        return "More like this" if sign > 0 else "Less like this"
+
+
+def _draw_wrapped(p: QPainter, area: QRectF, text: str, font: QFont) -> None:
+    """Word-wrapped text that ends with an ellipsis when it runs out of room."""
+    fm = QFontMetrics(font)
+    layout = QTextLayout(text, font)
+    opt = QTextOption()
+    opt.setWrapMode(QTextOption.WrapMode.WrapAtWordBoundaryOrAnywhere)
+    layout.setTextOption(opt)
+    layout.beginLayout()
+    lines = []
+    y = 0.0
+    line_h = fm.lineSpacing()
+    max_lines = max(1, int(area.height() // line_h))
+    while len(lines) < max_lines:
+        line = layout.createLine()
+        if not line.isValid():
+            break
+        line.setLineWidth(area.width())
+        line.setPosition(QRectF(0, y, 0, 0).topLeft())
+        lines.append(line)
+        y += line_h
+    layout.endLayout()
+    for i, line in enumerate(lines):
+        start, length = line.textStart(), line.textLength()
+        seg = text[start:start + length].rstrip()
+        last = i == len(lines) - 1
+        if last and start + length < len(text):
+            seg = fm.elidedText(text[start:], Qt.TextElideMode.ElideRight, int(area.width()))
+        p.drawText(QRectF(area.left(), area.top() + i * line_h, area.width(), line_h),
+                   Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, seg)
+
+
+class RootDelegate(QStyledItemDelegate):
+    """A folder row: icon, name, full path (muted) and its item count."""
+
+    ROW_H = 52
+
+    def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex) -> QSize:  # noqa: N802
+        return QSize(max(120, option.rect.width()), self.ROW_H)
+
+    def paint(self, p: QPainter, option: QStyleOptionViewItem, index: QModelIndex) -> None:
+        t = theme.current()
+        p.save()
+        p.setRenderHint(QPainter.RenderHint.Antialiasing)
+        r = QRectF(option.rect.adjusted(6, 2, -6, -2))
+        selected = bool(option.state & QStyle.StateFlag.State_Selected)
+        hovered = bool(option.state & QStyle.StateFlag.State_MouseOver)
+        if selected or hovered:
+            p.setPen(Qt.PenStyle.NoPen)
+            p.setBrush(QColor(t.accent_soft if selected else t.hover))
+            p.drawRoundedRect(r, 8, 8)
+        ratio = p.device().devicePixelRatioF() if p.device() else 1.0
+        busy = index.data(Roles.Kind) == "busy"
+        p.drawPixmap(int(r.left() + 10), int(r.center().y() - 10),
+                     icons.pixmap("folder", t.accent if busy else t.muted, 20, ratio))
+        count = index.data(Roles.Count) or 0
+        count_text = f"{count:,}"
+        small = QFont(p.font())
+        small.setPointSizeF(max(7.5, small.pointSizeF() - 1))
+        sfm = QFontMetrics(small)
+        cw = sfm.horizontalAdvance(count_text) + 14
+        left = int(r.left() + 40)
+        width = int(r.right() - 10 - cw - 6 - left)
+        bold = QFont(p.font())
+        bold.setWeight(QFont.Weight.DemiBold)
+        bfm = QFontMetrics(bold)
+        p.setFont(bold)
+        p.setPen(QColor(t.text))
+        top = int(r.center().y() - (bfm.height() + sfm.height()) / 2)
+        p.drawText(QRect(left, top, width, bfm.height()), Qt.AlignmentFlag.AlignLeft,
+                   _elide(bfm, index.data(Qt.ItemDataRole.DisplayRole) or "", width,
+                          Qt.TextElideMode.ElideRight))
+        p.setFont(small)
+        p.setPen(QColor(t.muted))
+        path = index.data(Roles.Path) or ""
+        sub = "indexing…" if busy else path
+        p.drawText(QRect(left, top + bfm.height(), width, sfm.height()), Qt.AlignmentFlag.AlignLeft,
+                   _elide(sfm, sub, width, Qt.TextElideMode.ElideMiddle))
+        pill = QRectF(r.right() - 10 - cw, r.center().y() - (sfm.height() + 4) / 2, cw,
+                      sfm.height() + 4)
+        p.setPen(Qt.PenStyle.NoPen)
+        p.setBrush(QColor(t.sunken))
+        p.drawRoundedRect(pill, pill.height() / 2, pill.height() / 2)
+        p.setPen(QColor(t.muted))
+        p.drawText(pill, Qt.AlignmentFlag.AlignCenter, count_text)
+        p.restore()

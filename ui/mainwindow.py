@@ -1,0 +1,553 @@
+"""Magpie's main window: composition of the widgets and the signals `app/` listens to.
+
+The window holds no business logic. It shows what the controller gives it (results, roots,
+progress, errors, messages) and reports what the person did (typed, dropped, clicked).
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+from PySide6.QtCore import QByteArray, QModelIndex, QPoint, QSettings, QSize, Qt, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication, QKeySequence
+from PySide6.QtWidgets import (
+    QFrame, QHBoxLayout, QLabel, QMainWindow, QMenu, QSplitter, QStackedWidget, QToolButton,
+    QVBoxLayout, QWidget,
+)
+
+from ui import icons, theme
+from ui.models import THUMB, ErrorsModel, ResultsModel, Roles, RootsModel
+from ui.thumbnails import ThumbnailLoader
+from ui.widgets import (
+    Banner, DropOverlay, EmptyState, ErrorPanel, FilterBar, ImageChip, MessageView, PreviewPane,
+    ProgressPanel, ResultsView, RootsPanel, SearchField, SearchHint, button, label, local_paths,
+)
+
+PREVIEW = 900  # px, the preview pane's decode size
+
+
+class MainWindow(QMainWindow):
+    # what the person asked for; `app/` decides what it means
+    queryEdited = Signal(str)
+    queryCommitted = Signal(str)  # Enter in the search box: search now, no debounce
+    imageQuery = Signal(str)
+    imageQueryCleared = Signal()
+    filtersChanged = Signal()
+    pathsDropped = Signal(list)  # local paths (folders and/or files)
+    addFolderRequested = Signal()
+    rescanRequested = Signal(str)  # "" = all folders
+    removeRootRequested = Signal(str)
+    openRequested = Signal(object)  # a result
+    revealRequested = Signal(object)
+    findSimilarRequested = Signal(object)
+    markRequested = Signal(object, int)  # result, +1 / -1 / 0
+    showMoreRequested = Signal()
+    pauseRequested = Signal()
+    resumeRequested = Signal()
+    cancelRequested = Signal()
+    bannerAction = Signal(str)
+    demoRequested = Signal()
+    chooseWeightsRequested = Signal()
+    downloadWeightsRequested = Signal()
+    openLibraryRequested = Signal()
+    defaultLibraryRequested = Signal()
+    closing = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Magpie")
+        self.setWindowIcon(icons.logo_icon())
+        self.setAcceptDrops(True)
+        self.setMinimumSize(QSize(760, 520))
+        self.thumbs = ThumbnailLoader(self)
+        self.results_model = ResultsModel(self.thumbs, self)
+        self.roots_model = RootsModel(self)
+        self.errors_model = ErrorsModel(self)
+        self._image_query: str | None = None
+        self._build()
+        self._wire()
+
+    # -- construction -----------------------------------------------------------------------
+    def _build(self) -> None:
+        t = theme.current()
+        central = QWidget()
+        root = QVBoxLayout(central)
+        root.setContentsMargins(0, 0, 0, 0)
+        root.setSpacing(0)
+
+        # header: logo, search, menu / filters, summary, "show more"
+        header = QFrame()
+        header.setObjectName("Header")
+        hl = QVBoxLayout(header)
+        hl.setContentsMargins(16, 12, 16, 10)
+        hl.setSpacing(10)
+        top = QHBoxLayout()
+        top.setSpacing(12)
+        logo = QLabel()
+        logo.setPixmap(icons.logo_pixmap(30, self.devicePixelRatioF()))
+        name = label("Magpie", "heading")
+        name.setStyleSheet("font-size: 16px;")
+        top.addWidget(logo)
+        top.addWidget(name)
+        top.addSpacing(12)
+        self.image_chip = ImageChip()
+        self.search = SearchField()
+        top.addWidget(self.image_chip)
+        top.addWidget(self.search, 1)
+        self.menu_button = QToolButton()
+        self.menu_button.setIcon(icons.icon("menu", t.text))
+        self.menu_button.setText("Menu")
+        self.menu_button.setToolTip("Folders, model, library")
+        self.menu_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.menu_button.setIconSize(QSize(18, 18))
+        top.addWidget(self.menu_button)
+        hl.addLayout(top)
+        self.filter_row = QWidget()
+        second = QHBoxLayout(self.filter_row)
+        second.setContentsMargins(0, 0, 0, 0)
+        second.setSpacing(10)
+        self.filters = FilterBar()
+        second.addWidget(self.filters)
+        second.addStretch(1)
+        self.summary = label("", "muted")
+        self.show_more_button = button("Show more", "flat", "chevron-down")
+        self.show_more_button.setObjectName("show-more")
+        self.show_more_button.hide()
+        second.addWidget(self.summary)
+        second.addWidget(self.show_more_button)
+        hl.addWidget(self.filter_row)
+        root.addWidget(header)
+
+        # banner (missing weights, library problems)
+        self.banner = Banner()
+        banner_box = QHBoxLayout()
+        banner_box.setContentsMargins(16, 12, 16, 0)
+        banner_box.addWidget(self.banner)
+        self.banner_holder = QWidget()
+        self.banner_holder.setLayout(banner_box)
+        self.banner_holder.hide()
+        root.addWidget(self.banner_holder)
+
+        # body: folders | results | preview
+        self.body = QWidget()
+        body_l = QVBoxLayout(self.body)
+        body_l.setContentsMargins(0, 0, 0, 0)
+        self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.splitter.setChildrenCollapsible(False)
+        self.splitter.setHandleWidth(1)
+        self.roots_panel = RootsPanel(self.roots_model)
+        self.roots_panel.setMinimumWidth(200)
+        self.stack = QStackedWidget()
+        self.stack.setObjectName("ResultsArea")
+        self.empty = EmptyState()
+        self.hint = SearchHint()
+        self.results = ResultsView()
+        self.results.setModel(self.results_model)
+        self.message = MessageView()
+        results_page = QWidget()
+        rl = QVBoxLayout(results_page)
+        rl.setContentsMargins(10, 8, 4, 4)
+        rl.addWidget(self.results)
+        for w in (self.empty, self.hint, results_page, self.message):
+            self.stack.addWidget(w)
+        self._pages = {"empty": self.empty, "hint": self.hint, "results": results_page,
+                       "message": self.message}
+        self.preview = PreviewPane()
+        self.splitter.addWidget(self.roots_panel)
+        self.splitter.addWidget(self.stack)
+        self.splitter.addWidget(self.preview)
+        self.splitter.setStretchFactor(0, 0)
+        self.splitter.setStretchFactor(1, 1)
+        self.splitter.setStretchFactor(2, 0)
+        self.splitter.setSizes([250, 760, 320])
+        body_l.addWidget(self.splitter)
+        root.addWidget(self.body, 1)
+        self.overlay = DropOverlay(self.body)
+
+        # bottom: indexing progress and errors
+        bottom = QFrame()
+        bottom.setObjectName("Bottom")
+        bl = QVBoxLayout(bottom)
+        bl.setContentsMargins(0, 0, 0, 0)
+        bl.setSpacing(0)
+        self.progress = ProgressPanel()
+        self.errors = ErrorPanel(self.errors_model)
+        bl.addWidget(self.progress)
+        bl.addWidget(self.errors)
+        self.bottom = bottom
+        root.addWidget(bottom)
+        self.setCentralWidget(central)
+
+        # status bar: items | model | device
+        sb = self.statusBar()
+        sb.setSizeGripEnabled(False)
+        self.items_label = QLabel("No library yet")
+        self.model_label = QLabel("")
+        self.model_label.setObjectName("model-label")
+        self.device_label = QLabel("")
+        self.device_label.setObjectName("device-label")
+        sb.addWidget(self.items_label, 1)
+        sb.addPermanentWidget(self.model_label)
+        sb.addPermanentWidget(self.device_label)
+
+        self._build_menu()
+        self.show_page("empty")
+        self._sync_bottom()
+
+    def _build_menu(self) -> None:
+        t = theme.current()
+        m = QMenu(self)
+
+        def act(text: str, signal, icon_name: str | None = None, shortcut=None) -> QAction:
+            a = QAction(text, self)
+            if icon_name:
+                a.setIcon(icons.icon(icon_name, t.text))
+            if shortcut:
+                a.setShortcut(shortcut)
+                a.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+                self.addAction(a)
+            a.triggered.connect(signal)
+            m.addAction(a)
+            return a
+
+        self.add_action = act("Add folder…", self.addFolderRequested, "folder-plus",
+                              QKeySequence.StandardKey.Open)
+        self.rescan_action = act("Rescan all folders", lambda: self.rescanRequested.emit(""),
+                                 "refresh", QKeySequence(Qt.Key.Key_F5))
+        m.addSeparator()
+        self.demo_action = act("Try the demo", self.demoRequested, "sparkle")
+        self.weights_action = act("Choose weights file…", self.chooseWeightsRequested, "folder-open")
+        self.download_action = act("Download model weights", self.downloadWeightsRequested,
+                                   "download")
+        m.addSeparator()
+        self.library_action = act("Open library…", self.openLibraryRequested, "folder")
+        self.default_library_action = act("Use my default library", self.defaultLibraryRequested)
+        m.addSeparator()
+        quit_action = act("Quit", self.close, None, QKeySequence.StandardKey.Quit)
+        quit_action.setMenuRole(QAction.MenuRole.QuitRole)
+        self.menu = m
+        self.menu_button.setMenu(m)
+
+        for seq in ("Ctrl+F", "Ctrl+L"):
+            a = QAction(self)
+            a.setShortcut(QKeySequence(seq))
+            a.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+            a.triggered.connect(self.focus_search)
+            self.addAction(a)
+
+    def _wire(self) -> None:
+        self.search.textEdited.connect(self.queryEdited)
+        self.search.returnPressed.connect(lambda: self.queryCommitted.emit(self.search.text()))
+        self.search.imageDropped.connect(self._on_image_dropped)
+        self.search.downPressed.connect(self.results.select_first)
+        self.results.upFromTop.connect(self.focus_search)
+        self.image_chip.cleared.connect(self._on_image_cleared)
+        self.filters.changed.connect(self.filtersChanged)
+        self.show_more_button.clicked.connect(self.showMoreRequested)
+        self.empty.addFolderClicked.connect(self.addFolderRequested)
+        self.empty.demoClicked.connect(self.demoRequested)
+        self.hint.exampleClicked.connect(self.run_example)
+        self.roots_panel.addClicked.connect(self.addFolderRequested)
+        self.roots_panel.rescanClicked.connect(self.rescanRequested)
+        self.roots_panel.removeClicked.connect(self.removeRootRequested)
+        self.progress.pauseClicked.connect(self.pauseRequested)
+        self.progress.resumeClicked.connect(self.resumeRequested)
+        self.progress.cancelClicked.connect(self.cancelRequested)
+        self.banner.action.connect(self.bannerAction)
+        self.results.openRequested.connect(lambda idx: self._emit_for(idx, self.openRequested))
+        self.results.contextRequested.connect(self._context_menu)
+        self.results.delegate.markClicked.connect(self._on_mark_clicked)
+        self.results.selectionModel().currentChanged.connect(self._on_current)
+        self.results_model.modelReset.connect(self._on_results_reset)
+        self.preview.openClicked.connect(lambda: self._emit_current(self.openRequested))
+        self.preview.revealClicked.connect(lambda: self._emit_current(self.revealRequested))
+        self.preview.similarClicked.connect(lambda: self._emit_current(self.findSimilarRequested))
+        self.preview.markClicked.connect(self._on_preview_mark)
+        self.thumbs.ready.connect(self._on_thumb)
+        self.thumbs.textReady.connect(self._on_text)
+        self.errors_model.rowsInserted.connect(self._sync_bottom)
+        self.errors_model.modelReset.connect(self._sync_bottom)
+
+    # -- pages ------------------------------------------------------------------------------
+    def show_page(self, name: str) -> None:
+        self.stack.setCurrentWidget(self._pages[name])
+        # a first start shows only the drop zone: no filters or preview for an empty library
+        empty = name == "empty"
+        self.filter_row.setVisible(not empty)
+        self.preview.setVisible(not empty)
+
+    def page(self) -> str:
+        current = self.stack.currentWidget()
+        return next(k for k, v in self._pages.items() if v is current)
+
+    def show_hint(self, body: str, examples: Sequence[str]) -> None:
+        self.hint.set_info(body, examples)
+        self.show_page("hint")
+        self.set_summary("")
+
+    def show_message(self, title: str, body: str = "", icon_name: str = "search",
+                     error: bool = False) -> None:
+        self.message.show_message(title, body, icon_name, error)
+        self.show_page("message")
+
+    def show_results(self, results: Sequence, cutoff: int | None = None, summary: str = "",
+                     keep_selection: bool = False, show_all: bool = False,
+                     min_visible: int = 0) -> None:
+        """New results; with keep_selection the same file stays selected (live refresh)."""
+        current = self.current_result()
+        scroll = self.results.verticalScrollBar().value()
+        self.thumbs.cancel_pending()
+        self.results_model.set_results(results, cutoff, show_all=show_all,
+                                       min_visible=min_visible)
+        self.show_page("results")
+        self.set_summary(summary)
+        if keep_selection and current is not None:
+            row = self.results_model.row_of(current.file_id)
+            if row >= 0:
+                self.results.setCurrentIndex(self.results_model.index(row))
+            self.results.verticalScrollBar().setValue(scroll)
+        self._sync_show_more()
+
+    def show_more(self) -> None:
+        self.results_model.show_more()
+        self._sync_show_more()
+
+    def _sync_show_more(self) -> None:
+        hidden = self.results_model.hidden_count()
+        self.show_more_button.setVisible(hidden > 0)
+        self.show_more_button.setText(f"Show {hidden} more")
+        self.show_more_button.setToolTip(
+            "Results below the relevance cutoff: they score close to a typical item of your "
+            "library for this query")
+
+    def set_summary(self, text: str) -> None:
+        self.summary.setText(text)
+        if not text:
+            self.show_more_button.hide()
+
+    # -- search box -------------------------------------------------------------------------
+    def focus_search(self) -> None:
+        self.search.setFocus(Qt.FocusReason.ShortcutFocusReason)
+        self.search.selectAll()
+
+    def query_text(self) -> str:
+        return self.search.text()
+
+    def set_query(self, text: str) -> None:
+        self.search.setText(text)
+
+    def run_example(self, text: str) -> None:
+        self.search.setText(text)
+        self.queryCommitted.emit(text)
+
+    def image_query(self) -> str | None:
+        return self._image_query
+
+    def set_image_query(self, path: str | None, title: str | None = None) -> None:
+        self._image_query = path
+        if path is None:
+            self.image_chip.hide()
+            return
+        pm = self.thumbs.get(path, THUMB)
+        self.image_chip.set_image(title or os.path.basename(path), pm)
+
+    def _on_image_dropped(self, path: str) -> None:
+        self.set_image_query(path)
+        self.imageQuery.emit(path)
+
+    def _on_image_cleared(self) -> None:
+        self.set_image_query(None)
+        self.imageQueryCleared.emit()
+
+    # -- results interaction ----------------------------------------------------------------
+    def current_result(self):
+        idx = self.results.currentIndex()
+        return idx.data(Roles.Result) if idx.isValid() else None
+
+    def _emit_for(self, idx: QModelIndex, signal) -> None:
+        r = idx.data(Roles.Result) if idx.isValid() else None
+        if r is not None:
+            signal.emit(r)
+
+    def _emit_current(self, signal) -> None:
+        r = self.preview.current
+        if r is not None:
+            signal.emit(r)
+
+    def _on_mark_clicked(self, idx: QModelIndex, mark: int) -> None:
+        r = idx.data(Roles.Result)
+        if r is not None:
+            self.markRequested.emit(r, mark)
+
+    def _on_preview_mark(self, mark: int) -> None:
+        r = self.preview.current
+        if r is not None:
+            self.markRequested.emit(r, mark)
+
+    def set_mark(self, file_id: int, mark: int) -> None:
+        self.results_model.set_mark(file_id, mark)
+        if self.preview.current is not None and self.preview.current.file_id == file_id:
+            self.preview.set_mark(mark)
+
+    def _context_menu(self, idx: QModelIndex, global_pos: QPoint) -> None:
+        r = idx.data(Roles.Result) if idx.isValid() else None
+        if r is None:
+            return
+        menu = self.result_menu(r)
+        menu.exec(global_pos)
+
+    def result_menu(self, r) -> QMenu:
+        t = theme.current()
+        menu = QMenu(self)
+        mark = self.results_model.mark(r.file_id)
+
+        def add(text: str, icon_name: str | None, fn, checked: bool | None = None) -> QAction:
+            a = menu.addAction(icons.icon(icon_name, t.text), text) if icon_name else menu.addAction(text)
+            if checked is not None:
+                a.setCheckable(True)
+                a.setChecked(checked)
+            a.triggered.connect(fn)
+            return a
+
+        add("Open", "open", lambda: self.openRequested.emit(r)).setShortcut(QKeySequence(Qt.Key.Key_Return))
+        add("Show in folder", "folder-open", lambda: self.revealRequested.emit(r))
+        add("Copy path", "copy", lambda: self.copy_path(r))
+        menu.addSeparator()
+        add("Find similar", "similar", lambda: self.findSimilarRequested.emit(r))
+        if self.results.delegate.marks_enabled:
+            add("More like this", "more", lambda: self.markRequested.emit(r, 0 if mark > 0 else 1),
+                mark > 0)
+            add("Less like this", "less", lambda: self.markRequested.emit(r, 0 if mark < 0 else -1),
+                mark < 0)
+        return menu
+
+    def copy_path(self, r) -> None:
+        QGuiApplication.clipboard().setText(r.path)
+        self.statusBar().showMessage(f"Copied {r.path}", 3000)
+
+    def _on_current(self, current: QModelIndex, _previous: QModelIndex) -> None:
+        r = current.data(Roles.Result) if current.isValid() else None
+        if r is None:
+            self.preview.clear()
+            return
+        pm = None
+        if r.kind == "image":
+            pm = self.thumbs.get(r.open_path, PREVIEW) or self.thumbs.get(r.open_path, THUMB)
+        else:
+            self.thumbs.request_text(r.open_path)
+        self.preview.show_result(r, pm, self.results_model.mark(r.file_id))
+
+    def _on_results_reset(self) -> None:
+        self.preview.clear()
+
+    def _on_thumb(self, path: str, size: int) -> None:
+        r = self.preview.current
+        if r is not None and r.open_path == path:
+            pm = self.thumbs.get(path, size)
+            if pm is not None and (size == PREVIEW or self.preview.image.pixmap() is None):
+                self.preview.set_pixmap(pm)
+        if self._image_query == path and size == THUMB:
+            pm = self.thumbs.get(path, THUMB)
+            if pm is not None:
+                self.image_chip.set_pixmap(pm)
+
+    def _on_text(self, path: str, text: str) -> None:
+        r = self.preview.current
+        if r is not None and r.open_path == path:
+            self.preview.set_text(text)
+
+    # -- roots, progress, errors, status ----------------------------------------------------
+    def set_roots(self, rows: Sequence[tuple[str, int]]) -> None:
+        self.roots_model.set_roots(rows)
+        self.filters.set_folders([p for p, _ in rows])
+
+    def job_started(self, title: str) -> None:
+        self.progress.start(title)
+        self._sync_bottom()
+
+    def job_finished(self, message: str = "") -> None:
+        self.progress.hide()
+        self.roots_model.set_busy([])
+        self._sync_bottom()
+        if message:
+            self.statusBar().showMessage(message, 8000)
+
+    def _sync_bottom(self, *args) -> None:
+        self.bottom.setVisible(self.progress.isVisibleTo(self.bottom) or
+                               self.errors_model.rowCount() > 0)
+
+    def set_status(self, items: str, model: str, device: str) -> None:
+        self.items_label.setText(items)
+        self.model_label.setText(model)
+        self.device_label.setText(device)
+
+    def show_banner(self, *args, **kwargs) -> None:
+        self.banner.show_message(*args, **kwargs)
+        self.banner_holder.show()
+
+    def hide_banner(self) -> None:
+        self.banner.hide()
+        self.banner_holder.hide()
+
+    # -- drag and drop onto the window ------------------------------------------------------
+    def dragEnterEvent(self, e: QDragEnterEvent) -> None:  # noqa: N802 - Qt API
+        paths = local_paths(e.mimeData())
+        if not paths:
+            e.ignore()
+            return
+        e.acceptProposedAction()
+        folders = sum(os.path.isdir(p) for p in paths)
+        files = len(paths) - folders
+        what = []
+        if folders:
+            what.append(f"{folders} folder{'s' * (folders != 1)}")
+        if files:
+            what.append(f"the folder of {files} file{'s' * (files != 1)}")
+        self.overlay.show_for("Drop to index", "Magpie will index " + " and ".join(what) +
+                              " in the background. Drop an image on the search box to search "
+                              "by it instead.")
+        self.empty.set_dragging(True)
+
+    def dragMoveEvent(self, e) -> None:  # noqa: N802
+        if local_paths(e.mimeData()):
+            e.acceptProposedAction()
+
+    def dragLeaveEvent(self, e) -> None:  # noqa: N802
+        self.overlay.hide()
+        self.empty.set_dragging(False)
+
+    def dropEvent(self, e: QDropEvent) -> None:  # noqa: N802
+        self.overlay.hide()
+        self.empty.set_dragging(False)
+        paths = local_paths(e.mimeData())
+        if paths:
+            e.acceptProposedAction()
+            self.pathsDropped.emit(paths)
+
+    def resizeEvent(self, e) -> None:  # noqa: N802
+        super().resizeEvent(e)
+        if self.overlay.isVisible():
+            self.overlay.setGeometry(self.body.rect())
+
+    # -- persistence ------------------------------------------------------------------------
+    def save_state(self, s: QSettings) -> None:
+        s.setValue("window/geometry", self.saveGeometry())
+        s.setValue("window/state", self.saveState())
+        s.setValue("window/splitter", self.splitter.saveState())
+
+    def restore_state(self, s: QSettings) -> bool:
+        geo = s.value("window/geometry")
+        ok = False
+        if isinstance(geo, QByteArray) and not geo.isEmpty():
+            ok = self.restoreGeometry(geo)
+        state = s.value("window/state")
+        if isinstance(state, QByteArray):
+            self.restoreState(state)
+        split = s.value("window/splitter")
+        if isinstance(split, QByteArray):
+            self.splitter.restoreState(split)
+        return ok
+
+    def closeEvent(self, e: QCloseEvent) -> None:  # noqa: N802
+        self.closing.emit()
+        super().closeEvent(e)

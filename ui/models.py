@@ -1,0 +1,352 @@
+"""Item models adapting plain result/root/error records for the views.
+
+The records are the core's frozen dataclasses (SearchResult and friends) used duck-typed:
+a result needs `file_id, path, open_path, kind, score, snippet, taken_at, keyword` and may
+have `z` and `explain()`. The models never compute rankings; they only present them.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, Qt
+
+from ui.thumbnails import ThumbnailLoader
+
+THUMB = 256  # px: the grid decodes thumbnails to fit this box (sharp on HiDPI too)
+
+Index = QModelIndex | QPersistentModelIndex
+
+
+class Roles:
+    Result = Qt.ItemDataRole.UserRole + 1
+    Path = Qt.ItemDataRole.UserRole + 2
+    OpenPath = Qt.ItemDataRole.UserRole + 3
+    Kind = Qt.ItemDataRole.UserRole + 4
+    Score = Qt.ItemDataRole.UserRole + 5
+    Snippet = Qt.ItemDataRole.UserRole + 6
+    FileId = Qt.ItemDataRole.UserRole + 7
+    Mark = Qt.ItemDataRole.UserRole + 8  # +1 more like this, -1 less like this, 0 none
+    Keyword = Qt.ItemDataRole.UserRole + 9
+    Folder = Qt.ItemDataRole.UserRole + 10
+    Count = Qt.ItemDataRole.UserRole + 11
+    Reason = Qt.ItemDataRole.UserRole + 12
+    Standout = Qt.ItemDataRole.UserRole + 13  # inside the adaptive cutoff
+
+
+def score_text(r: Any) -> str:
+    return f"{r.score:.2f}"
+
+
+def score_line(r: Any) -> str:
+    """One line for the preview pane: the similarity, how much it stands out, why."""
+    parts = [f"Similarity {r.score:.2f}"]
+    z = getattr(r, "z", None)
+    if z:
+        parts.append(f"{z:+.1f} σ above a typical item")
+    if getattr(r, "keyword", False):
+        parts.append("matched by words")
+    return "  ·  ".join(parts)
+
+
+def explain(r: Any) -> str:
+    """Tooltip text for a result's score."""
+    fn = getattr(r, "explain", None)
+    if callable(fn):
+        try:
+            return str(fn())
+        except Exception:  # noqa: BLE001 - a tooltip must never break painting
+            pass
+    lines = [
+        f"Similarity {r.score:.3f}: cosine between your query and this "
+        f"{'note' if r.kind == 'text' else 'picture'} (1 = identical; with CLIP, 0.25–0.35 "
+        "is usually a strong match for a text query)."
+    ]
+    if getattr(r, "keyword", False):
+        lines.append("Also matched by words in its name, folder or text.")
+    return "\n".join(lines)
+
+
+def when_text(ts: float | None) -> str:
+    if not ts:
+        return ""
+    try:
+        return dt.datetime.fromtimestamp(ts).strftime("%d %b %Y, %H:%M")
+    except (OverflowError, OSError, ValueError):
+        return ""
+
+
+class ResultsModel(QAbstractListModel):
+    """Search results; rows past the cutoff stay hidden until show_more()."""
+
+    def __init__(self, thumbs: ThumbnailLoader | None = None, parent=None) -> None:
+        super().__init__(parent)
+        self._all: list[Any] = []
+        self._visible = 0
+        self._cutoff = 0
+        self._marks: dict[int, int] = {}
+        self._rows_by_path: dict[str, list[int]] = {}
+        self._thumbs = thumbs
+        if thumbs is not None:
+            thumbs.ready.connect(self._on_thumb)
+
+    # -- feeding ----------------------------------------------------------------------------
+    def set_results(self, results: Sequence[Any], cutoff: int | None = None,
+                    show_all: bool = False, min_visible: int = 0) -> None:
+        """`cutoff`: how many stand out (badged); at least `min_visible` rows are shown."""
+        self.beginResetModel()
+        self._all = list(results)
+        self._cutoff = len(self._all) if cutoff is None else max(0, min(cutoff, len(self._all)))
+        self._visible = len(self._all) if show_all else min(
+            len(self._all), max(self._cutoff, min_visible))
+        self._index_paths()
+        self.endResetModel()
+
+    def clear(self) -> None:
+        self.set_results([])
+
+    def show_more(self) -> int:
+        """Reveal the results past the cutoff; returns how many rows appeared."""
+        extra = len(self._all) - self._visible
+        if extra <= 0:
+            return 0
+        self.beginInsertRows(QModelIndex(), self._visible, len(self._all) - 1)
+        self._visible = len(self._all)
+        self._index_paths()
+        self.endInsertRows()
+        return extra
+
+    def hidden_count(self) -> int:
+        return len(self._all) - self._visible
+
+    def total_count(self) -> int:
+        return len(self._all)
+
+    @property
+    def cutoff(self) -> int:
+        return self._cutoff
+
+    def result(self, row: int) -> Any:
+        return self._all[row] if 0 <= row < self._visible else None
+
+    def results(self) -> list[Any]:
+        return self._all[: self._visible]
+
+    def row_of(self, file_id: int) -> int:
+        for i, r in enumerate(self._all[: self._visible]):
+            if r.file_id == file_id:
+                return i
+        return -1
+
+    # -- marks (refine by example) ----------------------------------------------------------
+    def set_mark(self, file_id: int, mark: int) -> None:
+        if mark:
+            self._marks[file_id] = mark
+        else:
+            self._marks.pop(file_id, None)
+        row = self.row_of(file_id)
+        if row >= 0:
+            idx = self.index(row)
+            self.dataChanged.emit(idx, idx, [Roles.Mark])
+
+    def mark(self, file_id: int) -> int:
+        return self._marks.get(file_id, 0)
+
+    def marks(self) -> dict[int, int]:
+        return dict(self._marks)
+
+    def clear_marks(self) -> None:
+        rows = [self.row_of(f) for f in self._marks]
+        self._marks.clear()
+        for row in rows:
+            if row >= 0:
+                idx = self.index(row)
+                self.dataChanged.emit(idx, idx, [Roles.Mark])
+
+    # -- Qt model API -----------------------------------------------------------------------
+    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: N802, B008 - Qt API
+        return 0 if parent.isValid() else self._visible
+
+    def flags(self, index: Index) -> Qt.ItemFlag:
+        if not index.isValid():
+            return Qt.ItemFlag.NoItemFlags
+        return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemNeverHasChildren
+
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid() or not 0 <= index.row() < self._visible or index.column() != 0:
+            return None
+        r = self._all[index.row()]
+        if role == Qt.ItemDataRole.DisplayRole:
+            return os.path.basename(r.path) or r.path
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return f"{r.path}\n\n{explain(r)}"
+        if role == Qt.ItemDataRole.DecorationRole:
+            if r.kind != "image" or self._thumbs is None:
+                return None
+            return self._thumbs.get(r.open_path, THUMB)
+        if role == Qt.ItemDataRole.AccessibleTextRole:
+            return f"{os.path.basename(r.path)}, score {score_text(r)}"
+        if role == Roles.Result:
+            return r
+        if role == Roles.Path:
+            return r.path
+        if role == Roles.OpenPath:
+            return r.open_path
+        if role == Roles.Kind:
+            return r.kind
+        if role == Roles.Score:
+            return float(r.score)
+        if role == Roles.Snippet:
+            return r.snippet or ""
+        if role == Roles.FileId:
+            return int(r.file_id)
+        if role == Roles.Mark:
+            return self._marks.get(r.file_id, 0)
+        if role == Roles.Keyword:
+            return bool(getattr(r, "keyword", False))
+        if role == Roles.Folder:
+            return os.path.basename(os.path.dirname(r.path))
+        if role == Roles.Standout:
+            return index.row() < self._cutoff
+        return None
+
+    def roleNames(self) -> dict[int, bytes]:  # noqa: N802 - Qt API
+        names = dict(super().roleNames())
+        names.update({
+            Roles.Path: b"path", Roles.Kind: b"kind", Roles.Score: b"score",
+            Roles.Snippet: b"snippet", Roles.FileId: b"fileId", Roles.Mark: b"mark",
+        })
+        return names
+
+    # -- thumbnails -------------------------------------------------------------------------
+    def _index_paths(self) -> None:
+        self._rows_by_path = {}
+        for i, r in enumerate(self._all[: self._visible]):
+            self._rows_by_path.setdefault(r.open_path, []).append(i)
+
+    def _on_thumb(self, path: str, size: int) -> None:
+        if size != THUMB:
+            return
+        for row in self._rows_by_path.get(path, ()):
+            if row < self._visible:
+                idx = self.index(row)
+                self.dataChanged.emit(idx, idx, [Qt.ItemDataRole.DecorationRole])
+
+
+class RootsModel(QAbstractListModel):
+    """The indexed folders with their item counts."""
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self._rows: list[tuple[str, int]] = []
+        self._busy: set[str] = set()
+
+    def set_roots(self, rows: Sequence[tuple[str, int]]) -> None:
+        rows = list(rows)
+        if [p for p, _ in rows] == [p for p, _ in self._rows]:
+            changed = [i for i, (a, b) in enumerate(zip(rows, self._rows)) if a != b]
+            self._rows = rows
+            if changed:
+                self.dataChanged.emit(self.index(min(changed)), self.index(max(changed)))
+            return
+        self.beginResetModel()
+        self._rows = rows
+        self.endResetModel()
+
+    def set_busy(self, paths: Sequence[str]) -> None:
+        self._busy = set(paths)
+        if self._rows:
+            self.dataChanged.emit(self.index(0), self.index(len(self._rows) - 1))
+
+    def path(self, row: int) -> str | None:
+        return self._rows[row][0] if 0 <= row < len(self._rows) else None
+
+    def paths(self) -> list[str]:
+        return [p for p, _ in self._rows]
+
+    def total(self) -> int:
+        return sum(c for _, c in self._rows)
+
+    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: N802, B008
+        return 0 if parent.isValid() else len(self._rows)
+
+    def flags(self, index: Index) -> Qt.ItemFlag:
+        if not index.isValid():
+            return Qt.ItemFlag.NoItemFlags
+        return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemNeverHasChildren
+
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid() or not 0 <= index.row() < len(self._rows) or index.column() != 0:
+            return None
+        path, count = self._rows[index.row()]
+        if role == Qt.ItemDataRole.DisplayRole:
+            return os.path.basename(path.rstrip("/")) or path
+        if role == Qt.ItemDataRole.ToolTipRole:
+            state = " — indexing…" if path in self._busy else ""
+            return f"{path}\n{count:,} items indexed{state}"
+        if role == Roles.Path:
+            return path
+        if role == Roles.Count:
+            return count
+        if role == Roles.Kind:
+            return "busy" if path in self._busy else ""
+        return None
+
+
+class ErrorsModel(QAbstractListModel):
+    """Files that could not be indexed: (path, reason), newest last."""
+
+    LIMIT = 10_000
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self._rows: list[tuple[str, str]] = []
+        self._keys: set[tuple[str, str]] = set()
+
+    def add(self, rows: Sequence[tuple[str, str]]) -> int:
+        fresh = [r for r in dict.fromkeys(rows) if r not in self._keys]
+        room = self.LIMIT - len(self._rows)
+        fresh = fresh[: max(0, room)]
+        if not fresh:
+            return 0
+        self.beginInsertRows(QModelIndex(), len(self._rows), len(self._rows) + len(fresh) - 1)
+        self._rows.extend(fresh)
+        self._keys.update(fresh)
+        self.endInsertRows()
+        return len(fresh)
+
+    def set_errors(self, rows: Sequence[tuple[str, str]]) -> None:
+        self.beginResetModel()
+        self._rows = list(dict.fromkeys(rows))[: self.LIMIT]
+        self._keys = set(self._rows)
+        self.endResetModel()
+
+    def clear(self) -> None:
+        self.set_errors([])
+
+    def rows(self) -> list[tuple[str, str]]:
+        return list(self._rows)
+
+    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: N802, B008
+        return 0 if parent.isValid() else len(self._rows)
+
+    def flags(self, index: Index) -> Qt.ItemFlag:
+        if not index.isValid():
+            return Qt.ItemFlag.NoItemFlags
+        return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemNeverHasChildren
+
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid() or not 0 <= index.row() < len(self._rows) or index.column() != 0:
+            return None
+        path, reason = self._rows[index.row()]
+        if role == Qt.ItemDataRole.DisplayRole:
+            return f"{os.path.basename(path) or path} — {reason}"
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return f"{path}\n{reason}"
+        if role == Roles.Path:
+            return path
+        if role == Roles.Reason:
+            return reason
+        return None
