@@ -85,6 +85,12 @@ def reveal_path(path: str) -> bool:
     return open_path(os.path.dirname(path))
 
 
+def result_active_fingerprint(library: Path) -> str | None:
+    from indexer.library import LibraryInfo
+
+    return LibraryInfo.read(library).active
+
+
 def device_label(device: str | None) -> str:
     if not device:
         return ""
@@ -165,6 +171,7 @@ class Controller(QObject):
         self.settings = settings or Settings.load()
         self.library_path = Path(library).expanduser() if library else self.settings.library_path()
         self._spec_override = spec
+        self._migrate_target: ModelSpec | None = None
         self._load_encoder_fn = load_encoder
         self._owns_encoder = load_encoder is None
         self._tuning = tuning
@@ -400,6 +407,8 @@ class Controller(QObject):
             self._on_open_library()
         elif key == "default-library":
             self.switch_library(default_library())
+        elif key == "migrate" and self._migrate_target is not None:
+            self.migrate_library(self._migrate_target)
         elif key == "cancel-download":
             if self.weights_task is not None:
                 self.weights_task.abandon()
@@ -641,6 +650,9 @@ class Controller(QObject):
                 self.library = job.result  # closed by shutdown()
             return
         self._embed_started = None
+        if job.kind == "migrate":
+            self._migration_finished(job)
+            return
         if job.kind == "switch":
             if not job.quiet:
                 self.window.job_finished()
@@ -674,20 +686,73 @@ class Controller(QObject):
             self.search_now(live=True)
 
     def _library_failed(self, job: Job) -> None:
-        from indexer.library import LibraryInUse
+        from indexer.library import LibraryInUse, ModelMismatch
+        from indexer.specs import SPECS
 
         self.runner.cancel_all()
         self.window.job_finished()
         in_use = isinstance(job.error, LibraryInUse)
         self.window.set_status("No library open", "", "")
-        self.window.show_banner(
-            "This library is open in another Magpie window" if in_use
-            else "The library could not be opened",
-            job.message,
-            actions=[("retry", "Try again", "primary"), ("open-library", "Open another library…",
-                                                          None),
-                     ("default-library", "Use my default library", None)],
-            tone="error")
+        actions = [("retry", "Try again", "primary"),
+                   ("open-library", "Open another library…", None),
+                   ("default-library", "Use my default library", None)]
+        title = ("This library is open in another Magpie window" if in_use
+                 else "The library could not be opened")
+        self._migrate_target = None
+        if isinstance(job.error, ModelMismatch):
+            # Offer the migration: re-embed side by side, switch when complete.
+            self._migrate_target = self._spec_override or SPECS.get(job.error.requested_model)
+            title = f"This library was built with {job.error.library_model}"
+            actions = [("migrate", f"Re-index with {job.error.requested_model}", "primary"),
+                       *actions[1:]]
+        self.window.show_banner(title, job.message, actions=actions, tone="error")
+
+    def migrate_library(self, spec: ModelSpec) -> Job:
+        """Changing model is a migration job: the new index is built beside the old one
+        (which keeps answering if it is open) and the window switches when it is complete."""
+        path, source = self.library_path, self.library
+        self.window.hide_banner()
+
+        def fn(control, on_progress, on_error):
+            from app.wiring import tuning_for
+            from indexer.migrate import migrate
+
+            encoder = self._load(spec, self.settings.weights.get(spec.name))
+            tune = self._tuning or tuning_for(getattr(encoder, "device", "cpu"), self.settings)
+            return migrate(path, spec, encoder, control=control, workers=tune.workers,
+                           batch_size=tune.batch_size, on_progress=on_progress,
+                           on_error=on_error, source=source)
+
+        return self.runner.submit(Job("migrate", f"Re-indexing with {spec.name}", fn,
+                                      roots=(str(path),)))
+
+    def _migration_finished(self, job: Job) -> None:
+        self.window.job_finished()
+        if job.error is not None:
+            self.window.show_banner("Re-indexing stopped", job.message, actions=[], tone="error")
+            return
+        result = job.result
+        if result.switched:
+            spec = self._migrate_target or next(
+                (s for s in self._known_specs() if s.fingerprint() ==
+                 result_active_fingerprint(self.library_path)), None)
+            self.window.statusBar().showMessage(
+                "Re-indexed: " + result.report.summary() + "; now using the new model", 10000)
+            self._spec_override = spec
+            self._drop_encoder()
+            self._open_library(self.library_path, spec)
+        else:
+            self.window.show_banner(
+                "Re-indexing paused",
+                "The library keeps using its current model until re-indexing completes; "
+                "start it again to continue where it stopped.",
+                actions=[("migrate", "Continue re-indexing", "primary")], tone="info")
+
+    @staticmethod
+    def _known_specs():
+        from indexer.specs import SPECS
+
+        return list(SPECS.values())
 
     def _run_demo_query(self) -> None:
         self._pending_demo_query = False

@@ -711,3 +711,29 @@ def test_magpie_starts_and_stays_up_with_a_fresh_home(tmp_path):
             proc.kill()
             _, err = proc.communicate()
     assert b"Traceback" not in err, err.decode()
+
+
+def test_wrong_model_offers_a_migration_that_runs_as_a_job(make_gui, qtbot, tmp_path, photos,
+                                                            monkeypatch):
+    """A library built with another model: the banner offers re-indexing; the job builds the
+    new index beside the old one and the window switches to it when complete."""
+    from indexer.indexing import Indexer
+    from indexer.library import Library, LibraryInfo
+    from indexer.specs import SPECS
+
+    enc = FakeEncoder()
+    old_spec = replace(TINY_SHAPES, name="old-model", pretrained="old-v0", embed_dim=enc.dim)
+    new_spec = replace(TINY_SHAPES, embed_dim=enc.dim)
+    monkeypatch.setitem(SPECS, "old-model", old_spec)
+    lib_dir = tmp_path / "lib"
+    with Library.open(lib_dir, old_spec) as lib:
+        Indexer(lib, enc, workers=0).run([photos])
+    window, ctl = make_gui(encoder=enc, spec=new_spec, start=False, library=lib_dir)
+    ctl.start()
+    qtbot.waitUntil(lambda: ctl._migrate_target is not None, timeout=10_000)
+    assert "old-model" in window.banner.title.text()
+    assert "magpie migrate" in window.banner.body.text()
+    qtbot.mouseClick(window.banner._buttons["migrate"], Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: ctl.searcher is not None, timeout=20_000)
+    assert LibraryInfo.read(lib_dir).active == new_spec.fingerprint()
+    assert ctl.library.vectors.count() == 5
