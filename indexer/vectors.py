@@ -208,7 +208,7 @@ class HnswStore:
         return labels[0].astype(np.int64), (1.0 - dist[0]).astype(np.float32)
 
     def _exact(self, q: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        vecs = np.asarray(self._index.get_items(ids.tolist()), dtype=np.float32)
+        vecs = np.asarray(self._index.get_items(ids.tolist(), return_type="numpy"), dtype=np.float32)
         vecs /= np.linalg.norm(vecs, axis=1, keepdims=True) + 1e-12
         qn = q[0] / (np.linalg.norm(q[0]) + 1e-12)
         scores = vecs @ qn
