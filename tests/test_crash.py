@@ -84,10 +84,11 @@ def test_sigkill_at_random_points_loses_nothing_committed(tmp_path):
     survived = 0
     indexed = 0
     for _ in range(kills):
-        proc = magpie(args, env)
+        proc = magpie(args, env, start_new_session=True)
         time.sleep(rng.uniform(1.0, 5.0))
-        proc.send_signal(signal.SIGKILL)
-        _, err = proc.communicate()
+        # the whole process group, decode workers included: like a machine losing power
+        os.killpg(proc.pid, signal.SIGKILL)
+        _, err = proc.communicate(timeout=60)
         if proc.returncode == 0:
             break  # finished before the kill: nothing left to interrupt
         before = indexed
