@@ -80,12 +80,18 @@ class Embedder:
         batch_size: int = 32,
         control: JobControl | None = None,
         decode_job: Callable[[str, int], tuple] = decode_image_job,
+        gpu_decode: bool | None = None,
+        gpu_device: str | None = None,
     ) -> None:
         self.encoder = encoder
         self.decode_job = decode_job  # module-level function (picklable); tests inject crashes
         self.workers = default_workers() if workers is None else workers
         self.batch_size = batch_size
         self.control = control or JobControl()
+        # JPEGs decoded in batches on the model's GPU (nvJPEG); None = when the model is on CUDA.
+        # `gpu_device` overrides where that path runs ("cpu" in tests: same code, no GPU).
+        self.gpu_decode = gpu_decode
+        self.gpu_device = gpu_device
         self._pool: ProcessPoolExecutor | None = None
 
     # -- public -----------------------------------------------------------------------------
@@ -153,7 +159,59 @@ class Embedder:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
 
+    def _device_decode_target(self) -> str | None:
+        """Where JPEGs are decoded in batches instead of the CPU pool, or None (CPU pool)."""
+        if self.gpu_decode is False:
+            return None
+        device = self.gpu_device or str(getattr(self.encoder, "device", "cpu"))
+        if self.gpu_decode is None:
+            from indexer.gpu_decode import gpu_decode_available
+
+            return device if gpu_decode_available(device) else None
+        return device
+
+    def _embed_jpegs_on_device(
+        self, items: list[WorkItem], device: str, fallback: list[WorkItem]
+    ) -> Iterator[list[Embedded]]:
+        """JPEGs: threads read files and headers one batch ahead, the device decodes, resizes
+        and the model embeds; anything the device path can't take is left for the CPU pool."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        from indexer import gpu_decode
+
+        size = self.encoder.image_size
+        batches = [items[s : s + self.batch_size] for s in range(0, len(items), self.batch_size)]
+        with ThreadPoolExecutor(max_workers=max(2, min(8, self.workers or 2))) as io_pool:
+            pending = [io_pool.submit(gpu_decode.read_jpeg, it.path) for it in batches[0]]
+            for n, batch in enumerate(batches):
+                self.control.checkpoint()
+                files = [f.result() for f in pending]
+                if n + 1 < len(batches):
+                    pending = [io_pool.submit(gpu_decode.read_jpeg, it.path)
+                               for it in batches[n + 1]]
+                pixels = gpu_decode.decode_batch(files, size, device)
+                ok = [(it, px, f.taken_at) for it, f, px in zip(batch, files, pixels)
+                      if px is not None and f is not None]
+                fallback += [it for it, px in zip(batch, pixels) if px is None]
+                if ok:
+                    vecs = self.encoder.encode_images(np.stack([px for _, px, _ in ok]))
+                    yield [
+                        Embedded(it, [NewChunk(0, None, v)], taken_at=taken)
+                        for (it, _, taken), v in zip(ok, vecs)
+                    ]
+
     def _embed_images(self, items: list[WorkItem]) -> Iterator[list[Embedded]]:
+        device = self._device_decode_target()
+        if device is not None:
+            from indexer.gpu_decode import is_jpeg_name
+
+            jpegs = [i for i in items if is_jpeg_name(i.path)]
+            if jpegs:
+                fallback: list[WorkItem] = []
+                yield from self._embed_jpegs_on_device(jpegs, device, fallback)
+                items = [i for i in items if not is_jpeg_name(i.path)] + fallback
+                if not items:
+                    return
         ready: list[tuple[WorkItem, np.ndarray, float | None]] = []
         failed: list[Embedded] = []
 

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Every benchmark in smoke mode (tiny inputs, < 1 minute each): proves they still run.
+# CI calls this; timings printed here are not meaningful. Full runs: see bench/RESULTS.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY="${PYTHON:-python}"
+export HF_HUB_OFFLINE=1
+for script in index_rate query_latency hnsw_tune memory_startup vs_rclip; do
+    echo "=== bench/$script.py --smoke"
+    start=$(date +%s)
+    "$PY" "bench/$script.py" --smoke
+    echo "=== bench/$script.py --smoke: ok in $(( $(date +%s) - start )) s"
+done
