@@ -235,7 +235,21 @@ class ResultsModel(QAbstractListModel):
                 self.dataChanged.emit(idx, idx, [Qt.ItemDataRole.DecorationRole])
 
 
-class RootsModel(QAbstractListModel):
+class _RowsModel(QAbstractListModel):
+    """A flat, read-only list of `self._rows`: what the roots and errors lists share."""
+
+    _rows: list
+
+    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: N802, B008
+        return 0 if parent.isValid() else len(self._rows)
+
+    def flags(self, index: Index) -> Qt.ItemFlag:
+        if not index.isValid():
+            return Qt.ItemFlag.NoItemFlags
+        return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemNeverHasChildren
+
+
+class RootsModel(_RowsModel):
     """The indexed folders with their item counts."""
 
     def __init__(self, parent=None) -> None:
@@ -269,14 +283,6 @@ class RootsModel(QAbstractListModel):
     def total(self) -> int:
         return sum(c for _, c in self._rows)
 
-    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: N802, B008
-        return 0 if parent.isValid() else len(self._rows)
-
-    def flags(self, index: Index) -> Qt.ItemFlag:
-        if not index.isValid():
-            return Qt.ItemFlag.NoItemFlags
-        return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemNeverHasChildren
-
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid() or not 0 <= index.row() < len(self._rows) or index.column() != 0:
             return None
@@ -295,7 +301,7 @@ class RootsModel(QAbstractListModel):
         return None
 
 
-class ErrorsModel(QAbstractListModel):
+class ErrorsModel(_RowsModel):
     """Files that could not be indexed: (path, reason), newest last."""
 
     LIMIT = 10_000
@@ -328,14 +334,6 @@ class ErrorsModel(QAbstractListModel):
 
     def rows(self) -> list[tuple[str, str]]:
         return list(self._rows)
-
-    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: N802, B008
-        return 0 if parent.isValid() else len(self._rows)
-
-    def flags(self, index: Index) -> Qt.ItemFlag:
-        if not index.isValid():
-            return Qt.ItemFlag.NoItemFlags
-        return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemNeverHasChildren
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid() or not 0 <= index.row() < len(self._rows) or index.column() != 0:
