@@ -59,8 +59,7 @@ def migrate(
         try:
             indexer = Indexer(target, encoder, control=control, workers=workers,
                               batch_size=batch_size, on_progress=on_progress, on_error=on_error)
-            indexer.add_roots([r for r in roots if Path(r).is_dir()])
-            for r in roots:  # unplugged roots are carried over so nothing is forgotten
+            for r in roots:  # unplugged roots too, so nothing is forgotten
                 target.catalogue.add_root(r)
             report = indexer.run(None)
             unreachable = [r for r in roots if not Path(r).is_dir()]
