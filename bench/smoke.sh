@@ -3,7 +3,7 @@
 # CI calls this; timings printed here are not meaningful. Full runs: see bench/RESULTS.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PY="${PYTHON:-python}"
+PY="${PYTHON:-.venv/bin/python}"
 export HF_HUB_OFFLINE=1
 for script in index_rate query_latency hnsw_tune memory_startup vs_rclip; do
     echo "=== bench/$script.py --smoke"
