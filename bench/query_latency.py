@@ -194,10 +194,9 @@ def recall_at(lib, queries: np.ndarray, truth: np.ndarray, ef: int, k: int = 10)
         V.HNSW_EF_SEARCH = old
 
 
-def truncated_text_encoder(enc):
-    """A proposal for indexer/model.py, measured here: run the text tower only over the query's
-    own tokens instead of the padded 77. CLIP's text mask is causal and it pools at the EOT token,
-    so positions after EOT never influence the result: same vector, a fraction of the work."""
+def full_window_text_encoder(enc):
+    """The baseline: open_clip's own encode_text over the padded 77-token window (what
+    `Encoder.encode_texts` did before it ran over the used tokens only)."""
     import torch
     import torch.nn.functional as F
 
@@ -206,13 +205,7 @@ def truncated_text_encoder(enc):
     def encode(texts: list[str]) -> np.ndarray:
         with torch.inference_mode():
             t = tok(texts, context_length=enc.spec.context_length)
-            n = int(t.argmax(dim=-1).max()) + 1  # EOT has the largest id: last useful position
-            t = t[:, :n]
-            x = model.token_embedding(t) + model.positional_embedding[:n]
-            x = model.transformer(x, attn_mask=model.attn_mask[:n, :n])
-            x = model.ln_final(x)
-            x = x[torch.arange(x.shape[0]), t.argmax(dim=-1)] @ model.text_projection
-            return F.normalize(x, dim=-1).numpy()
+            return F.normalize(model.encode_text(t), dim=-1).numpy()
 
     return encode
 
@@ -229,10 +222,10 @@ def latency_rows(lib, enc, n: int, n_queries: int) -> list[list]:
     import datetime as dt
 
     after = dt.datetime(year, 1, 1).timestamp()
-    short = truncated_text_encoder(enc)
+    full = full_window_text_encoder(enc)
     cases = [
         ("encode text only", lambda t: enc.encode_texts([t])),
-        ("encode text, own tokens only (proposal)", lambda t: short([t])),
+        ("encode text, full 77 window (baseline)", lambda t: full([t])),
         ("knn only (k=240, as hybrid k=20 asks)",
          lambda t, v=enc.encode_texts(["warm"])[0]: lib.vectors.knn(v, 240)),
         ("search vector k=20", lambda t: searcher.search(t, k=20, mode="vector")),

@@ -7,6 +7,7 @@ deleted vector answer for a new one.
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import sqlite3
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -57,6 +58,13 @@ CREATE TABLE IF NOT EXISTS scan_errors(
     reason TEXT NOT NULL
 );
 CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(name, folder, body, tokenize='unicode61');
+"""
+
+# Version 2: folder and date filters read an index instead of scanning every file (a folder
+# filter at 100k files: a range over `path` instead of comparing each path's prefix).
+_SCHEMA_V2 = """
+CREATE INDEX IF NOT EXISTS files_path ON files(path);
+CREATE INDEX IF NOT EXISTS files_taken ON files(taken_at);
 """
 
 
@@ -163,9 +171,11 @@ class Catalogue:
                 f"{self.path} was written by a newer Magpie (schema {version}, this build "
                 f"understands up to {SCHEMA_VERSION}); update Magpie to open it"
             )
-        if version < 1:
+        if version < SCHEMA_VERSION:
             with self.db:
-                self.db.executescript(_SCHEMA)
+                if version < 1:
+                    self.db.executescript(_SCHEMA)
+                self.db.executescript(_SCHEMA_V2)
                 self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     def close(self) -> None:
@@ -409,11 +419,20 @@ class Catalogue:
                 out[r[0]] = ChunkHit(r[0], r[1], r[2], r[3], r[4], r[5], r[6], bytes(r[7]))
         return out
 
-    def chunk_ids_matching(self, flt: FileFilter) -> np.ndarray:
+    def chunk_ids_matching(self, flt: FileFilter, among: np.ndarray | None = None) -> np.ndarray:
+        """Chunk ids whose file passes `flt`; only those in `among` when given (how a vector
+        store checks a few hundred candidates without listing the whole library)."""
         where, args = filter_sql(flt)
-        rows = self.db.execute(
-            f"SELECT c.id FROM chunks c JOIN files f ON f.id=c.file_id WHERE {where}", args
-        )
+        if among is None:
+            rows = self.db.execute(
+                f"SELECT c.id FROM chunks c JOIN files f ON f.id=c.file_id WHERE {where}", args
+            )
+        else:
+            rows = self.db.execute(
+                f"""SELECT c.id FROM chunks c JOIN files f ON f.id=c.file_id
+                    WHERE c.id IN (SELECT value FROM json_each(?)) AND {where}""",
+                [json.dumps([int(i) for i in among]), *args],
+            )
         return np.fromiter((r[0] for r in rows), dtype=np.int64)
 
     # -- keyword search ---------------------------------------------------------------------
@@ -501,9 +520,11 @@ def filter_sql(flt: FileFilter) -> tuple[str, list]:
     if flt.folders:
         ors = []
         for folder in flt.folders:
-            prefix = folder.rstrip("/") + "/"
-            ors.append("substr(f.path, 1, ?) = ?")
-            args += [len(prefix), prefix]
+            # paths under `folder/` sort between "folder/" and "folder0" ('0' follows '/'):
+            # a range the path index answers, where a prefix test would read every row
+            base = folder.rstrip("/")
+            ors.append("(f.path >= ? AND f.path < ?)")
+            args += [base + "/", base + "0"]
         clauses.append("(" + " OR ".join(ors) + ")")
     if flt.after is not None:
         clauses.append("f.taken_at >= ?")

@@ -318,8 +318,8 @@ class Library:
             self.vectors.flush()
         return len(missing), len(extra)
 
-    def _allowed_ids(self, flt) -> np.ndarray:
-        return self.reader().chunk_ids_matching(flt)
+    def _allowed_ids(self, flt, among: np.ndarray | None = None) -> np.ndarray:
+        return self.reader().chunk_ids_matching(flt, among)
 
     def reader(self) -> Catalogue:
         """A per-thread read connection: searches see committed batches only, never half."""

@@ -162,17 +162,19 @@ class Encoder:
         texts = list(texts)
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        outs = []
+        tokens = self._tokenizer(texts, context_length=self.spec.context_length)
+        # Sort by length so each batch is trimmed to its own longest text, not the longest overall.
+        order = np.argsort(_used_lengths(tokens).numpy(), kind="stable")
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
         with self._lock, torch.inference_mode():
             model = self._model_or_raise()
             for i in range(0, len(texts), self.max_batch):
-                tokens = self._tokenizer(
-                    texts[i : i + self.max_batch], context_length=self.spec.context_length
-                ).to(self.device)
+                idx = torch.from_numpy(order[i : i + self.max_batch])
+                batch = tokens[idx].to(self.device)
                 with self._autocast():
-                    feats = model.encode_text(tokens)
-                outs.append(self._finish(feats))
-        return np.concatenate(outs, axis=0)
+                    feats = _encode_text_trimmed(model, batch)
+                out[idx.numpy()] = self._finish(feats)
+        return out
 
     def token_count(self, text: str) -> int:
         """BPE tokens in `text`, without start/end tokens; fits iff <= context_length - 2."""
@@ -212,6 +214,44 @@ class Encoder:
     def __repr__(self) -> str:
         state = "closed" if self.closed else self.device
         return f"<Encoder {self.spec.label()} on {state}>"
+
+
+def _used_lengths(tokens: "torch.Tensor") -> "torch.Tensor":
+    """Positions up to and including each row's end token (its largest id; padding is 0)."""
+    return tokens.argmax(dim=-1) + 1
+
+
+def _encode_text_trimmed(model: Any, tokens: "torch.Tensor") -> "torch.Tensor":
+    """open_clip's `CLIP.encode_text`, run over the batch's used positions instead of all 77.
+
+    Why it is exact: the text transformer's mask is causal and the features are pooled at the end
+    token, so the padding after it never reaches the pooled position. A one-word query then
+    costs a few positions of attention instead of 77 (3x faster on a CPU). Models that pool
+    otherwise, have no causal mask, or aren't open_clip's CLIP take the library's own path.
+    """
+    import torch
+
+    mask = getattr(model, "attn_mask", None)
+    pos = getattr(model, "positional_embedding", None)
+    if (
+        getattr(model, "text_pool_type", None) != "argmax"
+        or not isinstance(mask, torch.Tensor)
+        or not isinstance(pos, torch.Tensor)
+        or not hasattr(model, "token_embedding")
+    ):
+        return model.encode_text(tokens)
+    n = int(_used_lengths(tokens).max())
+    tokens = tokens[:, :n]
+    cast_dtype = model.transformer.get_cast_dtype()
+    x = model.token_embedding(tokens).to(cast_dtype)
+    x = x + pos[:n].to(cast_dtype)
+    x = model.transformer(x, attn_mask=mask[:n, :n])
+    x = model.ln_final(x)
+    x = x[torch.arange(x.shape[0], device=x.device), tokens.argmax(dim=-1)]
+    proj = model.text_projection
+    if proj is not None:
+        x = proj(x) if isinstance(proj, torch.nn.Linear) else x @ proj
+    return x
 
 
 # ---------------------------------------------------------------------------------------------

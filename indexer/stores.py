@@ -24,7 +24,7 @@ def make_store(
     folder: Path,
     dim: int,
     fingerprint: str,
-    allowed_ids: Callable[[FileFilter], np.ndarray],
+    allowed_ids: Callable[[FileFilter, np.ndarray | None], np.ndarray],
     *,
     readonly: bool = False,
 ) -> VectorStore:

@@ -62,6 +62,10 @@ HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 200
 HNSW_EF_SEARCH = 300
 EXACT_BELOW = 4096  # a filtered candidate set this small is scanned exactly (fast, recall 1.0)
+# A filtered query first looks at this many times k unfiltered neighbours (at least the minimum):
+# a filter that keeps a quarter of the library or more then never lists the allowed ids.
+POST_FILTER_OVERSAMPLE = 4
+POST_FILTER_MIN = 256
 
 
 class HnswStore:
@@ -75,7 +79,7 @@ class HnswStore:
         folder: Path,
         dim: int,
         fingerprint: str,
-        allowed_ids: Callable[[FileFilter], np.ndarray] | None = None,
+        allowed_ids: Callable[[FileFilter, np.ndarray | None], np.ndarray] | None = None,
         readonly: bool = False,
     ) -> None:
         import hnswlib
@@ -183,30 +187,48 @@ class HnswStore:
     def knn(
         self, query: np.ndarray, k: int, flt: FileFilter | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
+        """The k nearest live vectors, best first; with `flt`, the k nearest that pass it.
+
+        A filter is applied in the cheapest way that stays exact: first to an unfiltered
+        oversampled result (a broad filter, "images only", keeps enough of it: no need to list
+        90% of the library), else through the list of allowed ids (a narrow one: scanned exactly
+        when small, else a filtered graph search).
+        """
         q = np.asarray(query, dtype=np.float32).reshape(1, -1)
         with self._lock:
             n = len(self._live)
             if n == 0 or k <= 0:
                 return np.empty(0, np.int64), np.empty(0, np.float32)
-            allowed: np.ndarray | None = None
-            if flt is not None and not flt.is_empty() and self._allowed_ids is not None:
-                allowed = self._allowed_ids(flt)
-                allowed = allowed[np.isin(allowed, np.fromiter(self._live, np.int64, n))]
-                if len(allowed) == 0:
-                    return np.empty(0, np.int64), np.empty(0, np.float32)
-                if len(allowed) <= EXACT_BELOW:
-                    return self._exact(q, allowed, k)
-            k = min(k, n if allowed is None else len(allowed))
-            allowed_set = set(allowed.tolist()) if allowed is not None else None
-            self._index.set_ef(max(HNSW_EF_SEARCH, k))
-            try:
-                if allowed_set is not None:
-                    labels, dist = self._index.knn_query(q, k=k, filter=allowed_set.__contains__)
-                else:
-                    labels, dist = self._index.knn_query(q, k=k)
-            except RuntimeError:  # graph could not yield k results: fall back to exact search
-                pool = allowed if allowed is not None else np.fromiter(self._live, np.int64, n)
-                return self._exact(q, pool, k)
+            if flt is None or flt.is_empty() or self._allowed_ids is None:
+                return self._graph(q, min(k, n))
+            want = min(n, max(k * POST_FILTER_OVERSAMPLE, POST_FILTER_MIN))
+            ids, scores = self._graph(q, want)
+            keep = np.isin(ids, self._allowed_ids(flt, ids))
+            if keep.sum() >= k or want == n:
+                return ids[keep][:k], scores[keep][:k]
+            allowed = self._allowed_ids(flt, None)
+            allowed = allowed[np.isin(allowed, np.fromiter(self._live, np.int64, n))]
+            if len(allowed) == 0:
+                return np.empty(0, np.int64), np.empty(0, np.float32)
+            if len(allowed) <= EXACT_BELOW:
+                return self._exact(q, allowed, k)
+            return self._graph(q, min(k, len(allowed)), allowed)
+
+    def _graph(
+        self, q: np.ndarray, k: int, allowed: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """hnsw search (caller holds the lock); exact search if the graph can't yield k."""
+        self._index.set_ef(max(HNSW_EF_SEARCH, k))
+        try:
+            if allowed is not None:
+                labels, dist = self._index.knn_query(
+                    q, k=k, filter=set(allowed.tolist()).__contains__
+                )
+            else:
+                labels, dist = self._index.knn_query(q, k=k)
+        except RuntimeError:  # graph could not yield k results: fall back to exact search
+            pool = allowed if allowed is not None else np.fromiter(self._live, np.int64)
+            return self._exact(q, pool, k)
         return labels[0].astype(np.int64), (1.0 - dist[0]).astype(np.float32)
 
     def _exact(self, q: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -243,3 +243,40 @@ def test_tiny_shapes_without_its_module_is_a_clear_error(tmp_path, monkeypatch):
     spec = dataclasses.replace(TINY_SHAPES, sha256=sha256_file(p), bundled=None)
     with pytest.raises(ModelLoadError, match="tiny_model"):
         load_encoder(spec, p, device="cpu")
+
+
+def _reference_texts(enc: Encoder, texts: list[str]) -> np.ndarray:
+    """open_clip's own encode_text over the full padded window: what the trimmed path must match."""
+    import torch
+
+    with torch.inference_mode():
+        tokens = enc._tokenizer(texts, context_length=enc.spec.context_length)
+        feats = enc._model.encode_text(tokens)
+        return torch.nn.functional.normalize(feats.float(), dim=-1).numpy()
+
+
+MIXED_TEXTS = [
+    "cat",
+    "a receipt from the hardware store, paid by card",
+    "",
+    "kids on a red sled " * 30,  # longer than the window: truncated, end token at the last slot
+    "a dog",
+]
+
+
+@pytest.mark.parametrize("which", ["vit-b-32", "tiny-shapes"])
+def test_texts_encoded_over_used_tokens_equal_the_full_window(which, request):
+    enc = request.getfixturevalue("encoder" if which == "vit-b-32" else "tiny_encoder")
+    got = enc.encode_texts(MIXED_TEXTS)
+    want = _reference_texts(enc, MIXED_TEXTS)
+    np.testing.assert_allclose(got, want, atol=2e-5)
+    # order is kept although the batch is sorted by length inside; one at a time gives the same
+    for i, t in enumerate(MIXED_TEXTS):
+        np.testing.assert_allclose(enc.encode_texts([t])[0], want[i], atol=2e-5)
+
+
+def test_text_batches_larger_than_max_batch_keep_their_order(encoder, monkeypatch):
+    monkeypatch.setattr(encoder, "max_batch", 2)
+    texts = [f"{'word ' * (i * 7 % 13)}number {i}" for i in range(7)]
+    np.testing.assert_allclose(encoder.encode_texts(texts), _reference_texts(encoder, texts),
+                               atol=2e-5)

@@ -34,7 +34,7 @@ from milvus_server import (  # noqa: F401 - fixtures
 from indexer.catalogue import Catalogue, FileFilter, NewChunk
 from indexer.specs import TINY_SHAPES
 from indexer.stores import StoreUnavailable, make_store, vector_meta
-from indexer.vectors import StoreMismatch, VectorMeta
+from indexer.vectors import HnswStore, StoreMismatch, VectorMeta
 
 ROOT = Path(__file__).resolve().parent.parent
 DIM = 32
@@ -64,8 +64,8 @@ class Corpus:
     vecs: np.ndarray
     meta: list[VectorMeta]
 
-    def allowed(self, flt: FileFilter) -> np.ndarray:
-        return self.catalogue.chunk_ids_matching(flt)
+    def allowed(self, flt: FileFilter, among: np.ndarray | None = None) -> np.ndarray:
+        return self.catalogue.chunk_ids_matching(flt, among)
 
     def exact(self, q: np.ndarray, k: int, pool: np.ndarray | None = None) -> tuple[np.ndarray,
                                                                                     np.ndarray]:
@@ -267,6 +267,33 @@ def test_selective_filter_is_not_cut_short(full, corpus: Corpus):
     q = corpus.vecs[outside[0]]
     ids, _ = check_knn(full, corpus, q, 20, flt)
     assert len(ids) == 20 and set(ids.tolist()) <= inside
+
+
+def test_hnsw_lists_allowed_ids_only_for_narrow_filters(corpus: Corpus, tmp_path: Path):
+    """A broad filter is applied to an oversampled unfiltered result (listing 90% of a big
+    library costs more than the search); a narrow one needs the list. Both stay exact."""
+    from indexer.vectors import POST_FILTER_MIN
+
+    calls: list[str] = []
+
+    def allowed(flt, among=None):
+        calls.append("all" if among is None else "among")
+        return corpus.allowed(flt, among)
+
+    (tmp_path / "h").mkdir()
+    s = HnswStore(tmp_path / "h", DIM, FP, allowed_ids=allowed)
+    s.add(corpus.ids, corpus.vecs, corpus.meta)
+    assert len(corpus.ids) > POST_FILTER_MIN  # else every search would see the whole store
+    rng = np.random.default_rng(3)
+    broad, narrow = FILTERS["images"], FILTERS["folder with _"]
+    for _ in range(3):
+        calls.clear()
+        check_knn(s, corpus, rng.normal(size=DIM).astype(np.float32), 15, broad)
+        assert calls == ["among"]
+        calls.clear()
+        check_knn(s, corpus, rng.normal(size=DIM).astype(np.float32), 40, narrow)
+        assert calls == ["among", "all"]
+    s.close()
 
 
 def test_flush_and_reopen_persists(make, corpus: Corpus, tmp_path: Path):
