@@ -1,0 +1,69 @@
+"""The catalogue's schema upgrades and filter SQL, without a model or a vector store."""
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from indexer import catalogue as C
+from indexer.catalogue import Catalogue, FileFilter, NewChunk
+
+
+def _add(cat: Catalogue, root: int, path: str, kind: str = "image") -> int:
+    fid = cat.upsert_pending(root, path, kind, 1, 1, f"h-{path}")
+    vec = np.ones(4, np.float32) / 2
+    cat.commit_embedded([(fid, [NewChunk(0, None, vec)], 0.0, None)], [])
+    return fid
+
+
+def test_a_version_1_catalogue_is_upgraded_in_place(tmp_path: Path):
+    path = tmp_path / "catalogue.sqlite"
+    old = Catalogue(path)
+    fid = _add(old, old.add_root("/p"), "/p/a.jpg")
+    old.close()
+    db = sqlite3.connect(path)  # turn it into what schema 1 wrote: no filter indexes
+    db.executescript("DROP INDEX files_path; DROP INDEX files_taken; PRAGMA user_version=1;")
+    db.close()
+
+    cat = Catalogue(path)
+    assert cat.db.execute("PRAGMA user_version").fetchone()[0] == C.SCHEMA_VERSION == 2
+    names = {r[0] for r in cat.db.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+    assert {"files_path", "files_taken"} <= names
+    assert cat.chunk_ids_matching(FileFilter(folders=("/p",))).tolist() == [fid]
+    where, args = C.filter_sql(FileFilter(folders=("/p",)))
+    plan = " ".join(str(tuple(r)) for r in cat.db.execute(
+        f"EXPLAIN QUERY PLAN SELECT c.id FROM chunks c JOIN files f ON f.id=c.file_id WHERE {where}",
+        args))
+    assert "files_path" in plan, plan
+    cat.close()
+
+
+def test_a_newer_schema_is_refused(tmp_path: Path):
+    path = tmp_path / "catalogue.sqlite"
+    Catalogue(path).close()
+    db = sqlite3.connect(path)
+    db.execute(f"PRAGMA user_version={C.SCHEMA_VERSION + 1}")
+    db.close()
+    with pytest.raises(C.LibraryTooNew, match="newer Magpie"):
+        Catalogue(path)
+
+
+def test_folder_filter_is_exactly_the_folder_and_below(tmp_path: Path):
+    cat = Catalogue(tmp_path / "c.sqlite")
+    root = cat.add_root("/lib")
+    paths = ["/lib/a/x.jpg", "/lib/a/deep/y.jpg", "/lib/a0/z.jpg", "/lib/a.b/w.jpg",
+             "/lib/ab/v.jpg", "/lib/a-/u.jpg", "/lib/A/t.jpg", "/lib/a/ü.jpg", "/lib/x.jpg"]
+    ids = {p: _add(cat, root, p) for p in paths}
+    for folder in ("/lib/a", "/lib/a/"):
+        got = set(cat.chunk_ids_matching(FileFilter(folders=(folder,))).tolist())
+        assert got == {ids["/lib/a/x.jpg"], ids["/lib/a/deep/y.jpg"], ids["/lib/a/ü.jpg"]}
+    everything = set(cat.chunk_ids_matching(FileFilter(folders=("/",))).tolist())
+    assert everything == set(ids.values())
+    # among: only the given candidates are checked
+    some = np.array([ids["/lib/a/x.jpg"], ids["/lib/a0/z.jpg"], 10_000])
+    assert cat.chunk_ids_matching(FileFilter(folders=("/lib/a",)), some).tolist() == [
+        ids["/lib/a/x.jpg"]]
+    assert cat.chunk_ids_matching(FileFilter(folders=("/lib/a",)), np.array([], np.int64)).size == 0
+    cat.close()
