@@ -63,8 +63,8 @@ CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(name, folder, body, tokenize='
 # Version 2: folder and date filters read an index instead of scanning every file (a folder
 # filter at 100k files: a range over `path` instead of comparing each path's prefix).
 _SCHEMA_V2 = """
-CREATE INDEX IF NOT EXISTS files_path ON files(path);
-CREATE INDEX IF NOT EXISTS files_taken ON files(taken_at);
+CREATE INDEX IF NOT EXISTS files_path ON files(path, state);
+CREATE INDEX IF NOT EXISTS files_taken ON files(taken_at, state);
 """
 
 
@@ -396,6 +396,19 @@ class Catalogue:
             for j, cid in enumerate(part):
                 out[start + j] = blob_to_vector(got[int(cid)])
         return out
+
+    def stored_vectors(self, ids: np.ndarray, dim: int) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, vectors) of those `ids` that are still stored; a chunk deleted in the meantime
+        is left out rather than failing the search that asked."""
+        rows = self.db.execute(
+            "SELECT id, vector FROM chunks WHERE id IN (SELECT value FROM json_each(?))",
+            [json.dumps([int(i) for i in ids])],
+        ).fetchall()
+        found = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        vecs = np.empty((len(rows), dim), dtype=np.float32)
+        for j, r in enumerate(rows):
+            vecs[j] = blob_to_vector(r[1])
+        return found, vecs
 
     def iter_vectors(self, batch: int = 4096) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         cur = self.db.execute("SELECT id, vector FROM chunks ORDER BY id")

@@ -182,7 +182,7 @@ class Library:
         self.store_url = store
         self.vectors: VectorStore = make_store(
             store, self.folder, spec.embed_dim, self.fingerprint, self._allowed_ids,
-            readonly=readonly,
+            readonly=readonly, stored_vectors=self._stored_vectors,
         )
         self.reconcile()
 
@@ -320,6 +320,9 @@ class Library:
 
     def _allowed_ids(self, flt, among: np.ndarray | None = None) -> np.ndarray:
         return self.reader().chunk_ids_matching(flt, among)
+
+    def _stored_vectors(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self.reader().stored_vectors(ids, self.spec.embed_dim)
 
     def reader(self) -> Catalogue:
         """A per-thread read connection: searches see committed batches only, never half."""

@@ -27,10 +27,13 @@ def make_store(
     allowed_ids: Callable[[FileFilter, np.ndarray | None], np.ndarray],
     *,
     readonly: bool = False,
+    stored_vectors: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> VectorStore:
-    """readonly: the store may catch up in memory but never writes its files."""
+    """readonly: the store may catch up in memory but never writes its files.
+    allowed_ids / stored_vectors: the catalogue's answers an in-process store filters with."""
     if not url or url == "hnsw":
-        return HnswStore(folder, dim, fingerprint, allowed_ids=allowed_ids, readonly=readonly)
+        return HnswStore(folder, dim, fingerprint, allowed_ids=allowed_ids, readonly=readonly,
+                         stored_vectors=stored_vectors)
     if url.startswith("milvus://"):
         from indexer.milvus_store import MilvusStore  # optional dependency
 

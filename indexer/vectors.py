@@ -81,7 +81,11 @@ class HnswStore:
         fingerprint: str,
         allowed_ids: Callable[[FileFilter, np.ndarray | None], np.ndarray] | None = None,
         readonly: bool = False,
+        stored_vectors: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None,
     ) -> None:
+        """allowed_ids(flt, among): the chunk ids that pass a filter (among those given).
+        stored_vectors(ids): (ids, vectors) from the catalogue, for exact scans of small filtered
+        sets: reading them from SQLite is ~5x faster than hnswlib's get_items."""
         import hnswlib
 
         self.readonly = readonly
@@ -89,6 +93,7 @@ class HnswStore:
         self.dim = dim
         self.fingerprint = fingerprint
         self._allowed_ids = allowed_ids
+        self._stored_vectors = stored_vectors
         self._lock = threading.Lock()
         self._index_path = folder / "vectors.hnsw"
         self._meta_path = folder / "vectors.json"
@@ -232,7 +237,11 @@ class HnswStore:
         return labels[0].astype(np.int64), (1.0 - dist[0]).astype(np.float32)
 
     def _exact(self, q: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        vecs = np.asarray(self._index.get_items(ids.tolist(), return_type="numpy"), dtype=np.float32)
+        if self._stored_vectors is not None:
+            ids, vecs = self._stored_vectors(ids)
+        else:
+            vecs = np.asarray(self._index.get_items(ids.tolist(), return_type="numpy"),
+                              dtype=np.float32)
         vecs /= np.linalg.norm(vecs, axis=1, keepdims=True) + 1e-12
         qn = q[0] / (np.linalg.norm(q[0]) + 1e-12)
         scores = vecs @ qn

@@ -67,3 +67,17 @@ def test_folder_filter_is_exactly_the_folder_and_below(tmp_path: Path):
         ids["/lib/a/x.jpg"]]
     assert cat.chunk_ids_matching(FileFilter(folders=("/lib/a",)), np.array([], np.int64)).size == 0
     cat.close()
+
+
+def test_stored_vectors_leaves_out_chunks_deleted_meanwhile(tmp_path: Path):
+    cat = Catalogue(tmp_path / "c.sqlite")
+    root = cat.add_root("/lib")
+    a, b = _add(cat, root, "/lib/a.jpg"), _add(cat, root, "/lib/b.jpg")
+    (chunk_a,), (chunk_b,) = (
+        cat.db.execute("SELECT id FROM chunks WHERE file_id=?", (f,)).fetchone() for f in (a, b))
+    with cat.db:
+        cat.db.execute("DELETE FROM chunks WHERE file_id=?", (b,))
+    found, vecs = cat.stored_vectors(np.array([chunk_a, chunk_b, 999]), 4)
+    assert found.tolist() == [chunk_a]
+    np.testing.assert_allclose(vecs, [[0.5, 0.5, 0.5, 0.5]])
+    cat.close()

@@ -67,6 +67,9 @@ class Corpus:
     def allowed(self, flt: FileFilter, among: np.ndarray | None = None) -> np.ndarray:
         return self.catalogue.chunk_ids_matching(flt, among)
 
+    def stored(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self.catalogue.stored_vectors(ids, DIM)
+
     def exact(self, q: np.ndarray, k: int, pool: np.ndarray | None = None) -> tuple[np.ndarray,
                                                                                     np.ndarray]:
         mask = np.ones(len(self.ids), bool) if pool is None else np.isin(self.ids, pool)
@@ -124,7 +127,7 @@ def make(store_kind: str, request, tmp_path: Path, corpus: Corpus):
     def factory(fingerprint: str = FP, folder: Path | None = None, dim: int = DIM):
         folder = folder or tmp_path / "store"
         folder.mkdir(parents=True, exist_ok=True)
-        s = make_store(url, folder, dim, fingerprint, corpus.allowed)
+        s = make_store(url, folder, dim, fingerprint, corpus.allowed, stored_vectors=corpus.stored)
         opened.append(s)
         return s
 
