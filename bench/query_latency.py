@@ -178,10 +178,8 @@ def exact_topk(vecs: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
 
 def recall_at(lib, queries: np.ndarray, truth: np.ndarray, ef: int, k: int = 10) -> tuple[float, float]:
     """(recall@k, median knn ms) of the store at a given ef."""
-    from indexer import vectors as V
-
-    old = V.HNSW_EF_SEARCH
-    V.HNSW_EF_SEARCH = ef
+    old = lib.vectors.ef
+    lib.vectors.ef = ef
     try:
         hits, times = 0, []
         for q, t in zip(queries, truth):
@@ -191,7 +189,7 @@ def recall_at(lib, queries: np.ndarray, truth: np.ndarray, ef: int, k: int = 10)
             hits += len(set(ids.tolist()) & set(t[:k].tolist()))
         return hits / (k * len(queries)), float(np.median(times))
     finally:
-        V.HNSW_EF_SEARCH = old
+        lib.vectors.ef = old
 
 
 def full_window_text_encoder(enc):

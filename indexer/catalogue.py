@@ -488,20 +488,26 @@ class Catalogue:
         v = np.mean(vecs, axis=0)
         return (v / (np.linalg.norm(v) + 1e-12)).astype(np.float32)
 
-    def sample_vectors(self, n: int, seed: int = 0) -> np.ndarray:
-        """Up to n chunk vectors picked at random by id (point lookups: fast on any size)."""
-        row = self.db.execute("SELECT MIN(id), MAX(id), COUNT(*) FROM chunks").fetchone()
+    def sample_vectors(self, n: int, seed: int = 0, kind: str | None = None) -> np.ndarray:
+        """Up to n chunk vectors picked at random by id (point lookups: fast on any size);
+        only chunks of files of `kind` ("image" / "text") when given."""
+        join = "JOIN files f ON f.id = c.file_id AND f.kind = ?" if kind else ""
+        args: list = [kind] if kind else []
+        row = self.db.execute(
+            f"SELECT MIN(c.id), MAX(c.id), COUNT(*) FROM chunks c {join}", args
+        ).fetchone()
         if not row or not row[2]:
             return np.empty((0, 0), np.float32)
         lo, hi, count = row
         if count <= n:
             return np.stack([blob_to_vector(r[0]) for r in self.db.execute(
-                "SELECT vector FROM chunks")])
+                f"SELECT c.vector FROM chunks c {join}", args)])
         rng = np.random.default_rng(seed)
         picks: dict[int, np.ndarray] = {}
         for target in rng.integers(lo, hi + 1, size=n * 2):
             r = self.db.execute(
-                "SELECT id, vector FROM chunks WHERE id >= ? ORDER BY id LIMIT 1", (int(target),)
+                f"SELECT c.id, c.vector FROM chunks c {join} WHERE c.id >= ? "
+                "ORDER BY c.id LIMIT 1", [*args, int(target)],
             ).fetchone()
             if r is not None:
                 picks[r[0]] = blob_to_vector(r[1])

@@ -24,15 +24,23 @@ OVERSAMPLE = 4
 # Rocchio weights (the classic SMART values): keep the query, move towards liked results
 # more than away from disliked ones.
 ROCCHIO_ALPHA, ROCCHIO_BETA, ROCCHIO_GAMMA = 1.0, 0.75, 0.25
-# A result "stands out" when its cosine is this many standard deviations above the
-# library's background for the same query (calibrated by bench/eval_search.py).
+# Where the results stop standing out (calibrated with bench/eval_search.py --sweep on the eval
+# collection and two demo libraries; see bench/RESULTS.md): the widest break in the query's
+# similarity profile (its BREAK_DEPTH nearest chunks, in standard deviations above the library's
+# background) among those above BREAK_FLOOR_Z, if that break is BREAK_RATIO times the mean
+# spacing above it and at least BREAK_MIN_Z wide; a lone standout must reach STANDOUT_Z. With
+# no such break, everything STANDOUT_Z or more above the background stands out.
 STANDOUT_Z = 2.5
+BREAK_DEPTH = 512
+BREAK_FLOOR_Z = 2.25
+BREAK_RATIO = 6.0
+BREAK_MIN_Z = 0.1
 MIN_VECTOR_WEIGHT = 0.25
 # The vector ranking gets full weight in the fusion when its best match is this many
 # standard deviations above the background (less, proportionally, below).
 CONFIDENT_Z = 3.0
-GAP_Z = 0.5
-BACKGROUND_SAMPLE = 256
+BACKGROUND_SAMPLE = 1024
+MIN_KIND_SAMPLE = 8
 
 _STOPWORDS = frozenset(
     "a an the of and or in on at to for with from by is are was were be this that these those "
@@ -51,15 +59,20 @@ class SearchResult:
     taken_at: float | None = None
     keyword: bool = False  # matched by name/folder/note words
     fused: float = 0.0  # the ranking score (RRF)
-    z: float = 0.0  # standard deviations above a typical item of this library for this query
+    z: float = 0.0  # standard deviations above a typical item of its kind, for this query
+
+    @property
+    def kind_word(self) -> str:
+        return "note" if self.kind == "text" else "picture"
 
     def explain(self) -> str:
         """What the numbers mean, for tooltips and --explain."""
         parts = [
             f"similarity {self.score:.3f} (cosine between the query and this item; "
             "comparable between queries only through z)",
-            f"z {self.z:+.1f} (how far above a typical item of your library it scores for "
-            f"this query; ≥ {STANDOUT_Z:g} stands out)",
+            f"z {self.z:+.1f} (how far above a typical {self.kind_word} of your library it "
+            f"scores for this query; the cutoff sits where the scores break, else at "
+            f"{STANDOUT_Z:g})",
         ]
         if self.keyword:
             parts.append("also matched by words in its name, folder or text")
@@ -102,7 +115,7 @@ class Searcher:
     def __init__(self, library: Library, encoder: EncoderLike) -> None:
         self.library = library
         self.encoder = encoder
-        self._background: np.ndarray | None = None
+        self._background: dict[str | None, np.ndarray] = {}
         self._background_count = -1
 
     # -- requests ---------------------------------------------------------------------------
@@ -139,15 +152,17 @@ class Searcher:
             out = out - ROCCHIO_GAMMA * neg
         return (out / (np.linalg.norm(out) + 1e-12)).astype(np.float32)
 
-    def background(self) -> np.ndarray:
-        """A random sample of library vectors: what a typical item scores for a query."""
+    def background(self, kind: str | None = None) -> np.ndarray:
+        """A random sample of library vectors (of one kind when given): what a typical item
+        scores for a query. Resampled when the library has grown or shrunk by a tenth."""
         count = self.library.vectors.count()
-        if self._background is None or abs(count - self._background_count) > 0.1 * max(
-            self._background_count, 1
-        ):
-            self._background = self.library.reader().sample_vectors(BACKGROUND_SAMPLE)
+        if abs(count - self._background_count) > 0.1 * max(self._background_count, 1):
+            self._background = {}
             self._background_count = count
-        return self._background
+        if kind not in self._background:
+            self._background[kind] = self.library.reader().sample_vectors(
+                BACKGROUND_SAMPLE, kind=kind)
+        return self._background[kind]
 
     def run(self, req: SearchRequest) -> SearchPage:
         import time
@@ -175,14 +190,16 @@ class Searcher:
         if req.similar_to is not None:
             results = [r for r in results if r.file_id != req.similar_to]
         mu, sd = self.z_stats(vec)
+        stats = {kind: self.z_stats(vec, kind) for kind in ("image", "text")}
         scored = []
         for r in results:
             score = r.score
             if r.score == 0.0 and r.keyword:  # found by words only: give it a real similarity
                 fv = reader.file_vector(r.file_id)
                 score = float(fv @ vec) if fv is not None else 0.0
-            scored.append(replace(r, score=score, z=(score - mu) / sd))
-        floor = standout_floor([r.z for r in scored if not r.keyword])
+            k_mu, k_sd = stats.get(r.kind, (mu, sd))
+            scored.append(replace(r, score=score, z=(score - k_mu) / k_sd))
+        floor = standout_floor(self.similarity_profile(vec, req.flt, stats))
         standout = [r for r in scored if r.z >= floor or r.keyword]
         rest = [r for r in scored if not (r.z >= floor or r.keyword)]
         ordered = standout + rest  # ranking order is kept within each group
@@ -292,9 +309,30 @@ class Searcher:
             return kw_results[:k]
         return fuse(vec_results, kw_results, self.vector_confidence(v, vec_results))[:k]
 
-    def z_stats(self, vec: np.ndarray) -> tuple[float, float]:
-        """Mean and spread of this query's similarity to a typical item of the library."""
-        bg = self.background()
+    def similarity_profile(
+        self, vec: np.ndarray, flt: FileFilter | None, stats: dict[str, tuple[float, float]]
+    ) -> list[float]:
+        """z of the query's BREAK_DEPTH nearest chunks: deeper than the page, so a break can be
+        seen even when every result shown is a match (90 yellow stars, a page of 60). Each
+        chunk is measured against its own kind's background (`stats`)."""
+        ids, scores = self.library.vectors.knn(vec, BREAK_DEPTH, flt)
+        hits = self.library.reader().chunk_hits(ids.tolist())
+        out = []
+        for cid, score in zip(ids.tolist(), scores.tolist()):
+            hit = hits.get(cid)
+            if hit is not None and hit.kind in stats:
+                mu, sd = stats[hit.kind]
+                out.append((score - mu) / sd)
+        return out
+
+    def z_stats(self, vec: np.ndarray, kind: str | None = None) -> tuple[float, float]:
+        """Mean and spread of this query's similarity to a typical item of the library (of
+        that kind: a text query sits closer to every note than to any picture, CLIP's modality
+        gap, so notes and pictures each have their own "typical"). A kind with too few items
+        for a spread is measured against the whole library."""
+        bg = self.background(kind)
+        if kind is not None and len(bg) < MIN_KIND_SAMPLE:
+            bg = self.background()
         if len(bg) == 0:
             return 0.0, 1.0
         sims = bg @ vec
@@ -317,16 +355,26 @@ class Searcher:
 def standout_floor(zs: list[float]) -> float:
     """The z above which results stand out for this query.
 
-    Everything at least STANDOUT_Z above the library's background qualifies; when the
-    qualifying scores split into groups (a clear match, then near misses), the cut moves up to
-    the widest gap, if it is at least GAP_Z wide.
+    Matches and near misses are usually separated by a break in the similarity profile: a
+    step several times wider than the spacing between the matches above it (30 yellow stars at
+    z 2.4-3.1, then the first orange star at 2.2). The widest such break above BREAK_FLOOR_Z
+    decides; a break after the first item only if that item reaches STANDOUT_Z (a query in
+    words the model doesn't know has a random best match, often alone). Without a break,
+    STANDOUT_Z decides. `zs`: the profile, in any order.
     """
-    above = sorted((z for z in zs if z >= STANDOUT_Z), reverse=True)
-    if len(above) < 2:
-        return STANDOUT_Z
-    gaps = [(above[i] - above[i + 1], i) for i in range(len(above) - 1)]
-    width, at = max(gaps)
-    return above[at] if width >= GAP_Z else STANDOUT_Z
+    top = sorted((z for z in zs if z >= BREAK_FLOOR_Z), reverse=True)
+    below = max((z for z in zs if z < BREAK_FLOOR_Z), default=None)
+    if below is not None:
+        top.append(below)  # the step down past the floor is a break too
+    best_width, floor = 0.0, STANDOUT_Z
+    for i in range(len(top) - 1):
+        if i == 0 and top[0] < STANDOUT_Z:
+            continue
+        width = top[i] - top[i + 1]
+        spacing = (top[0] - top[i]) / i if i else 0.0  # mean step among those above
+        if width >= BREAK_MIN_Z and width >= BREAK_RATIO * spacing and width > best_width:
+            best_width, floor = width, top[i] - width / 2  # mid-break: robust to rounding
+    return floor
 
 
 def _newest(r: SearchResult) -> float:

@@ -61,6 +61,18 @@ class VectorStore(Protocol):
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 200
 HNSW_EF_SEARCH = 300
+# Past 100k items the same ef finds less of the true top 10 (text-like queries at 1M items:
+# recall@10 0.90 at ef 300, 0.96 at 948, 0.98 at 2000 for ~8 ms): ef grows in proportion to
+# the size from 100k on, up to HNSW_EF_MAX (bench/query_latency.py, bench/RESULTS.md).
+HNSW_EF_REF_ITEMS = 100_000
+HNSW_EF_MAX = 2000
+
+
+def ef_for(n_items: int, k: int = 0) -> int:
+    """Search breadth for an index of n_items (never below k, which hnswlib needs)."""
+    scale = max(1.0, n_items / HNSW_EF_REF_ITEMS)
+    return max(k, min(HNSW_EF_MAX, int(HNSW_EF_SEARCH * scale)))
+
 EXACT_BELOW = 4096  # a filtered candidate set this small is scanned exactly (fast, recall 1.0)
 # A filtered query first looks at this many times k unfiltered neighbours (at least the minimum):
 # a filter that keeps a quarter of the library or more then never lists the allowed ids.
@@ -94,6 +106,7 @@ class HnswStore:
         self.fingerprint = fingerprint
         self._allowed_ids = allowed_ids
         self._stored_vectors = stored_vectors
+        self.ef: int | None = None  # a fixed search breadth (benchmarks); None: ef_for(size)
         self._lock = threading.Lock()
         self._index_path = folder / "vectors.hnsw"
         self._meta_path = folder / "vectors.json"
@@ -223,7 +236,7 @@ class HnswStore:
         self, q: np.ndarray, k: int, allowed: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """hnsw search (caller holds the lock); exact search if the graph can't yield k."""
-        self._index.set_ef(max(HNSW_EF_SEARCH, k))
+        self._index.set_ef(max(k, self.ef) if self.ef is not None else ef_for(len(self._live), k))
         try:
             if allowed is not None:
                 labels, dist = self._index.knn_query(

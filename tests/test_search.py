@@ -136,3 +136,64 @@ def test_cutoff_keeps_the_standouts(lib, fake_encoder):
     assert 1 <= page.cutoff < len(page.results)
     assert all(r.z >= page.results[page.cutoff].z for r in page.results[: page.cutoff])
     assert "z" in page.results[0].explain()
+
+
+# -- where the results stop standing out ---------------------------------------------------------
+
+def test_standout_floor_cuts_in_the_break_of_the_profile():
+    from indexer.search import STANDOUT_Z, standout_floor
+
+    matches = [3.1 - 0.02 * i for i in range(30)]  # 3.10 ... 2.52, evenly spaced
+    near_misses = [2.3 - 0.01 * i for i in range(200)]
+    floor = standout_floor(matches + near_misses)
+    assert 2.3 < floor < 2.52  # everything above the break, nothing below
+    # matches just under STANDOUT_Z still stand out when the break says so
+    low = [z - 0.2 for z in matches]  # 2.90 ... 2.32
+    floor = standout_floor(low + [2.1 - 0.01 * i for i in range(200)])
+    assert floor < min(low) and floor < STANDOUT_Z
+
+
+def test_standout_floor_without_a_break_falls_back_to_the_fixed_threshold():
+    from indexer.search import STANDOUT_Z, standout_floor
+
+    smooth = [2.45 - 0.005 * i for i in range(400)]  # an unknown word: no match, no break
+    assert standout_floor(smooth) == STANDOUT_Z
+    assert standout_floor([]) == STANDOUT_Z
+
+
+def test_a_lone_standout_needs_the_fixed_threshold():
+    from indexer.search import STANDOUT_Z, standout_floor
+
+    rest = [2.2 - 0.005 * i for i in range(300)]
+    assert standout_floor([2.46] + rest) == STANDOUT_Z  # a random best match, alone: no
+    floor = standout_floor([3.4] + rest)  # one clear match (that one note): yes
+    assert 2.2 < floor < 3.4
+
+
+@pytest.fixture(scope="module")
+def demo_library(tmp_path_factory, tiny_encoder):
+    from indexer.shapes import demo_labels, make_demo_folder
+
+    tmp = tmp_path_factory.mktemp("demo-cutoff")
+    make_demo_folder(tmp / "Pictures", n_images=330, seed=3)  # 5 of each colour x shape
+    labels = demo_labels(tmp / "Pictures", n_images=330, seed=3)
+    library = Library.open(tmp / "lib", TINY_SHAPES)
+    Indexer(library, tiny_encoder, workers=1).run([tmp / "Pictures"])
+    yield library, labels
+    library.close()
+
+
+@pytest.mark.parametrize("query", [("red", "circle"), ("blue", "star"), ("green", "heart"),
+                                   ("gray", "cross"), ("yellow", "triangle")])
+def test_cutoff_keeps_every_match_and_little_else(demo_library, tiny_encoder, query):
+    library, labels = demo_library
+    relevant = {str(p) for p, v in labels.items() if v == query}
+    assert len(relevant) == 5
+    s = Searcher(library, tiny_encoder)
+    page = s.run(SearchRequest(f"a {query[0]} {query[1]}", k=50, mode="vector"))
+    shown = [r.open_path for r in page.results[: page.cutoff]]
+    assert relevant <= set(shown), "a match was hidden behind 'show more'"
+    assert len(shown) <= len(relevant) + 1
+    # a page smaller than the number of matches: every result shown is a match and stands out
+    small = s.run(SearchRequest(f"a {query[0]} {query[1]}", k=3, mode="vector"))
+    assert small.cutoff == 3 and {r.open_path for r in small.results} <= relevant

@@ -630,3 +630,12 @@ def test_a_moved_file_is_found_under_its_new_folder(kind, request, tmp_path):
         res = Searcher(lib, enc).search(None, vector=enc.encode_images(
             np.full((1, 8, 8, 3), (10, 10, 250), np.uint8))[0], k=5, flt=flt, mode="vector")
     assert [Path(r.path).name for r in res] == ["blue.png"]
+
+
+def test_search_breadth_grows_with_the_library():
+    from indexer.vectors import HNSW_EF_MAX, HNSW_EF_SEARCH, ef_for
+
+    assert ef_for(500) == ef_for(100_000) == HNSW_EF_SEARCH
+    assert HNSW_EF_SEARCH < ef_for(300_000) < ef_for(600_000) <= HNSW_EF_MAX
+    assert ef_for(10_000_000) == HNSW_EF_MAX
+    assert ef_for(500, k=800) == 800  # hnswlib needs ef >= k

@@ -45,7 +45,8 @@ def score_line(r: Any) -> str:
     parts = [f"Similarity {r.score:.2f}"]
     z = getattr(r, "z", None)
     if z:
-        parts.append(f"{z:+.1f} σ above a typical item")
+        kind = "note" if getattr(r, "kind", "") == "text" else "picture"
+        parts.append(f"{z:+.1f} σ above a typical {kind}")
     if getattr(r, "keyword", False):
         parts.append("matched by words")
     return "  ·  ".join(parts)
