@@ -215,7 +215,9 @@ def main() -> int:
     print("|---|---|---|---|---|")
     for z, (cp, cr, sz) in sweep.items():
         f1 = 2 * mean(cp) * mean(cr) / (mean(cp) + mean(cr))
-        print(f"| adaptive cutoff (profile break, else z ≥ {z:g}) | {mean(cp):.3f} | {mean(cr):.3f} | {f1:.3f} | "
+        rule = ("z ≥ {z:g} only" if search_module.BREAK_RATIO == float("inf")
+                else "profile break, else z ≥ {z:g}").format(z=z)
+        print(f"| adaptive cutoff ({rule}) | {mean(cp):.3f} | {mean(cr):.3f} | {f1:.3f} | "
               f"{mean(sz):.1f} |")
     f1 = 2 * mean(top_p) * mean(top_r) / (mean(top_p) + mean(top_r))
     print(f"| fixed top-10 | {mean(top_p):.3f} | {mean(top_r):.3f} | {f1:.3f} | 10 |")

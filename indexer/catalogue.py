@@ -452,17 +452,37 @@ class Catalogue:
     def keyword_search(
         self, fts_query: str, flt: FileFilter, limit: int
     ) -> list[tuple[int, float, str]]:
-        """BM25 over name (weight 5), folder (2) and note text (1): (file_id, bm25, snippet)."""
+        """BM25 over name (weight 5), folder (2) and note text (1): (file_id, bm25, snippet).
+
+        A common word matches thousands of files and scoring them is the whole cost, so the
+        full-text index ranks alone (oversampled), the filter is checked on those candidates
+        only, and snippets are made for the rows returned only; a filter that leaves too few
+        candidates gets the ranking redone among the files it allows.
+        """
         where, args = filter_sql(flt)
-        rows = self.db.execute(
-            f"""SELECT fts.rowid, bm25(fts, 5.0, 2.0, 1.0) AS rank,
-                       snippet(fts, 2, '', '', '…', 16)
-                FROM fts JOIN files f ON f.id = fts.rowid
-                WHERE fts MATCH ? AND {where}
-                ORDER BY rank LIMIT ?""",
-            [fts_query, *args, limit],
-        )
-        return [(r[0], -float(r[1]), r[2]) for r in rows]
+        want = limit * 4
+        ranked = self.db.execute(
+            "SELECT rowid, bm25(fts, 5.0, 2.0, 1.0) AS rank FROM fts WHERE fts MATCH ? "
+            "ORDER BY rank LIMIT ?", [fts_query, want],
+        ).fetchall()
+        allowed = {r[0] for r in self.db.execute(
+            f"SELECT f.id FROM files f WHERE f.id IN (SELECT value FROM json_each(?)) AND {where}",
+            [json.dumps([r[0] for r in ranked]), *args],
+        )}
+        hits = [(r[0], r[1]) for r in ranked if r[0] in allowed][:limit]
+        if len(hits) < limit and len(ranked) == want:
+            hits = [(r[0], r[1]) for r in self.db.execute(
+                f"""SELECT fts.rowid, bm25(fts, 5.0, 2.0, 1.0) AS rank
+                    FROM fts JOIN files f ON f.id = fts.rowid
+                    WHERE fts MATCH ? AND {where} ORDER BY rank LIMIT ?""",
+                [fts_query, *args, limit],
+            )]
+        snippets = dict(self.db.execute(
+            "SELECT rowid, snippet(fts, 2, '', '', '…', 16) FROM fts "
+            "WHERE fts MATCH ? AND rowid IN (SELECT value FROM json_each(?))",
+            [fts_query, json.dumps([h[0] for h in hits])],
+        ).fetchall())
+        return [(rid, -float(rank), snippets.get(rid, "")) for rid, rank in hits]
 
     def files_by_ids(self, ids: Sequence[int]) -> dict[int, FileRow]:
         out: dict[int, FileRow] = {}

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import re
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -117,6 +119,8 @@ class Searcher:
         self.encoder = encoder
         self._background: dict[str | None, np.ndarray] = {}
         self._background_count = -1
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
 
     # -- requests ---------------------------------------------------------------------------
     def query_vector(self, terms: list[Term]) -> np.ndarray:
@@ -172,6 +176,10 @@ class Searcher:
         terms = parse_query(req.text) if req.text.strip() else []
         if req.image:
             terms.append(Term(1.0, image=req.image))
+        words = keyword_text(terms) if req.mode != "vector" else ""
+        mode = req.mode if words else "vector"
+        # the keyword ranking runs while the query is encoded (both leave the GIL)
+        kw_future = self._start_keywords(words, req.k, req.flt, mode)
         vec: np.ndarray | None = None
         if req.similar_to is not None:
             vec = reader.file_vector(req.similar_to)
@@ -184,9 +192,8 @@ class Searcher:
             raise QueryError("type something to search for, or drop an image")
         if req.positives or req.negatives:
             vec = self.refine(vec, req.positives, req.negatives)
-        words = keyword_text(terms) if req.mode != "vector" else ""
-        mode = req.mode if words else "vector"
-        results = self.search(words or None, vector=vec, k=req.k, flt=req.flt, mode=mode)
+        results = self.search(words or None, vector=vec, k=req.k, flt=req.flt, mode=mode,
+                              keyword_results=kw_future)
         if req.similar_to is not None:
             results = [r for r in results if r.file_id != req.similar_to]
         mu, sd = self.z_stats(vec)
@@ -288,21 +295,24 @@ class Searcher:
         k: int = 20,
         flt: FileFilter | None = None,
         mode: str = "hybrid",
+        keyword_results: Future | None = None,
     ) -> list[SearchResult]:
-        """mode: 'hybrid' (default), 'vector' or 'keyword'."""
+        """mode: 'hybrid' (default), 'vector' or 'keyword'. keyword_results: the keyword
+        ranking already under way (from `_start_keywords`), else it starts here."""
         if mode not in ("hybrid", "vector", "keyword"):
             raise ValueError(f"unknown search mode {mode!r}")
         if vector is None and text is None:
             raise ValueError("nothing to search for")
         vec_results: list[SearchResult] = []
         kw_results: list[SearchResult] = []
-        depth = max(k * 3, 50)
+        if keyword_results is None:
+            keyword_results = self._start_keywords(text or "", k, flt, mode)
         v = None
         if mode != "keyword":
             v = vector if vector is not None else self.text_vector(text or "")
-            vec_results = self.vector_ranking(v, depth if mode == "hybrid" else k, flt)
-        if mode != "vector" and text:
-            kw_results = self.keyword_ranking(text, depth if mode == "hybrid" else k, flt)
+            vec_results = self.vector_ranking(v, _depth(k) if mode == "hybrid" else k, flt)
+        if keyword_results is not None:
+            kw_results = keyword_results.result()
         if mode == "vector":
             return vec_results[:k]
         if mode == "keyword":
@@ -324,6 +334,18 @@ class Searcher:
                 mu, sd = stats[hit.kind]
                 out.append((score - mu) / sd)
         return out
+
+    def _start_keywords(
+        self, text: str, k: int, flt: FileFilter | None, mode: str
+    ) -> Future | None:
+        """The keyword ranking on a helper thread (its own SQLite connection), or None."""
+        if mode == "vector" or not text:
+            return None
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="magpie-fts")
+        return self._pool.submit(
+            self.keyword_ranking, text, _depth(k) if mode == "hybrid" else k, flt)
 
     def z_stats(self, vec: np.ndarray, kind: str | None = None) -> tuple[float, float]:
         """Mean and spread of this query's similarity to a typical item of the library (of
@@ -350,6 +372,11 @@ class Searcher:
         mu, sd = self.z_stats(vec)
         z_top = (results[0].score - mu) / sd
         return float(np.clip(z_top / CONFIDENT_Z, MIN_VECTOR_WEIGHT, 1.0))
+
+
+def _depth(k: int) -> int:
+    """How deep each ranking goes before the fusion picks the top k."""
+    return max(k * 3, 50)
 
 
 def standout_floor(zs: list[float]) -> float:

@@ -1,0 +1,74 @@
+"""Regenerate docs/screenshot-search.png: the demo library (6,000 pictures + notes) indexed with
+the bundled tiny model, searched for "a yellow star".
+
+    xvfb-run -s "-screen 0 1400x900x24" .venv/bin/python scripts/screenshot_search.py
+
+Writes only under a temporary directory and docs/.
+"""
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def main() -> int:
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QApplication
+
+    from app.gui import make_window
+    from app.wiring import load_model
+    from indexer.shapes import make_demo_folder
+    from indexer.specs import TINY_SHAPES
+    from ui import theme
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    theme.apply(app)
+    out = ROOT / "docs" / "screenshot-search.png"
+    with tempfile.TemporaryDirectory() as tmp:
+        pictures = Path(tmp) / "Pictures"
+        make_demo_folder(pictures, n_images=6000)
+        enc = load_model(TINY_SHAPES, allow_download=False)
+        window, ctl = make_window(str(Path(tmp) / "lib"), spec=TINY_SHAPES,
+                                  load_encoder=lambda s, w: enc)
+        window.resize(1280, 800)
+        window.show()
+        ctl.start()
+
+        def wait(cond, seconds: float) -> None:
+            end = time.monotonic() + seconds
+            while not cond():
+                if time.monotonic() > end:
+                    raise TimeoutError("the window did not get there in time")
+                app.processEvents()
+                time.sleep(0.01)
+
+        wait(lambda: ctl.searcher is not None, 60)
+        ctl.add_paths([str(pictures)])
+        wait(lambda: ctl.runner.busy, 10)
+        wait(lambda: not ctl.runner.busy and not ctl.runner.pending, 600)
+        window.search.setText("a yellow star")
+        ctl.last_page = None
+        ctl.search_now()
+        wait(lambda: ctl.last_page is not None and window.results_model.rowCount() > 0, 30)
+        model = window.results_model
+        wait(lambda: all(model.index(i).data(Qt.ItemDataRole.DecorationRole) is not None
+                         for i in range(min(8, model.rowCount()))
+                         if model.results()[i].kind == "image"), 30)
+        window.results.setCurrentIndex(model.index(1))
+        for _ in range(50):
+            app.processEvents()
+            time.sleep(0.02)
+        window.grab().save(str(out))
+        page = ctl.last_page
+        print(f"{out}: {page.cutoff} of {len(page.results)} results stand out")
+        ctl.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
