@@ -224,6 +224,9 @@ def latency_rows(lib, enc, n: int, n_queries: int) -> list[list]:
     cases = [
         ("encode text only", lambda t: enc.encode_texts([t])),
         ("encode text, full 77 window (baseline)", lambda t: full([t])),
+        ("encode text after a numpy BLAS matvec (1024x512)",
+         lambda t, m=np.random.default_rng(0).standard_normal((1024, 512)).astype(np.float32):
+         (m @ m[0], enc.encode_texts([t]))),
         ("knn only (k=240, as hybrid k=20 asks)",
          lambda t, v=enc.encode_texts(["warm"])[0]: lib.vectors.knn(v, 240)),
         ("search vector k=20", lambda t: searcher.search(t, k=20, mode="vector")),
@@ -239,7 +242,7 @@ def latency_rows(lib, enc, n: int, n_queries: int) -> list[list]:
     for i, (name, fn) in enumerate(cases):
         times = []
         # filtered searches go through hnswlib's Python filter callback: slow at scale, so fewer
-        for t in (texts if i < 6 else texts[: max(5, n_queries // 6)]):
+        for t in (texts if i < 7 else texts[: max(5, n_queries // 6)]):
             t0 = time.perf_counter()
             fn(t)
             times.append((time.perf_counter() - t0) * 1000)

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import threading
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -20,6 +18,7 @@ from indexer.decode import DecodeError, load_image
 from indexer.library import Library
 from indexer.pipeline import EncoderLike
 from indexer.query import QueryError, Term, keyword_text, parse_query
+from indexer.vectors import matvec
 
 RRF_K = 60
 OVERSAMPLE = 4
@@ -119,8 +118,6 @@ class Searcher:
         self.encoder = encoder
         self._background: dict[str | None, np.ndarray] = {}
         self._background_count = -1
-        self._pool: ThreadPoolExecutor | None = None
-        self._pool_lock = threading.Lock()
 
     # -- requests ---------------------------------------------------------------------------
     def query_vector(self, terms: list[Term]) -> np.ndarray:
@@ -178,8 +175,6 @@ class Searcher:
             terms.append(Term(1.0, image=req.image))
         words = keyword_text(terms) if req.mode != "vector" else ""
         mode = req.mode if words else "vector"
-        # the keyword ranking runs while the query is encoded (both leave the GIL)
-        kw_future = self._start_keywords(words, req.k, req.flt, mode)
         vec: np.ndarray | None = None
         if req.similar_to is not None:
             vec = reader.file_vector(req.similar_to)
@@ -192,8 +187,7 @@ class Searcher:
             raise QueryError("type something to search for, or drop an image")
         if req.positives or req.negatives:
             vec = self.refine(vec, req.positives, req.negatives)
-        results = self.search(words or None, vector=vec, k=req.k, flt=req.flt, mode=mode,
-                              keyword_results=kw_future)
+        results = self.search(words or None, vector=vec, k=req.k, flt=req.flt, mode=mode)
         if req.similar_to is not None:
             results = [r for r in results if r.file_id != req.similar_to]
         mu, sd = self.z_stats(vec)
@@ -295,24 +289,24 @@ class Searcher:
         k: int = 20,
         flt: FileFilter | None = None,
         mode: str = "hybrid",
-        keyword_results: Future | None = None,
     ) -> list[SearchResult]:
-        """mode: 'hybrid' (default), 'vector' or 'keyword'. keyword_results: the keyword
-        ranking already under way (from `_start_keywords`), else it starts here."""
+        """mode: 'hybrid' (default), 'vector' or 'keyword'.
+
+        The two rankings run one after the other on purpose: overlapping the keyword ranking
+        with the text encoder on a second thread made the encoder 3x slower on 2 cores (torch's
+        worker threads wait for each other at every layer; measured in bench/RESULTS.md)."""
         if mode not in ("hybrid", "vector", "keyword"):
             raise ValueError(f"unknown search mode {mode!r}")
         if vector is None and text is None:
             raise ValueError("nothing to search for")
         vec_results: list[SearchResult] = []
         kw_results: list[SearchResult] = []
-        if keyword_results is None:
-            keyword_results = self._start_keywords(text or "", k, flt, mode)
         v = None
         if mode != "keyword":
             v = vector if vector is not None else self.text_vector(text or "")
             vec_results = self.vector_ranking(v, _depth(k) if mode == "hybrid" else k, flt)
-        if keyword_results is not None:
-            kw_results = keyword_results.result()
+        if mode != "vector" and text:
+            kw_results = self.keyword_ranking(text, _depth(k) if mode == "hybrid" else k, flt)
         if mode == "vector":
             return vec_results[:k]
         if mode == "keyword":
@@ -335,18 +329,6 @@ class Searcher:
                 out.append((score - mu) / sd)
         return out
 
-    def _start_keywords(
-        self, text: str, k: int, flt: FileFilter | None, mode: str
-    ) -> Future | None:
-        """The keyword ranking on a helper thread (its own SQLite connection), or None."""
-        if mode == "vector" or not text:
-            return None
-        with self._pool_lock:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="magpie-fts")
-        return self._pool.submit(
-            self.keyword_ranking, text, _depth(k) if mode == "hybrid" else k, flt)
-
     def z_stats(self, vec: np.ndarray, kind: str | None = None) -> tuple[float, float]:
         """Mean and spread of this query's similarity to a typical item of the library (of
         that kind: a text query sits closer to every note than to any picture, CLIP's modality
@@ -357,7 +339,7 @@ class Searcher:
             bg = self.background()
         if len(bg) == 0:
             return 0.0, 1.0
-        sims = bg @ vec
+        sims = matvec(bg, vec)
         return float(np.mean(sims)), max(float(np.std(sims)), 1e-3)
 
     def vector_confidence(self, vec: np.ndarray | None, results: list[SearchResult]) -> float:

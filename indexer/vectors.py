@@ -68,6 +68,14 @@ HNSW_EF_REF_ITEMS = 100_000
 HNSW_EF_MAX = 2000
 
 
+def matvec(mat: np.ndarray, vec: np.ndarray) -> np.ndarray:
+    """mat @ vec without BLAS. numpy's BLAS runs a matrix-vector product on its own thread
+    pool, whose threads then spin for a while and take the cores from torch's: measured, the
+    next query's text encoding took twice as long (bench/RESULTS.md). A search-sized product
+    (a few thousand rows) is as fast on one core."""
+    return np.einsum("ij,j->i", mat, vec)
+
+
 def ef_for(n_items: int, k: int = 0) -> int:
     """Search breadth for an index of n_items (never below k, which hnswlib needs)."""
     scale = max(1.0, n_items / HNSW_EF_REF_ITEMS)
@@ -257,6 +265,6 @@ class HnswStore:
                               dtype=np.float32)
         vecs /= np.linalg.norm(vecs, axis=1, keepdims=True) + 1e-12
         qn = q[0] / (np.linalg.norm(q[0]) + 1e-12)
-        scores = vecs @ qn
+        scores = matvec(vecs, qn)
         order = np.argsort(-scores)[:k]
         return ids[order].astype(np.int64), scores[order].astype(np.float32)

@@ -639,3 +639,12 @@ def test_search_breadth_grows_with_the_library():
     assert HNSW_EF_SEARCH < ef_for(300_000) < ef_for(600_000) <= HNSW_EF_MAX
     assert ef_for(10_000_000) == HNSW_EF_MAX
     assert ef_for(500, k=800) == 800  # hnswlib needs ef >= k
+
+
+def test_matvec_is_the_matrix_vector_product():
+    from indexer.vectors import matvec
+
+    rng = np.random.default_rng(5)
+    m, v = rng.normal(size=(300, 64)).astype(np.float32), rng.normal(size=64).astype(np.float32)
+    np.testing.assert_allclose(matvec(m, v), m @ v, rtol=1e-5, atol=1e-5)
+    assert matvec(m[:0], v).shape == (0,)
