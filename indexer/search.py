@@ -28,13 +28,16 @@ ROCCHIO_ALPHA, ROCCHIO_BETA, ROCCHIO_GAMMA = 1.0, 0.75, 0.25
 # Where the results stop standing out (calibrated with bench/eval_search.py --sweep on the eval
 # collection and two demo libraries; see bench/RESULTS.md): the widest break in the query's
 # similarity profile (its BREAK_DEPTH nearest chunks, in standard deviations above the library's
-# background) among those above BREAK_FLOOR_Z, if that break is BREAK_RATIO times the mean
-# spacing above it and at least BREAK_MIN_Z wide; a lone standout must reach STANDOUT_Z. With
-# no such break, everything STANDOUT_Z or more above the background stands out.
+# background), if that break is BREAK_RATIO times the mean spacing above it (STRONG_BREAK_RATIO
+# when the break lies wholly below BREAK_FLOOR_Z, down to BREAK_LOW_Z) and at least BREAK_MIN_Z
+# wide; the best match must reach BREAK_FLOOR_Z, and a lone standout STANDOUT_Z. With no such
+# break, everything STANDOUT_Z or more above the background stands out.
 STANDOUT_Z = 2.5
 BREAK_DEPTH = 512
 BREAK_FLOOR_Z = 2.25
+BREAK_LOW_Z = 1.5
 BREAK_RATIO = 6.0
+STRONG_BREAK_RATIO = 30.0
 BREAK_MIN_Z = 0.1
 MIN_VECTOR_WEIGHT = 0.25
 # The vector ranking gets full weight in the fusion when its best match is this many
@@ -365,23 +368,27 @@ def standout_floor(zs: list[float]) -> float:
     """The z above which results stand out for this query.
 
     Matches and near misses are usually separated by a break in the similarity profile: a
-    step several times wider than the spacing between the matches above it (30 yellow stars at
-    z 2.4-3.1, then the first orange star at 2.2). The widest such break above BREAK_FLOOR_Z
-    decides; a break after the first item only if that item reaches STANDOUT_Z (a query in
-    words the model doesn't know has a random best match, often alone). Without a break,
-    STANDOUT_Z decides. `zs`: the profile, in any order.
+    step several times wider than the spacing between the matches above it (91 yellow stars at
+    z 2.2-2.5, then the first orange star at 1.9). The widest such break decides. A break whose
+    upper side is under BREAK_FLOOR_Z must be much sharper (STRONG_BREAK_RATIO): a query in
+    words the model doesn't know still pulls a loose group of similar items (plain-English
+    notes) a little above the rest. A break after the first item counts only if that item
+    reaches STANDOUT_Z. Without a break, STANDOUT_Z decides. `zs`: the profile, in any order.
     """
-    top = sorted((z for z in zs if z >= BREAK_FLOOR_Z), reverse=True)
-    below = max((z for z in zs if z < BREAK_FLOOR_Z), default=None)
+    top = sorted((z for z in zs if z >= BREAK_LOW_Z), reverse=True)
+    below = max((z for z in zs if z < BREAK_LOW_Z), default=None)
     if below is not None:
-        top.append(below)  # the step down past the floor is a break too
+        top.append(below)  # the step down past the lowest level looked at is a break too
+    if not top or top[0] < BREAK_FLOOR_Z:
+        return STANDOUT_Z
     best_width, floor = 0.0, STANDOUT_Z
     for i in range(len(top) - 1):
         if i == 0 and top[0] < STANDOUT_Z:
             continue
         width = top[i] - top[i + 1]
         spacing = (top[0] - top[i]) / i if i else 0.0  # mean step among those above
-        if width >= BREAK_MIN_Z and width >= BREAK_RATIO * spacing and width > best_width:
+        ratio = BREAK_RATIO if top[i] >= BREAK_FLOOR_Z else STRONG_BREAK_RATIO
+        if width >= BREAK_MIN_Z and width >= ratio * spacing and width > best_width:
             best_width, floor = width, top[i] - width / 2  # mid-break: robust to rounding
     return floor
 

@@ -51,9 +51,11 @@ def main() -> int:
         ctl.add_paths([str(pictures)])
         wait(lambda: ctl.runner.busy, 10)
         wait(lambda: not ctl.runner.busy and not ctl.runner.pending, 600)
-        window.search.setText("a yellow star")
+        from PySide6.QtTest import QTest
+
         ctl.last_page = None
-        ctl.search_now()
+        QTest.keyClicks(window.search, "a yellow star")  # as typed: search as you type
+        QTest.keyClick(window.search, Qt.Key.Key_Return)
         wait(lambda: ctl.last_page is not None and window.results_model.rowCount() > 0, 30)
         model = window.results_model
         wait(lambda: all(model.index(i).data(Qt.ItemDataRole.DecorationRole) is not None

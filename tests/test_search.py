@@ -197,3 +197,15 @@ def test_cutoff_keeps_every_match_and_little_else(demo_library, tiny_encoder, qu
     # a page smaller than the number of matches: every result shown is a match and stands out
     small = s.run(SearchRequest(f"a {query[0]} {query[1]}", k=3, mode="vector"))
     assert small.cutoff == 3 and {r.open_path for r in small.results} <= relevant
+
+
+def test_a_sharp_break_below_the_floor_still_counts_a_loose_one_does_not():
+    from indexer.search import BREAK_FLOOR_Z, STANDOUT_Z, standout_floor
+
+    # 91 near-identical matches at z 2.50 ... 2.23, then the first near miss at 1.9
+    group = [2.5 - 0.003 * i for i in range(91)]
+    floor = standout_floor(group + [1.9 - 0.002 * i for i in range(300)])
+    assert 1.9 < floor < min(group) < BREAK_FLOOR_Z
+    # 12 loosely spread items (an unknown word pulling plain-English notes), then a step
+    loose = [2.45 - 0.025 * i for i in range(12)]  # 2.45 ... 2.175
+    assert standout_floor(loose + [1.9 - 0.005 * i for i in range(300)]) == STANDOUT_Z
