@@ -401,7 +401,7 @@ class Catalogue:
         """(ids, vectors) of those `ids` that are still stored; a chunk deleted in the meantime
         is left out rather than failing the search that asked."""
         rows = self.db.execute(
-            "SELECT id, vector FROM chunks WHERE id IN (SELECT value FROM json_each(?))",
+            "SELECT c.id, c.vector FROM json_each(?) j CROSS JOIN chunks c ON c.id = j.value",
             [json.dumps([int(i) for i in ids])],
         ).fetchall()
         found = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
@@ -441,9 +441,11 @@ class Catalogue:
                 f"SELECT c.id FROM chunks c JOIN files f ON f.id=c.file_id WHERE {where}", args
             )
         else:
+            # CROSS JOIN fixes the order: look up each candidate, never scan the filter's range
+            # (at 1M items the planner's own choice took 160-290 ms for 960 candidates, this 7)
             rows = self.db.execute(
-                f"""SELECT c.id FROM chunks c JOIN files f ON f.id=c.file_id
-                    WHERE c.id IN (SELECT value FROM json_each(?)) AND {where}""",
+                f"""SELECT c.id FROM json_each(?) j CROSS JOIN chunks c ON c.id = j.value
+                    CROSS JOIN files f ON f.id = c.file_id WHERE {where}""",
                 [json.dumps([int(i) for i in among]), *args],
             )
         return np.fromiter((r[0] for r in rows), dtype=np.int64)
@@ -466,7 +468,7 @@ class Catalogue:
             "ORDER BY rank LIMIT ?", [fts_query, want],
         ).fetchall()
         allowed = {r[0] for r in self.db.execute(
-            f"SELECT f.id FROM files f WHERE f.id IN (SELECT value FROM json_each(?)) AND {where}",
+            f"SELECT f.id FROM json_each(?) j CROSS JOIN files f ON f.id = j.value WHERE {where}",
             [json.dumps([r[0] for r in ranked]), *args],
         )}
         hits = [(r[0], r[1]) for r in ranked if r[0] in allowed][:limit]

@@ -81,11 +81,15 @@ def ef_for(n_items: int, k: int = 0) -> int:
     scale = max(1.0, n_items / HNSW_EF_REF_ITEMS)
     return max(k, min(HNSW_EF_MAX, int(HNSW_EF_SEARCH * scale)))
 
+
 EXACT_BELOW = 4096  # a filtered candidate set this small is scanned exactly (fast, recall 1.0)
 # A filtered query first looks at this many times k unfiltered neighbours (at least the minimum):
 # a filter that keeps a quarter of the library or more then never lists the allowed ids.
 POST_FILTER_OVERSAMPLE = 4
 POST_FILTER_MIN = 256
+# ... and, when too few passed, once more up to this deep (a folder of 5% at 1M items: 100 ms,
+# where listing its 50k ids and a filtered graph search took 270 ms)
+POST_FILTER_MAX = 16_000
 
 
 class HnswStore:
@@ -217,8 +221,9 @@ class HnswStore:
 
         A filter is applied in the cheapest way that stays exact: first to an unfiltered
         oversampled result (a broad filter, "images only", keeps enough of it: no need to list
-        90% of the library), else through the list of allowed ids (a narrow one: scanned exactly
-        when small, else a filtered graph search).
+        90% of the library), then once to a result as deep as the share that passed says is
+        needed, else through the list of allowed ids (a narrow one: scanned exactly when small,
+        else a filtered graph search).
         """
         q = np.asarray(query, dtype=np.float32).reshape(1, -1)
         with self._lock:
@@ -228,10 +233,17 @@ class HnswStore:
             if flt is None or flt.is_empty() or self._allowed_ids is None:
                 return self._graph(q, min(k, n))
             want = min(n, max(k * POST_FILTER_OVERSAMPLE, POST_FILTER_MIN))
-            ids, scores = self._graph(q, want)
-            keep = np.isin(ids, self._allowed_ids(flt, ids))
-            if keep.sum() >= k or want == n:
-                return ids[keep][:k], scores[keep][:k]
+            for attempt in range(2):
+                ids, scores = self._graph(q, want)
+                keep = np.isin(ids, self._allowed_ids(flt, ids))
+                kept = int(keep.sum())
+                if kept >= k or want == n:
+                    return ids[keep][:k], scores[keep][:k]
+                # look deeper once, as deep as the share that passed says k needs (+50%)
+                deeper = int(k * len(ids) / kept * 1.5) if kept else POST_FILTER_MAX + 1
+                if attempt or deeper > POST_FILTER_MAX:
+                    break
+                want = min(n, max(deeper, want + 1))
             allowed = self._allowed_ids(flt, None)
             allowed = allowed[np.isin(allowed, np.fromiter(self._live, np.int64, n))]
             if len(allowed) == 0:

@@ -272,9 +272,11 @@ def test_selective_filter_is_not_cut_short(full, corpus: Corpus):
     assert len(ids) == 20 and set(ids.tolist()) <= inside
 
 
-def test_hnsw_lists_allowed_ids_only_for_narrow_filters(corpus: Corpus, tmp_path: Path):
+def test_hnsw_lists_allowed_ids_only_for_narrow_filters(corpus: Corpus, tmp_path: Path,
+                                                        monkeypatch):
     """A broad filter is applied to an oversampled unfiltered result (listing 90% of a big
     library costs more than the search); a narrow one needs the list. Both stay exact."""
+    from indexer import vectors
     from indexer.vectors import POST_FILTER_MIN
 
     calls: list[str] = []
@@ -293,9 +295,14 @@ def test_hnsw_lists_allowed_ids_only_for_narrow_filters(corpus: Corpus, tmp_path
         calls.clear()
         check_knn(s, corpus, rng.normal(size=DIM).astype(np.float32), 15, broad)
         assert calls == ["among"]
-        calls.clear()
+        calls.clear()  # too few pass the first look: a second, deeper look suffices
+        check_knn(s, corpus, rng.normal(size=DIM).astype(np.float32), 40, narrow)
+        assert calls == ["among", "among"]
+        calls.clear()  # ... unless that look would be too deep: then the list
+        monkeypatch.setattr(vectors, "POST_FILTER_MAX", 300)
         check_knn(s, corpus, rng.normal(size=DIM).astype(np.float32), 40, narrow)
         assert calls == ["among", "all"]
+        monkeypatch.undo()
     s.close()
 
 
