@@ -239,9 +239,11 @@ class HnswStore:
                 kept = int(keep.sum())
                 if kept >= k or want == n:
                     return ids[keep][:k], scores[keep][:k]
-                # look deeper once, as deep as the share that passed says k needs (+50%)
+                # look deeper once, as deep as the share that passed says k needs (+50%), when
+                # that is fewer ids to check than the filter is expected to allow
                 deeper = int(k * len(ids) / kept * 1.5) if kept else POST_FILTER_MAX + 1
-                if attempt or deeper > POST_FILTER_MAX:
+                expected_allowed = kept / len(ids) * n
+                if attempt or deeper > min(POST_FILTER_MAX, expected_allowed):
                     break
                 want = min(n, max(deeper, want + 1))
             allowed = self._allowed_ids(flt, None)

@@ -272,37 +272,37 @@ def test_selective_filter_is_not_cut_short(full, corpus: Corpus):
     assert len(ids) == 20 and set(ids.tolist()) <= inside
 
 
-def test_hnsw_lists_allowed_ids_only_for_narrow_filters(corpus: Corpus, tmp_path: Path,
-                                                        monkeypatch):
+def test_hnsw_lists_allowed_ids_only_for_narrow_filters(tmp_path: Path):
     """A broad filter is applied to an oversampled unfiltered result (listing 90% of a big
-    library costs more than the search); a narrow one needs the list. Both stay exact."""
-    from indexer import vectors
-    from indexer.vectors import POST_FILTER_MIN
-
+    library costs more than the search); a medium one to one deeper look; only a narrow one
+    lists the ids it allows. Every way stays exact."""
+    dim, n, k = 32, 20_000, 40
+    rng = np.random.default_rng(11)
+    ids = np.arange(1, n + 1, dtype=np.int64)
+    vecs = unit(rng.normal(size=(n, dim)))
+    shares = {"broad": 2, "medium": 10, "narrow": 200}  # every 2nd, 10th, 200th id passes
     calls: list[str] = []
 
     def allowed(flt, among=None):
         calls.append("all" if among is None else "among")
-        return corpus.allowed(flt, among)
+        step = shares[flt.folders[0]]
+        pool = ids if among is None else np.asarray(among, dtype=np.int64)
+        return pool[pool % step == 0]
 
     (tmp_path / "h").mkdir()
-    s = HnswStore(tmp_path / "h", DIM, FP, allowed_ids=allowed)
-    s.add(corpus.ids, corpus.vecs, corpus.meta)
-    assert len(corpus.ids) > POST_FILTER_MIN  # else every search would see the whole store
-    rng = np.random.default_rng(3)
-    broad, narrow = FILTERS["images"], FILTERS["folder with _"]
-    for _ in range(3):
-        calls.clear()
-        check_knn(s, corpus, rng.normal(size=DIM).astype(np.float32), 15, broad)
-        assert calls == ["among"]
-        calls.clear()  # too few pass the first look: a second, deeper look suffices
-        check_knn(s, corpus, rng.normal(size=DIM).astype(np.float32), 40, narrow)
-        assert calls == ["among", "among"]
-        calls.clear()  # ... unless that look would be too deep: then the list
-        monkeypatch.setattr(vectors, "POST_FILTER_MAX", 300)
-        check_knn(s, corpus, rng.normal(size=DIM).astype(np.float32), 40, narrow)
-        assert calls == ["among", "all"]
-        monkeypatch.undo()
+    s = HnswStore(tmp_path / "h", dim, FP, allowed_ids=allowed)
+    s.add(ids, vecs, [VectorMeta(file_id=int(i), kind="image", path="/x", taken_at=0.0) for i in ids])
+    expect = {"broad": ["among"], "medium": ["among", "among"], "narrow": ["among", "all"]}
+    for name, step in shares.items():
+        for _ in range(3):
+            q = unit(rng.normal(size=dim))
+            calls.clear()
+            got, scores = s.knn(q, k, FileFilter(folders=(name,)))
+            assert calls == expect[name], name
+            pool = ids[ids % step == 0]
+            exact = pool[np.argsort(-(vecs[pool - 1] @ q))[:k]]
+            assert len(got) == k and set(got.tolist()) <= set(pool.tolist())
+            assert len(set(got.tolist()) & set(exact.tolist())) >= 0.9 * k, name
     s.close()
 
 
