@@ -274,8 +274,8 @@ def test_selective_filter_is_not_cut_short(full, corpus: Corpus):
 
 def test_hnsw_lists_allowed_ids_only_for_narrow_filters(tmp_path: Path):
     """A broad filter is applied to an oversampled unfiltered result (listing 90% of a big
-    library costs more than the search); a medium one to one deeper look; only a narrow one
-    lists the ids it allows. Every way stays exact."""
+    library costs more than the search); only a narrower one
+    lists the ids it allows. Both ways stay exact."""
     dim, n, k = 32, 20_000, 40
     rng = np.random.default_rng(11)
     ids = np.arange(1, n + 1, dtype=np.int64)
@@ -292,7 +292,7 @@ def test_hnsw_lists_allowed_ids_only_for_narrow_filters(tmp_path: Path):
     (tmp_path / "h").mkdir()
     s = HnswStore(tmp_path / "h", dim, FP, allowed_ids=allowed)
     s.add(ids, vecs, [VectorMeta(file_id=int(i), kind="image", path="/x", taken_at=0.0) for i in ids])
-    expect = {"broad": ["among"], "medium": ["among", "among"], "narrow": ["among", "all"]}
+    expect = {"broad": ["among"], "medium": ["among", "all"], "narrow": ["among", "all"]}
     for name, step in shares.items():
         for _ in range(3):
             q = unit(rng.normal(size=dim))
