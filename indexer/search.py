@@ -25,8 +25,8 @@ OVERSAMPLE = 4
 # Rocchio weights (the classic SMART values): keep the query, move towards liked results
 # more than away from disliked ones.
 ROCCHIO_ALPHA, ROCCHIO_BETA, ROCCHIO_GAMMA = 1.0, 0.75, 0.25
-# Where the results stop standing out (calibrated with bench/eval_search.py --sweep on the eval
-# collection and two demo libraries; see bench/RESULTS.md): the widest break in the query's
+# Where the results stop standing out (tuned on bench/eval_search.py's collection and two demo
+# libraries, `--demo 2000,6000`; see bench/RESULTS.md): the widest break in the query's
 # similarity profile (its BREAK_DEPTH nearest chunks, in standard deviations above the library's
 # background), if that break is BREAK_RATIO times the mean spacing above it (STRONG_BREAK_RATIO
 # when the break lies wholly below BREAK_FLOOR_Z, down to BREAK_LOW_Z) and at least BREAK_MIN_Z
@@ -295,9 +295,9 @@ class Searcher:
     ) -> list[SearchResult]:
         """mode: 'hybrid' (default), 'vector' or 'keyword'.
 
-        The two rankings run one after the other on purpose: overlapping the keyword ranking
-        with the text encoder on a second thread made the encoder 3x slower on 2 cores (torch's
-        worker threads wait for each other at every layer; measured in bench/RESULTS.md)."""
+        The two rankings run one after the other: overlapping the keyword ranking with the text
+        encoder on a second thread was tried, but it was measured together with the numpy-BLAS
+        slowdown (see vectors.matvec), so whether it helps on its own is not known yet."""
         if mode not in ("hybrid", "vector", "keyword"):
             raise ValueError(f"unknown search mode {mode!r}")
         if vector is None and text is None:
