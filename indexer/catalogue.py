@@ -383,19 +383,10 @@ class Catalogue:
         return np.fromiter((r[0] for r in self.db.execute("SELECT id FROM chunks")), dtype=np.int64)
 
     def vectors_for(self, ids: Sequence[int], dim: int) -> np.ndarray:
-        out = np.empty((len(ids), dim), dtype=np.float32)
-        for start in range(0, len(ids), 900):
-            part = list(ids[start : start + 900])
-            marks = ",".join("?" * len(part))
-            got = {
-                r[0]: r[1]
-                for r in self.db.execute(
-                    f"SELECT id, vector FROM chunks WHERE id IN ({marks})", [int(i) for i in part]
-                )
-            }
-            for j, cid in enumerate(part):
-                out[start + j] = blob_to_vector(got[int(cid)])
-        return out
+        """Vectors of `ids`, in that order; every id must be stored (KeyError otherwise)."""
+        found, vecs = self.stored_vectors(np.asarray(ids, dtype=np.int64), dim)
+        row = {int(c): j for j, c in enumerate(found)}
+        return vecs[[row[int(c)] for c in ids]].reshape(len(ids), dim)
 
     def stored_vectors(self, ids: np.ndarray, dim: int) -> tuple[np.ndarray, np.ndarray]:
         """(ids, vectors) of those `ids` that are still stored; a chunk deleted in the meantime
