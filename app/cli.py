@@ -101,6 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
     mg.add_argument("--quiet", action="store_true")
     lib(mg)
 
+    dk = sub.add_parser("install-desktop-entry",
+                        help="add Magpie to the desktop's application menu (your XDG data dir)")
+    dk.add_argument("--remove", action="store_true", help="take the entry and icon away again")
+
     de = sub.add_parser("demo", help="make a sample folder and index it with the tiny model")
     de.add_argument("--images", type=int, default=96)
     lib(de)
@@ -125,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         "demo": cmd_demo,
         "migrate": cmd_migrate,
         "watch": cmd_watch,
+        "install-desktop-entry": cmd_install_desktop_entry,
     }[command]
     try:
         return handler(args) or 0
@@ -475,6 +480,19 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     else:
         print("migration not finished; run the same command again to resume "
               "(searches keep using the old model until it completes)")
+    return 0
+
+
+def cmd_install_desktop_entry(args: argparse.Namespace) -> int:
+    from app import desktop_entry
+
+    if args.remove:
+        removed = desktop_entry.uninstall()
+        print("\n".join(f"removed {p}" for p in removed) or "no desktop entry was installed")
+        return 0
+    for path in desktop_entry.install():
+        print(f"wrote {path}")
+    print("Magpie is in the application menu (it may take a moment to appear)")
     return 0
 
 
