@@ -207,6 +207,14 @@ class Catalogue:
         )
         return {r[0]: r[1] for r in rows}
 
+    def root_pending_counts(self) -> dict[int, int]:
+        """Files per root still waiting to be embedded: an interrupted run left them, and a
+        folder with any is shown as incomplete until the resumed run finishes it."""
+        rows = self.db.execute(
+            "SELECT root_id, COUNT(*) FROM files WHERE state='pending' GROUP BY root_id"
+        )
+        return {r[0]: r[1] for r in rows}
+
     def remove_root(self, root_id: int) -> list[int]:
         """Forget a root and everything under it; returns the chunk ids to drop from vectors."""
         chunk_ids = [

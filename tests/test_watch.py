@@ -237,3 +237,29 @@ def test_magpie_watch_command_indexes_changes_and_stops_cleanly(tmp_path):
         out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert "stopped watching" in out and "Traceback" not in err
+
+
+def test_an_interrupted_run_marks_its_folder_incomplete_until_resumed(tmp_path, photos,
+                                                                       fake_encoder):
+    from indexer.jobs import Cancelled, JobControl
+
+    with Library.open(tmp_path / "lib", spec_for(fake_encoder)) as lib:
+        control = JobControl()
+        calls = {"n": 0}
+        real = fake_encoder.encode_images
+
+        def stop_after_first(pixels):
+            calls["n"] += 1
+            if calls["n"] == 1:
+                control.cancel()
+            return real(pixels)
+
+        fake_encoder.encode_images = stop_after_first
+        rep = Indexer(lib, fake_encoder, workers=0, batch_size=1, control=control).run([photos])
+        fake_encoder.encode_images = real
+        assert rep.cancelled
+        (rid, _), = lib.catalogue.roots()
+        assert lib.catalogue.root_pending_counts().get(rid, 0) >= 1
+        Indexer(lib, fake_encoder, workers=0, batch_size=4).run()  # what start-up resumes
+        assert lib.catalogue.root_pending_counts() == {}
+        assert lib.catalogue.counts()["pending"] == 0
