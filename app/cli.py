@@ -57,6 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
                     help="only when creating a library: hnsw (default) or "
                     "milvus://HOST:PORT/COLLECTION")
 
+    wa = sub.add_parser("watch", help="keep the library in step with its folders until Ctrl+C")
+    lib(wa)
+    model(wa)
+    wa.add_argument("--quiet-seconds", type=float, default=1.0, metavar="S",
+                    help="index a batch of changes once the folders have been quiet this long")
+
     se = sub.add_parser("search", help="search by text and/or image")
     se.add_argument("query", nargs="?", help='text, or arithmetic like "beach:2 + sunset - people"')
     se.add_argument("--image", metavar="FILE", help="search by an image")
@@ -95,6 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
     mg.add_argument("--quiet", action="store_true")
     lib(mg)
 
+    dk = sub.add_parser("install-desktop-entry",
+                        help="add Magpie to the desktop's application menu (your XDG data dir)")
+    dk.add_argument("--remove", action="store_true", help="take the entry and icon away again")
+
     de = sub.add_parser("demo", help="make a sample folder and index it with the tiny model")
     de.add_argument("--images", type=int, default=96)
     lib(de)
@@ -118,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
         "download": cmd_download,
         "demo": cmd_demo,
         "migrate": cmd_migrate,
+        "watch": cmd_watch,
+        "install-desktop-entry": cmd_install_desktop_entry,
     }[command]
     try:
         return handler(args) or 0
@@ -262,6 +274,59 @@ def cmd_index(args: argparse.Namespace) -> int:
     print(report.summary())
     if errors:
         print(f"{len(errors)} files could not be indexed; see `magpie status --errors`")
+    return 0
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    """Headless following: catch up (resuming interrupted work), then index each batch of
+    changes the file system reports, until Ctrl+C or SIGTERM."""
+    import queue
+    import signal
+
+    from app.wiring import tuning_for
+    from indexer.indexing import Indexer
+    from indexer.watch import FolderWatcher
+
+    if args.quiet_seconds <= 0:
+        raise UserError("--quiet-seconds must be more than 0")
+    library, encoder = _open(args)
+    tune = tuning_for(encoder.device)
+    errors: list[str] = []
+    stop = {"now": False}
+
+    def on_term(_sig: int, _frame: object) -> None:
+        stop["now"] = True
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        indexer = Indexer(library, encoder, workers=tune.workers, batch_size=tune.batch_size,
+                          on_error=lambda e: errors.append(e.path))
+        roots = [p for _rid, p in library.catalogue.roots()]
+        if not roots:
+            raise UserError("this library has no folders yet; add one with `magpie index FOLDER`")
+        print(f"catching up: {indexer.run().summary()}", flush=True)
+        batches: queue.Queue[list[str]] = queue.Queue()
+        with FolderWatcher(roots, batches.put, ignore=[str(library.root)],
+                           quiet_s=args.quiet_seconds) as watcher:
+            missing = len(roots) - len(watcher.watching)
+            gone = f" ({missing} not reachable now; watched when back)" if missing else ""
+            print(f"watching {len(watcher.watching)} folder(s){gone}; Ctrl+C to stop", flush=True)
+            try:
+                while not stop["now"]:
+                    try:
+                        batch = batches.get(timeout=0.5)
+                    except queue.Empty:
+                        continue
+                    report = indexer.update(batch)
+                    print(f"{time.strftime('%H:%M:%S')}  {report.summary()}", flush=True)
+            except KeyboardInterrupt:
+                pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        library.close()
+    print("stopped watching; everything indexed so far is kept"
+          + (f" ({len(errors)} files could not be indexed; see `magpie status --errors`)"
+             if errors else ""))
     return 0
 
 
@@ -415,6 +480,19 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     else:
         print("migration not finished; run the same command again to resume "
               "(searches keep using the old model until it completes)")
+    return 0
+
+
+def cmd_install_desktop_entry(args: argparse.Namespace) -> int:
+    from app import desktop_entry
+
+    if args.remove:
+        removed = desktop_entry.uninstall()
+        print("\n".join(f"removed {p}" for p in removed) or "no desktop entry was installed")
+        return 0
+    for path in desktop_entry.install():
+        print(f"wrote {path}")
+    print("Magpie is in the application menu (it may take a moment to appear)")
     return 0
 
 

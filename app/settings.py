@@ -52,6 +52,7 @@ class Settings:
     weights: dict[str, str] = field(default_factory=dict)  # model name -> local weights file
     workers: int = 0  # 0 = automatic
     batch_size: int = 0  # 0 = automatic
+    watch: bool = True  # follow the library's folders while the window is open
 
     @staticmethod
     def path() -> Path:

@@ -207,6 +207,14 @@ class Catalogue:
         )
         return {r[0]: r[1] for r in rows}
 
+    def root_pending_counts(self) -> dict[int, int]:
+        """Files per root still waiting to be embedded: an interrupted run left them, and a
+        folder with any is shown as incomplete until the resumed run finishes it."""
+        rows = self.db.execute(
+            "SELECT root_id, COUNT(*) FROM files WHERE state='pending' GROUP BY root_id"
+        )
+        return {r[0]: r[1] for r in rows}
+
     def remove_root(self, root_id: int) -> list[int]:
         """Forget a root and everything under it; returns the chunk ids to drop from vectors."""
         chunk_ids = [
@@ -227,6 +235,18 @@ class Catalogue:
     def files_under(self, root_id: int) -> dict[bytes, FileRow]:
         rows = self.db.execute("SELECT * FROM files WHERE root_id=?", (root_id,))
         return {bytes(r["path_raw"]): _file_row(r) for r in rows}
+
+    def files_within(self, root_id: int, paths: Sequence[str]) -> dict[bytes, FileRow]:
+        """Files of a root at or under any of `paths` (a watcher's scope), by raw path."""
+        out: dict[bytes, FileRow] = {}
+        for path in paths:
+            raw = raw_path(path)
+            lo, hi = raw + b"/", raw + b"0"  # b"0" sorts right after b"/": the subtree's range
+            rows = self.db.execute(
+                "SELECT * FROM files WHERE root_id=? AND (path_raw=? OR "
+                "(path_raw>=? AND path_raw<?))", (root_id, raw, lo, hi))
+            out.update((bytes(r["path_raw"]), _file_row(r)) for r in rows)
+        return out
 
     def file_by_id(self, file_id: int) -> FileRow | None:
         r = self.db.execute("SELECT * FROM files WHERE id=?", (file_id,)).fetchone()
@@ -368,6 +388,20 @@ class Catalogue:
     def set_scan_errors(self, root_id: int, errors: Iterable[tuple[str, str]]) -> None:
         with self.db:
             self.db.execute("DELETE FROM scan_errors WHERE root_id=?", (root_id,))
+            self.db.executemany(
+                "INSERT INTO scan_errors(root_id, path, reason) VALUES(?, ?, ?)",
+                [(root_id, p, r) for p, r in errors],
+            )
+
+    def set_scan_errors_within(self, root_id: int, paths: Sequence[str],
+                               errors: Iterable[tuple[str, str]]) -> None:
+        """Replace the scan errors at or under `paths` only; the rest of the root's stay."""
+        with self.db:
+            for path in paths:
+                self.db.execute(
+                    "DELETE FROM scan_errors WHERE root_id=? AND (path=? OR (path>=? AND path<?))",
+                    (root_id, path, path + "/", path + "0"),
+                )
             self.db.executemany(
                 "INSERT INTO scan_errors(root_id, path, reason) VALUES(?, ?, ?)",
                 [(root_id, p, r) for p, r in errors],

@@ -21,7 +21,7 @@ from indexer.decode import is_transient
 from indexer.jobs import Cancelled, FileError, IndexReport, JobControl, Progress
 from indexer.library import Library
 from indexer.pipeline import Embedder, EncoderLike, WorkItem
-from indexer.scan import Entry, ScanProblem, scan
+from indexer.scan import Entry, ScanProblem, scan, scan_within
 from indexer.stores import vector_meta
 
 SAVE_EVERY_S = 30.0
@@ -98,7 +98,6 @@ class Indexer:
     # -- the job ----------------------------------------------------------------------------
     def run(self, roots: list[str | os.PathLike] | None = None) -> IndexReport:
         """Index the given roots (added if new) or, with None, every root of the library."""
-        started = time.monotonic()
         cat = self.library.catalogue
         if roots:
             self.add_roots(roots)
@@ -106,12 +105,19 @@ class Indexer:
             targets = [(rid, p) for rid, p in cat.roots() if p in wanted]
         else:
             targets = cat.roots()
+        return self._run(targets)
+
+    def _run(self, targets: list[tuple[int, str]],
+             scopes: dict[tuple[int, str], list[str]] | None = None) -> IndexReport:
+        started = time.monotonic()
+        cat = self.library.catalogue
         plan = _Plan()
         embedded = 0
         cancelled = False
         try:
             for rid, rpath in targets:
-                self._plan_root(rid, rpath, plan)
+                within = scopes.get((rid, rpath)) if scopes is not None else None
+                self._plan_root(rid, rpath, plan, within)
             # Files left pending by an interrupted run are finished too.
             queued = {w.file_id for w in plan.to_embed}
             for row in cat.pending_files():
@@ -137,7 +143,23 @@ class Indexer:
         self.on_progress(Progress("done", embedded, len(plan.to_embed), errors=plan.errors))
         return report
 
-    def _plan_root(self, root_id: int, root: str, plan: _Plan) -> None:
+    def update(self, paths: list[str | os.PathLike]) -> IndexReport:
+        """Bring the library up to date for these changed paths only (a watcher's batch):
+        files and folders at or under them are rescanned; the rest of each root is not
+        walked. Paths outside every root are ignored; an unreachable root keeps its entries."""
+        cat = self.library.catalogue
+        roots = cat.roots()
+        scoped: dict[tuple[int, str], list[str]] = {}
+        for p in paths:
+            path = normalise_root(p)
+            for rid, rpath in roots:
+                if path == rpath or path.startswith(rpath.rstrip(os.sep) + os.sep):
+                    scoped.setdefault((rid, rpath), []).append(path)
+                    break
+        return self._run(list(scoped), scopes=scoped)
+
+    def _plan_root(self, root_id: int, root: str, plan: _Plan,
+                   within: list[str] | None = None) -> None:
         cat = self.library.catalogue
         if not os.path.isdir(root):
             cat.set_scan_errors(root_id, [(root, "folder not reachable (unplugged or removed?)")])
@@ -147,7 +169,10 @@ class Indexer:
         problems: list[ScanProblem] = []
         seen: list[Entry] = []
         last = 0.0
-        for entry in scan(root, skip=(str(self.library.root),), on_problem=problems.append):
+        skip = (str(self.library.root),)
+        entries = (scan(root, skip=skip, on_problem=problems.append) if within is None
+                   else scan_within(root, within, skip=skip, on_problem=problems.append))
+        for entry in entries:
             seen.append(entry)
             now = time.monotonic()
             if now - last > 0.1:
@@ -158,12 +183,16 @@ class Indexer:
             cat.set_scan_errors(root_id, [(root, "folder disappeared during the scan")])
             plan.errors += 1
             return
-        cat.set_scan_errors(root_id, [(p.path, p.reason) for p in problems])
+        if within is None:
+            cat.set_scan_errors(root_id, [(p.path, p.reason) for p in problems])
+        else:
+            cat.set_scan_errors_within(root_id, within, [(p.path, p.reason) for p in problems])
         for p in problems:
             self.on_error(FileError(p.path, p.reason))
         plan.errors += len(problems)
 
-        known = cat.files_under(root_id)
+        known = (cat.files_under(root_id) if within is None
+                 else cat.files_within(root_id, within))
         present: dict[bytes, Entry] = {os.fsencode(e.path): e for e in seen}
         vanished: dict[bytes, FileRow] = {k: v for k, v in known.items() if k not in present}
         fresh: list[Entry] = []

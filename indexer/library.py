@@ -38,6 +38,28 @@ class LibraryInUse(LibraryError):
     pass
 
 
+class NotALibrary(LibraryError):
+    """The folder holds other things: Magpie writes its files there only when asked to."""
+
+
+# What a folder may hold and still count as empty for a new library: its own leftovers from
+# a first open that stopped before the pointer file was written.
+_OWN_NAMES = {"lock", "models", POINTER}
+
+
+def is_library(root: Path) -> bool:
+    return (root / POINTER).exists()
+
+
+def foreign_entries(root: Path) -> list[str]:
+    """Names in `root` that are not Magpie's own (sorted); [] for a missing or empty folder."""
+    try:
+        return sorted(n for n in os.listdir(root) if n not in _OWN_NAMES
+                      and not n.startswith(POINTER + "."))
+    except FileNotFoundError:
+        return []
+
+
 class ModelMismatch(LibraryError):
     def __init__(self, message: str, library_model: str, requested_model: str) -> None:
         super().__init__(message)
@@ -196,6 +218,7 @@ class Library:
         create: bool = True,
         store: str | None = None,
         readonly: bool = False,
+        allow_non_empty: bool = False,
     ) -> Library:
         """Open (or create) a library. `store` is only used when creating it; an existing
         library always uses the vector store it was created with.
@@ -211,6 +234,16 @@ class Library:
             if not create:
                 raise LibraryError(f"no library at {root}")
             root.mkdir(parents=True)
+        elif not is_library(root):
+            others = foreign_entries(root) if root.is_dir() else []
+            if not create:
+                raise LibraryError(f"no library at {root}")
+            if others and not allow_non_empty:
+                shown = ", ".join(others[:3]) + (", …" if len(others) > 3 else "")
+                raise NotALibrary(
+                    f"{root} is not a Magpie library and already holds other files ({shown}); "
+                    "choose an empty folder for a new library (nothing was written there)"
+                )
         _acquire(root)
         try:
             info = LibraryInfo.read(root)

@@ -12,7 +12,20 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
+def _assets_dir() -> Path:
+    """assets/ beside the code in a checkout; the `magpie_assets` package in a wheel."""
+    beside = Path(__file__).resolve().parent.parent / "assets"
+    if beside.is_dir():
+        return beside
+    import importlib.util
+
+    found = importlib.util.find_spec("magpie_assets")
+    if found is not None and found.submodule_search_locations:
+        return Path(next(iter(found.submodule_search_locations)))
+    return beside
+
+
+ASSETS_DIR = _assets_dir()
 
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
