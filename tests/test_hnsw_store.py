@@ -208,3 +208,31 @@ def test_after_sqlite_loses_its_newest_commits_the_index_agrees_again(tmp_path):
         assert ids.tolist() == [i + 1], f"colour {c} not found under its id"
     with Library.open(lib_dir, spec) as lib:
         assert lib.reconcile() == (0, 0)
+
+
+# -- #10.8 what a power cut can cost: SQLite's synchronous setting ----------------------------
+def test_every_embedded_batch_is_committed_with_a_full_sync(tmp_path):
+    """NORMAL for the scan's many small commits; each embedded batch commits under FULL (which
+    also syncs the earlier commits in the log), and the connection is back to NORMAL after,
+    also when the batch fails."""
+    from indexer.catalogue import SYNCHRONOUS, SYNCHRONOUS_BATCH, Catalogue, NewChunk
+
+    assert (SYNCHRONOUS, SYNCHRONOUS_BATCH) == ("NORMAL", "FULL")
+    cat = Catalogue(tmp_path / "catalogue.sqlite")
+    root = cat.add_root("/photos")
+    fid = cat.upsert_pending(root, "/photos/a.jpg", "image", 1, 1, "h1")
+    levels = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}
+    assert levels[cat.db.execute("PRAGMA synchronous").fetchone()[0]] == "NORMAL"
+    log: list[str] = []
+    cat.db.set_trace_callback(log.append)
+    cat.commit_embedded([(fid, [NewChunk(0, None, np.ones(DIM, np.float32))], None, None)], [])
+    cat.db.set_trace_callback(None)
+    sql = [line.strip().upper() for line in log if not line.startswith("--")]
+    full, commit = sql.index("PRAGMA SYNCHRONOUS=FULL"), sql.index("COMMIT")
+    assert full < sql.index("BEGIN") < commit < sql.index("PRAGMA SYNCHRONOUS=NORMAL")
+    assert levels[cat.db.execute("PRAGMA synchronous").fetchone()[0]] == "NORMAL"
+    with pytest.raises(Exception):
+        cat.commit_embedded([(fid, [NewChunk(0, None, "not a vector")], None, None)], [])
+    assert levels[cat.db.execute("PRAGMA synchronous").fetchone()[0]] == "NORMAL"
+    assert cat.chunk_ids().tolist() == [1]
+    cat.close()
