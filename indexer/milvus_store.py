@@ -260,7 +260,6 @@ class MilvusStore:
         self.consistency = consistency
         self.readonly = readonly  # a searcher that must not change a shared collection
         self.dirty = False
-        pm = _pymilvus()
         self._client = self._call(lambda: connect(uri, token or "", self.timeout))
         try:
             self._open_or_create()
