@@ -2,8 +2,9 @@
 
 Files, chunks (with their vectors), roots, errors and the model identity live here. The hnsw
 index is a derived cache that can always be rebuilt from the `chunks.vector` column.
-Chunk ids are AUTOINCREMENT so an id is never reused: a stale hnsw file can then never make a
-deleted vector answer for a new one.
+Chunk ids are AUTOINCREMENT, so an id is not reused while the database keeps its commits; after
+SQLite loses its newest ones (a power cut, a restored backup) it hands out the lost ids again,
+and the vector store takes them back (`Library.reconcile`, `HnswStore.add`).
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import re
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -146,6 +148,18 @@ def blob_to_vector(b: bytes) -> np.ndarray:
     return np.frombuffer(b, dtype="<f4")
 
 
+# Durability (bench/sqlite_sync.py, bench/RESULTS.md). In WAL mode NORMAL syncs the log only at
+# checkpoints, so a power cut can undo the commits since the last one (the file itself stays
+# sound); FULL syncs at every commit. The scan commits once per new or changed file, where FULL
+# costs several ms each (minutes over a large first scan); an embedded batch is one commit per
+# 32-256 files and seconds of model time, where a sync costs nothing noticeable. So: NORMAL, and
+# every embedded batch committed with FULL, which also makes the scan's earlier commits durable.
+# A power cut then loses no finished batch, only the batch in flight and the scan bookkeeping
+# since the last batch, which the next run redoes.
+SYNCHRONOUS = "NORMAL"
+SYNCHRONOUS_BATCH = "FULL"
+
+
 class Catalogue:
     """One SQLite database in WAL mode. Not shared across threads: each thread opens its own."""
 
@@ -160,7 +174,7 @@ class Catalogue:
         self.db.execute("PRAGMA foreign_keys=ON")
         if not readonly:
             self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute(f"PRAGMA synchronous={SYNCHRONOUS}")
             self._migrate()
 
     # -- schema -----------------------------------------------------------------------------
@@ -325,7 +339,7 @@ class Catalogue:
         new_ids: list[int] = []
         old_ids: list[int] = []
         now = time.time()
-        with self.db:
+        with self._synchronous(SYNCHRONOUS_BATCH), self.db:
             for file_id, chunks, taken_at, body in done:
                 old_ids += [
                     r[0] for r in self.db.execute("SELECT id FROM chunks WHERE file_id=?", (file_id,))
@@ -362,6 +376,15 @@ class Catalogue:
                     (reason, now, file_id),
                 )
         return new_ids, old_ids
+
+    @contextmanager
+    def _synchronous(self, mode: str) -> Iterator[None]:
+        """Commit the enclosed transaction with another `synchronous` level (set outside it)."""
+        self.db.execute(f"PRAGMA synchronous={mode}")
+        try:
+            yield
+        finally:
+            self.db.execute(f"PRAGMA synchronous={SYNCHRONOUS}")
 
     def chunk_ids_of(self, file_id: int) -> list[int]:
         return [r[0] for r in self.db.execute(
