@@ -701,7 +701,7 @@ def test_event_loop_keeps_turning_while_indexing(qtbot, make_gui, tiny, big_shap
     assert results and answered_while_busy[0]  # search works while indexing …
     wait_idle(qtbot, ctl)
     watch.stop()
-    os_slow, os_longest = probe.stop()
+    probe_slow, probe_longest = probe.stop()
     n = ctl.last_report.embedded_files
     assert n >= 1200
     longest = watch.longest_ms
@@ -711,12 +711,14 @@ def test_event_loop_keeps_turning_while_indexing(qtbot, make_gui, tiny, big_shap
         print(f"\n[ui-stall] indexed {n} files in {ctl.last_report.seconds:.1f}s; "
               f"{len(watch.gaps)} ticks of a 10 ms timer, longest gap {longest:.0f} ms, "
               f"p99 {p99:.0f} ms, {slow} over {STALL_S * 1000:.0f} ms; a thread beside it: "
-              f"{os_slow} over, longest {os_longest:.0f} ms")
+              f"{probe_slow} over, longest {probe_longest:.0f} ms")
     # side by side, not against a clock: a UI thread doing the indexer's work would stall at
-    # every batch (dozens of long gaps); a busy machine delays the probe thread as much
-    assert slow <= os_slow + 3, f"the UI thread stalled {slow} times (the probe: {os_slow})"
-    assert longest <= max(1000, os_longest + STALL_S * 1000), \
-        f"the UI thread stalled for {longest:.0f} ms (the probe at most {os_longest:.0f} ms)"
+    # every batch (~40 long gaps here); a busy machine delays the probe thread too (measured
+    # on 2 cores at load 20: the UI 4 gaps over 250 ms, longest 616 ms; the probe 1, 295 ms)
+    assert slow <= 2 * probe_slow + 8, \
+        f"the UI thread stalled {slow} times (the probe beside it: {probe_slow})"
+    assert longest <= max(1000, probe_longest + 4 * STALL_S * 1000), \
+        f"the UI thread stalled for {longest:.0f} ms (the probe at most {probe_longest:.0f} ms)"
 
 
 def test_try_the_demo_switches_to_the_demo_library(qtbot, tiny, isolated_dirs):
