@@ -83,7 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     rng = np.random.default_rng(0)
     res: dict[tuple[str, str], list[tuple[int, float]]] = {}
     for rep in range(args.repeat):
-        for mode in ("NORMAL", "FULL"):  # alternated, so drift hits both alike
+        modes = ("NORMAL", "FULL") if rep % 2 == 0 else ("FULL", "NORMAL")
+        for mode in modes:  # alternated, so drift and warm-up hit both alike
             for b in batches:
                 folder = Path(tempfile.mkdtemp(prefix=f"sync-{mode}-", dir=args.dir))
                 try:

@@ -90,8 +90,9 @@ POST_FILTER_MIN = 256
 
 
 def _mark_deleted(index, label: int) -> None:
-    """mark_deleted that accepts a label hnswlib already holds as deleted (an index saved
-    after a delete whose sidecar was not: the set being made whole again)."""
+    """mark_deleted that accepts a label hnswlib already holds as deleted (an index renamed
+    into place after a delete whose sidecar was not, by a crash between the renames: the set
+    is then made whole again by reconcile)."""
     try:
         index.mark_deleted(label)
     except RuntimeError as exc:
@@ -164,8 +165,6 @@ class HnswStore:
             if not _set_is_whole(meta, self._index_path.stat().st_size, len(deleted)):
                 return False  # a save torn by a crash between its renames: rebuilt from SQLite
             self._index.load_index(str(self._index_path), max_elements=0)
-            for i in deleted:  # what the sidecar calls deleted never comes back from a query
-                _mark_deleted(self._index, i)
             self._deleted = deleted
             self._live = set(self._index.get_ids_list()) - deleted
             self.loaded_from_disk = True

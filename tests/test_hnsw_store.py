@@ -236,3 +236,49 @@ def test_every_embedded_batch_is_committed_with_a_full_sync(tmp_path):
     assert levels[cat.db.execute("PRAGMA synchronous").fetchone()[0]] == "NORMAL"
     assert cat.chunk_ids().tolist() == [1]
     cat.close()
+
+
+FILE_SIZE_LIMIT_SCRIPT = r'''
+import json, resource, signal, sys
+from pathlib import Path
+import numpy as np
+from indexer.vectors import HnswStore
+
+folder, dim, fp = Path(sys.argv[1]), 16, "0123456789abcdef"
+rng = np.random.default_rng(0)
+s = HnswStore(folder, dim, fp)
+s.add(np.arange(1, 201), rng.normal(size=(200, dim)).astype(np.float32))
+s.flush()
+good = (folder / "vectors.hnsw").stat().st_size
+s.add(np.arange(201, 2201), rng.normal(size=(2000, dim)).astype(np.float32))
+# every write past the old index's size fails (EFBIG, like a full disk): hnswlib does not notice
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (good + 4096, good + 4096))
+try:
+    s.flush()
+except OSError as exc:
+    print(json.dumps({"raised": type(exc).__name__, "message": str(exc)}))
+else:
+    print(json.dumps({"raised": None}))
+'''
+
+
+def test_a_real_short_write_from_hnswlib_is_caught(tmp_path):
+    """Not a simulation inside Python: the process's file size limit makes hnswlib's own
+    writes fail part-way, which it ignores; the save must refuse the short file."""
+    import subprocess
+    import sys
+
+    folder = tmp_path / "store"
+    folder.mkdir()
+    out = subprocess.run([sys.executable, "-c", FILE_SIZE_LIMIT_SCRIPT, str(folder)],
+                         cwd=Path(__file__).resolve().parent.parent, capture_output=True,
+                         text=True, timeout=120, check=False)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["raised"] == "IncompleteWrite", result
+    assert "bytes could be written" in result["message"]
+    s = HnswStore(folder, DIM, FP)
+    assert s.loaded_from_disk and s.count() == 200  # the good index, whole
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "vectors.deleted.npy", "vectors.hnsw", "vectors.json"]

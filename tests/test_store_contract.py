@@ -604,6 +604,7 @@ def test_server_dies_mid_index_then_the_next_run_completes(
 
 
 @pytest_milvus
+@pytest.mark.timeout(4 * 600 + 120)  # four `magpie` runs, each with its own 600 s bound
 def test_cli_with_the_tiny_model_on_milvus(milvus_server, tmp_path):  # noqa: F811
     """The real thing, in subprocesses: the tiny model through a Milvus library ranks exactly
     as through the default hnswlib library, and finds red things for "a red circle"."""
