@@ -1,7 +1,9 @@
 """The `magpie` command line: the same core as the window, for headless use and for tests.
 
-Every failure a person can cause (no weights, wrong model, bad path, library in use) ends
-with one clear line on stderr and exit status 2, never a traceback.
+Every failure a person can cause (no weights, wrong model, bad path, library in use, a
+damaged library) is a MagpieError and ends with one clear message on stderr and exit status 2.
+Anything else is a bug: one line "internal error: … (details in LOGFILE)", exit status 70, the
+traceback in a log file under the app's cache dir (MAGPIE_DEBUG=1 shows it on the terminal).
 """
 from __future__ import annotations
 
@@ -13,11 +15,17 @@ import sys
 import time
 from pathlib import Path
 
-EXIT_USAGE = 2
+from app.terminal import terminal_safe
+from indexer.errors import MagpieError, user_message
+
+EXIT_USAGE = 2  # the user can fix it: the message says how
+EXIT_INTERNAL = 70  # a bug (EX_SOFTWARE): the traceback is in the crash log
+
+__all__ = ["main", "build_parser", "user_message", "UserError", "EXIT_USAGE", "EXIT_INTERNAL"]
 
 
-class UserError(Exception):
-    """Message for the user, printed without a traceback."""
+class UserError(MagpieError):
+    """A bad argument or path on the command line, printed without a traceback."""
 
 
 def _date(text: str) -> float:
@@ -124,51 +132,25 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; everything committed so far is kept", file=sys.stderr)
         return 130
-    except Exception as exc:  # noqa: BLE001 - turned into a message below
-        msg = user_message(exc)
-        if msg is None:
-            raise
-        print(f"magpie: {msg}", file=sys.stderr)
+    except Exception as exc:  # noqa: BLE001 - a message, or a bug reported with its log file
+        return report_failure(exc)
+
+
+def report_failure(exc: BaseException) -> int:
+    """One line on stderr. A MagpieError (or a full disk) is the user's to fix: exit 2. Anything
+    else is a bug: its traceback goes to a log file in the app's cache dir, exit 70."""
+    msg = user_message(exc)
+    if msg is not None:
+        print(f"magpie: {terminal_safe(msg, keep_newlines=True)}", file=sys.stderr)
         return EXIT_USAGE
+    if os.environ.get("MAGPIE_DEBUG"):
+        raise exc
+    from app.crashlog import write_crash_log
 
-
-def user_message(exc: BaseException) -> str | None:
-    """The one-line message for errors a person can act on; None for real bugs."""
-    from indexer.catalogue import LibraryTooNew
-    from indexer.library import LibraryError
-    from indexer.specs import UnknownModel
-
-    known: tuple[type[BaseException], ...] = (
-        UserError, LibraryError, LibraryTooNew, UnknownModel, NotADirectoryError, KeyError,
-        ValueError,
-    )
-    try:
-        from indexer.weights import WeightsMismatch, WeightsUnavailable
-
-        known += (WeightsMismatch, WeightsUnavailable)
-    except ImportError:
-        pass
-    from indexer.stores import StoreUnavailable
-    from indexer.vectors import StoreMismatch
-
-    known += (StoreUnavailable, StoreMismatch)
-    if isinstance(exc, known):
-        return str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
-    if _is_storage_full(exc):
-        return (f"cannot write the library: the disk is full or the file is too large ({exc}); "
-                "everything committed before this point is kept, free some space and run the "
-                "same command again to continue")
-    return None
-
-
-def _is_storage_full(exc: BaseException) -> bool:
-    import errno
-    import sqlite3
-
-    if isinstance(exc, sqlite3.OperationalError):
-        text = str(exc).lower()
-        return "full" in text or "disk i/o" in text
-    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
+    where = write_crash_log(exc)
+    print(f"magpie: internal error: {terminal_safe(f'{type(exc).__name__}: {exc}')} ({where}); "
+          "please report it", file=sys.stderr)
+    return EXIT_INTERNAL
 
 
 # -- helpers ----------------------------------------------------------------------------------

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from indexer.errors import MagpieError
+
 SCHEMA_VERSION = 2
 
 _SCHEMA = """
@@ -68,8 +70,8 @@ CREATE INDEX IF NOT EXISTS files_taken ON files(taken_at, state);
 """
 
 
-class LibraryTooNew(RuntimeError):
-    pass
+class LibraryTooNew(MagpieError, RuntimeError):
+    """The catalogue was written by a newer Magpie."""
 
 
 @dataclass(frozen=True)

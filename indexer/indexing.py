@@ -18,6 +18,7 @@ from pathlib import Path
 
 from indexer.catalogue import FileRow
 from indexer.decode import is_transient
+from indexer.errors import NotIndexed
 from indexer.jobs import Cancelled, FileError, IndexReport, JobControl, Progress
 from indexer.library import Library
 from indexer.pipeline import Embedder, EncoderLike, WorkItem
@@ -93,7 +94,7 @@ class Indexer:
                 self.library.vectors.delete(chunk_ids)
                 self.library.vectors.flush()
                 return len(chunk_ids)
-        raise KeyError(f"{path} is not an indexed folder")
+        raise NotIndexed(f"{path} is not an indexed folder")
 
     # -- the job ----------------------------------------------------------------------------
     def run(self, roots: list[str | os.PathLike] | None = None) -> IndexReport:

@@ -22,6 +22,7 @@ import numpy as np
 
 from indexer.atomic import atomic_write_bytes
 from indexer.catalogue import Catalogue
+from indexer.errors import MagpieError
 from indexer.specs import SPECS, ModelSpec
 from indexer.stores import make_store, vector_meta
 from indexer.vectors import VectorStore
@@ -30,7 +31,7 @@ POINTER = "magpie-library.json"
 FORMAT = 1
 
 
-class LibraryError(RuntimeError):
+class LibraryError(MagpieError, RuntimeError):
     """A problem with the library the user can act on; str() is the message to show."""
 
 

@@ -12,6 +12,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from indexer.errors import MagpieError
+
 ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
 
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -102,7 +104,7 @@ SPECS: dict[str, ModelSpec] = {s.name: s for s in (VIT_B_32, TINY_SHAPES)}
 DEFAULT_SPEC = VIT_B_32.name
 
 
-class UnknownModel(ValueError):
+class UnknownModel(MagpieError, ValueError):
     pass
 
 

@@ -23,6 +23,7 @@ import threading
 from pathlib import Path
 from typing import Callable
 
+from .errors import MagpieError
 from .specs import ModelSpec
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,7 @@ Progress = Callable[[int, int], None]
 # errors (messages are shown to people as they are: no tracebacks, say what to do)
 
 
-class WeightsError(Exception):
+class WeightsError(MagpieError):
     """Base class: the weights for a model can't be used. `str(err)` is a message for a person."""
 
 
