@@ -50,3 +50,30 @@ def user_message(exc: BaseException) -> str | None:
     if isinstance(exc, MagpieError):
         return str(exc)
     return storage_full_message(exc)
+
+
+class LibraryError(MagpieError, RuntimeError):
+    """A problem with the library the user can act on; str() is the message to show."""
+
+
+class LibraryDamaged(LibraryError):
+    """A file of the library is missing, empty, malformed or of the wrong kind. Nothing is
+    repaired or overwritten behind the user's back: the message names the file and the way out."""
+
+    def __init__(self, thing: object, what: str, fix: str | None = None) -> None:
+        self.thing = str(thing)
+        super().__init__(
+            f"the library is damaged: {thing} {what}. Magpie changed nothing. " + (fix or (
+                "Restore the library folder from a backup, or start over: move the library "
+                "folder away and run `magpie index FOLDER…` again (your pictures and notes are "
+                "never touched)"))
+        )
+
+
+def cannot_write_library(root: object, exc: OSError) -> LibraryError:
+    """A library Magpie may read but not change (read-only disk or folder, wrong owner)."""
+    return LibraryError(
+        f"cannot write to the library {root} ({exc.strerror or exc}); nothing was changed. "
+        "`magpie search` and `magpie status` still work; to index or change it, make the folder "
+        "writable or choose another library with --library"
+    )

@@ -157,6 +157,7 @@ class Indexer:
                 last = now
         if not os.path.isdir(root):  # vanished during the scan: keep what we had
             cat.set_scan_errors(root_id, [(root, "folder disappeared during the scan")])
+            self.on_error(FileError(root, "folder disappeared during the scan"))
             plan.errors += 1
             return
         cat.set_scan_errors(root_id, [(p.path, p.reason) for p in problems])
@@ -191,7 +192,9 @@ class Indexer:
             if digest is None:  # unreadable now: record it as an error, keep going
                 fid = cat.upsert_pending(root_id, entry.path, entry.kind, entry.size,
                                          entry.mtime_ns, None)
-                cat.commit_embedded([], [(fid, "cannot read file (vanished or permission denied)")])
+                reason = "cannot read file (vanished or permission denied)"
+                cat.commit_embedded([], [(fid, reason)])
+                self.on_error(FileError(entry.path, reason))
                 plan.errors += 1
                 continue
             if row is not None and row.content_hash == digest and row.state == "indexed":
