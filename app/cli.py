@@ -468,7 +468,7 @@ def cmd_download(args: argparse.Namespace) -> int:
 
 def cmd_migrate(args: argparse.Namespace) -> int:
     from app.wiring import load_model, tuning_for
-    from indexer.library import LibraryInfo
+    from indexer.library import Library, check_writable
     from indexer.migrate import migrate
     from indexer.specs import get_spec
 
@@ -477,7 +477,8 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         raise UserError(f"no library at {path}")
     spec = get_spec(args.model)
     _check_weights_flag(spec, args.weights)
-    LibraryInfo.read(path)  # a damaged library is named before the model loads
+    Library.open(path, readonly=True).close()  # damage is named before the model loads
+    check_writable(path)
     encoder = load_model(spec, args.weights, allow_download=not args.offline)
     tune = tuning_for(encoder.device)
     bar = _Bar(args.quiet)

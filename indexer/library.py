@@ -87,6 +87,15 @@ def _acquire(root: Path) -> None:
         _locks[key] = (fd, 1)
 
 
+def check_writable(root: Path) -> None:
+    """Raise the LibraryError an open for writing would raise about the lock (in use, a
+    folder, a read-only disk) without opening anything else: lets a long command (a
+    migration) refuse before it loads a model."""
+    root = Path(root).expanduser().absolute()
+    _acquire(root)
+    _release(root)
+
+
 def _stamp(root: Path) -> None:
     """Write our pid into the held lock, once the open succeeded: a refused open leaves the
     library byte-for-byte as it was."""
