@@ -12,7 +12,6 @@ import datetime as dt
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 from app.terminal import terminal_safe
@@ -285,7 +284,7 @@ def cmd_index(args: argparse.Namespace) -> int:
 
     for p in args.paths:
         if not os.path.isdir(p):
-            raise UserError(f"not a folder: {p}")
+            raise UserError(f"not a folder: {terminal_safe(p)}")
     library, encoder = _open(args)
     tune = tuning_for(encoder.device)
     on_progress = bar = _Bar(args.quiet)
@@ -321,7 +320,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     if not args.query and not args.image:
         raise UserError("give a text query or --image FILE")
     if args.image and not os.path.isfile(args.image):
-        raise UserError(f"no such image: {args.image}")
+        raise UserError(f"no such image: {terminal_safe(args.image)}")
     if args.after is not None and args.before is not None and args.after >= args.before:
         raise UserError("--after must be an earlier date than --before (--after is inclusive, "
                         "--before exclusive)")
@@ -462,7 +461,7 @@ def cmd_download(args: argparse.Namespace) -> int:
         path = weights_path(spec, progress=progress)
     finally:
         bar.close()
-    print(f"{spec.name}: {path} (sha256 verified)")
+    print(f"{spec.name}: {terminal_safe(path)} (sha256 verified)")
     return 0
 
 
@@ -489,7 +488,8 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         bar.close()
     print(result.report.summary())
     if result.switched:
-        print(f"library now uses {spec.label()}; the old index is kept in {result.old_folder}")
+        print(f"library now uses {spec.label()}; the old index is kept in "
+              f"{terminal_safe(result.old_folder)}")
     else:
         print("migration not finished; run the same command again to resume "
               "(searches keep using the old model until it completes)")
@@ -503,5 +503,5 @@ def cmd_demo(args: argparse.Namespace) -> int:
     folder, lib, report = build_demo(n_images=args.images, library=library)
     print(f"sample folder {terminal_safe(folder)}\nlibrary {terminal_safe(lib)}\n"
           f"{report.summary()}")
-    print(f'try: magpie search "a red circle" --library {lib}')
+    print(f'try: magpie search "a red circle" --library {terminal_safe(lib)}')
     return 0

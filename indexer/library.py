@@ -61,7 +61,7 @@ def _acquire(root: Path) -> None:
             fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
         except IsADirectoryError:
             raise LibraryDamaged(lock, "is a folder, not Magpie's lock file",
-                                 f"Move that folder away (or delete it if it is empty) and run "
+                                 "Move that folder away (or delete it if it is empty) and run "
                                  "the command again") from None
         except OSError as exc:
             if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
@@ -164,8 +164,9 @@ def _pointer_problem(data: object) -> str | None:
     """What is wrong with the pointer file's content, or None (each field has one type)."""
     if not isinstance(data, dict):
         return f"does not hold a JSON object (it holds {type(data).__name__})"
-    fields = {"format": int, "active": (str, type(None)), "models": dict,
-              "migration": (str, type(None)), "store": (str, type(None))}
+    fields: dict[str, type | tuple[type, ...]] = {
+        "format": int, "active": (str, type(None)), "models": dict,
+        "migration": (str, type(None)), "store": (str, type(None))}
     for name, kind in fields.items():
         if name in data and (not isinstance(data[name], kind) or isinstance(data[name], bool)):
             return f"has a malformed {name!r} field ({data[name]!r})"

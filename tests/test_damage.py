@@ -153,7 +153,7 @@ def _read_only(lib: Path) -> tuple[tuple[str, ...], Callable[[], None]]:
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_every_command_names_the_damage_and_changes_nothing(built, tmp_path, case):
-    base, folder, good, env = built
+    _base, folder, good, env = built
     damage, may_succeed, words = CASES[case]
     lib = tmp_path / "lib"
     shutil.copytree(good, lib, symlinks=True)

@@ -44,7 +44,7 @@ def test_terminal_safe_escapes_every_control_and_keeps_the_rest():
 def crafted(tmp_path_factory):
     base = tmp_path_factory.mktemp("term")
     folder = base / f"Pics{CLEAR}"
-    names = [f"clear{CLEAR}screen.png", f"forge\n{FORGED}.png", f"over\rwrite.png",
+    names = [f"clear{CLEAR}screen.png", f"forge\n{FORGED}.png", "over\rwrite.png",
              f"{BIDI}gpj.png", "bell\x07.png", "plain red.png"]
     for i, name in enumerate(names):
         solid(folder / name, (200 + i, 20, 20))
@@ -73,7 +73,7 @@ def test_index_summary_names_no_raw_control(crafted):
 
 
 def test_search_escapes_names_and_snippets(crafted):
-    folder, lib, env, files, _ = crafted
+    _folder, lib, env, files, _ = crafted
     out = magpie("search", "red", "--all", "-k", "50", "--library", str(lib), env=env)
     assert out.returncode == 0, out.stderr
     _assert_safe(out.stdout + out.stderr)
@@ -96,7 +96,7 @@ def test_status_errors_escapes_the_failed_name(crafted):
 
 
 def test_search_json_is_one_object_per_line_with_exact_paths(crafted):
-    folder, lib, env, files, _ = crafted
+    _folder, lib, env, files, _ = crafted
     out = magpie("search", "red", "--all", "-k", "50", "--json", "--library", str(lib), env=env)
     assert out.returncode == 0, out.stderr
     assert all(ch not in out.stdout for ch in DANGEROUS)
@@ -111,7 +111,7 @@ def test_search_json_is_one_object_per_line_with_exact_paths(crafted):
 
 
 def test_status_json_lines(crafted):
-    folder, lib, env, files, _ = crafted
+    folder, lib, env, _files, _ = crafted
     out = magpie("status", "--errors", "--json", "--library", str(lib), env=env)
     assert out.returncode == 0, out.stderr
     assert all(ch not in out.stdout for ch in DANGEROUS)
