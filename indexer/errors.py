@@ -45,11 +45,27 @@ def storage_full_message(exc: BaseException) -> str | None:
             "same command again to continue")
 
 
+def database_message(exc: BaseException) -> str | None:
+    """SQLite's words for a catalogue damaged past its first page (found mid-command) or held
+    by another writer too long: conditions of the library, not bugs of Magpie."""
+    if not isinstance(exc, sqlite3.DatabaseError):
+        return None
+    text = str(exc)
+    if type(exc) is sqlite3.DatabaseError or "malformed" in text or "not a database" in text:
+        return (f"the library's catalogue is damaged ({text}); Magpie stopped. Restore the "
+                "library folder from a backup, or start over: move it away and run "
+                "`magpie index FOLDER…` again (your pictures and notes are never touched)")
+    if isinstance(exc, sqlite3.OperationalError) and "locked" in text:
+        return ("the library is busy: another Magpie process kept it locked for too long; "
+                "try again when that process has finished")
+    return None
+
+
 def user_message(exc: BaseException) -> str | None:
     """The message for an error a person can act on; None for a bug (keep its traceback)."""
     if isinstance(exc, MagpieError):
         return str(exc)
-    return storage_full_message(exc)
+    return storage_full_message(exc) or database_message(exc)
 
 
 class LibraryError(MagpieError, RuntimeError):

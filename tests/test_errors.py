@@ -93,11 +93,17 @@ def test_every_user_facing_error_is_a_magpie_error():
 
 def test_only_magpie_errors_become_messages():
     import errno
+    import sqlite3
 
     assert user_message(MagpieError("do this")) == "do this"
     assert user_message(ValueError("a bug")) is None
     assert user_message(KeyError("a bug")) is None
     assert "disk is full" in (user_message(OSError(errno.ENOSPC, "No space left")) or "")
+    assert "catalogue is damaged" in (user_message(
+        sqlite3.DatabaseError("database disk image is malformed")) or "")
+    assert "busy" in (user_message(sqlite3.OperationalError("database is locked")) or "")
+    assert user_message(sqlite3.OperationalError("no such column: x")) is None  # a bug
+    assert user_message(sqlite3.IntegrityError("UNIQUE constraint failed")) is None
 
 
 def test_the_gui_shows_a_magpie_errors_text_and_names_a_bug():
