@@ -476,7 +476,8 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         raise UserError(f"no library at {path}")
     spec = get_spec(args.model)
     _check_weights_flag(spec, args.weights)
-    Library.open(path, readonly=True).close()  # damage is named before the model loads
+    with Library.open(path, readonly=True) as active:  # damage is named before the model loads
+        active.catalogue.check_integrity()
     check_writable(path)
     encoder = load_model(spec, args.weights, allow_download=not args.offline)
     tune = tuning_for(encoder.device)

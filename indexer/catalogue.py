@@ -244,6 +244,16 @@ class Catalogue:
     def close(self) -> None:
         self.db.close()
 
+    def check_integrity(self) -> None:
+        """SQLite's quick_check over every page: O(size), so only for commands that read the
+        whole catalogue anyway (a migration), to refuse before they start rather than midway."""
+        try:
+            rows = [r[0] for r in self.db.execute("PRAGMA quick_check(5)")]
+        except sqlite3.DatabaseError as exc:
+            raise _damaged_or_unreadable(self.path, exc) from None
+        if rows != ["ok"]:
+            raise LibraryDamaged(self.path, f"failed SQLite's integrity check ({'; '.join(rows)})")
+
     # -- meta -------------------------------------------------------------------------------
     def get_meta(self, key: str) -> str | None:
         row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
