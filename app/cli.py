@@ -221,7 +221,7 @@ def _open(args: argparse.Namespace, *, need_model: bool = True, readonly: bool =
     A library that does not exist yet is created only once the weights are known to be
     usable, so a failed first run leaves nothing behind.
     """
-    from app.wiring import choose_spec, weights_path
+    from app.wiring import choose_spec, load_model, weights_path
     from indexer.library import POINTER, Library
 
     path = _library_path(args)
@@ -229,9 +229,8 @@ def _open(args: argparse.Namespace, *, need_model: bool = True, readonly: bool =
     weights = getattr(args, "weights", None)
     _check_weights_flag(spec, weights)
     allow_download = not getattr(args, "offline", False)
-    resolved = None
     if need_model and not readonly and not (path / POINTER).exists():
-        resolved = weights_path(spec, weights, allow_download=allow_download)
+        weights_path(spec, weights, allow_download=allow_download)  # verified: remembered
     if readonly:
         library = Library.open(path, spec, readonly=True)
     else:
@@ -239,11 +238,7 @@ def _open(args: argparse.Namespace, *, need_model: bool = True, readonly: bool =
     if not need_model:
         return library, None
     try:
-        from indexer.model import load_encoder
-
-        if resolved is None:
-            resolved = weights_path(spec, weights, allow_download=allow_download)
-        encoder = load_encoder(spec, resolved)
+        encoder = load_model(spec, weights, allow_download=allow_download)
     except BaseException:
         library.close()
         raise
