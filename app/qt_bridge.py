@@ -25,6 +25,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QThread, QThreadPool, QTimer, Signal, Slot
 
+from indexer.errors import user_message
 from indexer.jobs import FileError, JobControl, Progress
 
 log = logging.getLogger(__name__)
@@ -39,9 +40,8 @@ JobFn = Callable[[JobControl, Callable[[Progress], None], Callable[[FileError], 
 
 
 def describe(exc: BaseException) -> str:
-    """A message for a person: the core's own message when it has one, else the error type."""
-    from app.cli import user_message
-
+    """A message for a person: a MagpieError's own text (or a full disk's), else the error
+    type, so an unexpected bug is never dressed up as advice."""
     msg = user_message(exc)
     if msg is not None:
         return msg

@@ -12,13 +12,17 @@ import json
 import os
 import re
 import sqlite3
+import stat
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 import numpy as np
+
+from indexer.errors import LibraryDamaged, LibraryError, MagpieError
 
 SCHEMA_VERSION = 2
 
@@ -70,8 +74,8 @@ CREATE INDEX IF NOT EXISTS files_taken ON files(taken_at, state);
 """
 
 
-class LibraryTooNew(RuntimeError):
-    pass
+class LibraryTooNew(MagpieError, RuntimeError):
+    """The catalogue was written by a newer Magpie."""
 
 
 @dataclass(frozen=True)
@@ -160,16 +164,75 @@ SYNCHRONOUS = "NORMAL"
 SYNCHRONOUS_BATCH = "FULL"
 
 
+def _check_exists(path: Path) -> None:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise LibraryDamaged(path, "is missing") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise LibraryDamaged(path, "is not a regular file")
+    if st.st_size == 0:
+        wal = path.with_name(path.name + "-wal")
+        if not (wal.exists() and wal.stat().st_size > 0):
+            raise LibraryDamaged(path, "is empty (0 bytes)")
+
+
+def _connect_readonly(path: Path) -> sqlite3.Connection:
+    """A read-only connection. On a read-only disk or folder SQLite cannot make the WAL's
+    shared-memory file, so the database is opened as immutable there (nobody can write it)."""
+    uri = f"file:{quote(str(path))}?mode=ro"
+    db = sqlite3.connect(uri, uri=True, timeout=30, check_same_thread=False)
+    try:
+        db.execute("PRAGMA user_version").fetchone()
+        return db
+    except sqlite3.OperationalError:
+        db.close()
+        if os.access(path.parent, os.W_OK) and not _read_only_fs(path.parent):
+            raise
+    return sqlite3.connect(f"file:{quote(str(path))}?mode=ro&immutable=1", uri=True, timeout=30,
+                           check_same_thread=False)
+
+
+def _read_only_fs(folder: Path) -> bool:
+    try:
+        return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
+def _damaged_or_unreadable(path: Path, exc: sqlite3.DatabaseError) -> Exception:
+    text = str(exc)
+    if type(exc) is sqlite3.DatabaseError or "malformed" in text or "not a database" in text:
+        return LibraryDamaged(path, f"is not a readable SQLite database ({text})")
+    if "readonly" in text or "read-only" in text:
+        return LibraryError(f"cannot write {path} ({text})")
+    return LibraryError(f"cannot open {path} ({text}); check the library folder's permissions")
+
+
 class Catalogue:
     """One SQLite database in WAL mode. Not shared across threads: each thread opens its own."""
 
-    def __init__(self, path: Path, *, readonly: bool = False) -> None:
+    def __init__(self, path: Path, *, readonly: bool = False, create: bool = True) -> None:
+        """create=False: the catalogue must already exist and be a Magpie catalogue; anything
+        else (missing, empty, garbage, another database) is LibraryDamaged, found before a
+        single byte is written."""
         self.path = path
-        if readonly:
-            uri = f"file:{path}?mode=ro"
-            self.db = sqlite3.connect(uri, uri=True, timeout=30, check_same_thread=False)
-        else:
-            self.db = sqlite3.connect(path, timeout=30, check_same_thread=False)
+        if not create or readonly:
+            _check_exists(path)
+        try:
+            if readonly:
+                self.db = _connect_readonly(path)
+            else:
+                self.db = sqlite3.connect(path, timeout=30, check_same_thread=False)
+            version = self.db.execute("PRAGMA user_version").fetchone()[0]
+            self.db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except sqlite3.DatabaseError as exc:
+            if type(exc) is sqlite3.OperationalError and "locked" in str(exc):
+                raise
+            raise _damaged_or_unreadable(path, exc) from None
+        if version == 0 and (not create or readonly) and path.stat().st_size > 0:
+            self.db.close()
+            raise LibraryDamaged(path, "is not a Magpie catalogue (it has no Magpie schema)")
         self.db.row_factory = sqlite3.Row
         self.db.execute("PRAGMA foreign_keys=ON")
         if not readonly:
@@ -194,6 +257,16 @@ class Catalogue:
 
     def close(self) -> None:
         self.db.close()
+
+    def check_integrity(self) -> None:
+        """SQLite's quick_check over every page: O(size), so only for commands that read the
+        whole catalogue anyway (a migration), to refuse before they start rather than midway."""
+        try:
+            rows = [r[0] for r in self.db.execute("PRAGMA quick_check(5)")]
+        except sqlite3.DatabaseError as exc:
+            raise _damaged_or_unreadable(self.path, exc) from None
+        if rows != ["ok"]:
+            raise LibraryDamaged(self.path, f"failed SQLite's integrity check ({'; '.join(rows)})")
 
     # -- meta -------------------------------------------------------------------------------
     def get_meta(self, key: str) -> str | None:

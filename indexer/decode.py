@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
+from indexer.errors import MagpieError
+
 MAX_PIXELS = 150_000_000  # above this we refuse: a decompression bomb or no photo anyone takes
 MAX_TEXT_BYTES = 4 * 1024 * 1024  # notes larger than this are read up to the cap
 
@@ -20,7 +22,7 @@ ImageFile.LOAD_TRUNCATED_IMAGES = False
 _HEIF_READY = False
 
 
-class DecodeError(Exception):
+class DecodeError(MagpieError):
     """A file we cannot use; the message is the reason shown to the user."""
 
 

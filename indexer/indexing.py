@@ -18,6 +18,7 @@ from pathlib import Path
 
 from indexer.catalogue import FileRow
 from indexer.decode import is_transient
+from indexer.errors import NotIndexed
 from indexer.jobs import Cancelled, FileError, IndexReport, JobControl, Progress
 from indexer.library import Library
 from indexer.pipeline import Embedder, EncoderLike, WorkItem
@@ -93,7 +94,7 @@ class Indexer:
                 self.library.vectors.delete(chunk_ids)
                 self.library.vectors.flush()
                 return len(chunk_ids)
-        raise KeyError(f"{path} is not an indexed folder")
+        raise NotIndexed(f"{path} is not an indexed folder")
 
     # -- the job ----------------------------------------------------------------------------
     def run(self, roots: list[str | os.PathLike] | None = None) -> IndexReport:
@@ -181,6 +182,7 @@ class Indexer:
                 last = now
         if not os.path.isdir(root):  # vanished during the scan: keep what we had
             cat.set_scan_errors(root_id, [(root, "folder disappeared during the scan")])
+            self.on_error(FileError(root, "folder disappeared during the scan"))
             plan.errors += 1
             return
         if within is None:
@@ -219,7 +221,9 @@ class Indexer:
             if digest is None:  # unreadable now: record it as an error, keep going
                 fid = cat.upsert_pending(root_id, entry.path, entry.kind, entry.size,
                                          entry.mtime_ns, None)
-                cat.commit_embedded([], [(fid, "cannot read file (vanished or permission denied)")])
+                reason = "cannot read file (vanished or permission denied)"
+                cat.commit_embedded([], [(fid, reason)])
+                self.on_error(FileError(entry.path, reason))
                 plan.errors += 1
                 continue
             if row is not None and row.content_hash == digest and row.state == "indexed":

@@ -54,7 +54,7 @@ import numpy as np
 
 from indexer.atomic import atomic_write_bytes
 from indexer.catalogue import FileFilter, display_path
-from indexer.stores import StoreUnavailable
+from indexer.errors import ConfigError, StoreUnavailable
 from indexer.vectors import HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH, HNSW_M, StoreMismatch, VectorMeta
 
 FORMAT = "1"
@@ -249,7 +249,7 @@ class MilvusStore:
         readonly: bool = False,
     ) -> None:
         if consistency not in CONSISTENCY:
-            raise ValueError(f"consistency must be one of {', '.join(CONSISTENCY)}")
+            raise ConfigError(f"consistency must be one of {', '.join(CONSISTENCY)}")
         self.uri = uri
         self.collection = collection
         self.dim = int(dim)
@@ -540,42 +540,42 @@ def parse_url(url: str) -> tuple[str, int, str, dict[str, str]]:
     """(host, port, collection, options) from ``milvus://HOST:PORT/COLLECTION?k=v``."""
     parts = urlsplit(url)
     if parts.scheme != "milvus" or not parts.hostname or not parts.path.strip("/"):
-        raise ValueError(f"bad vector store URL {url!r}; expected milvus://HOST:PORT/COLLECTION")
+        raise ConfigError(f"bad vector store URL {url!r}; expected milvus://HOST:PORT/COLLECTION")
     try:
         port = parts.port or 19530
     except ValueError:
-        raise ValueError(f"bad port in vector store URL {url!r}") from None
+        raise ConfigError(f"bad port in vector store URL {url!r}") from None
     base = parts.path.strip("/")
     if not _NAME.fullmatch(base):
-        raise ValueError(
+        raise ConfigError(
             f"bad collection name {base!r} in {url!r}: use letters, digits and _ "
             "(starting with a letter or _), at most 200 characters"
         )
     options = {k: v[-1] for k, v in parse_qs(parts.query).items()}
     unknown = set(options) - {"consistency", "timeout", "tls"}
     if unknown:
-        raise ValueError(f"unknown option(s) {', '.join(sorted(unknown))} in {url!r}; "
+        raise ConfigError(f"unknown option(s) {', '.join(sorted(unknown))} in {url!r}; "
                          "known: consistency, timeout, tls")
     if "consistency" in options:
         options["consistency"] = _consistency(options["consistency"])
     if "tls" in options:
         if options["tls"] not in ("0", "1"):
-            raise ValueError(f"tls must be 0 or 1 in {url!r}")
+            raise ConfigError(f"tls must be 0 or 1 in {url!r}")
         if options["tls"] == "0":
             del options["tls"]
     if "timeout" in options:
         try:
             if float(options["timeout"]) <= 0:
-                raise ValueError
+                raise ValueError  # caught below
         except ValueError:
-            raise ValueError(f"timeout must be a positive number of seconds in {url!r}") from None
+            raise ConfigError(f"timeout must be a positive number of seconds in {url!r}") from None
     return parts.hostname, port, base, options
 
 
 def _consistency(text: str) -> str:
     level = text.strip().capitalize()
     if level not in CONSISTENCY:
-        raise ValueError(f"Milvus consistency must be one of {', '.join(CONSISTENCY)}, "
+        raise ConfigError(f"Milvus consistency must be one of {', '.join(CONSISTENCY)}, "
                          f"not {text!r}")
     return level
 

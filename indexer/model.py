@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .errors import ConfigError
 from .specs import ModelSpec
 from .weights import WeightsError, is_verified, verify_file
 
@@ -44,7 +45,7 @@ def pick_device(prefer: str | None = None) -> str:
     if want == "cpu":
         return "cpu"
     if want not in ("auto", "gpu") and not want.startswith(("cuda", "mps")):
-        raise ValueError(f"unknown device {want!r}; use auto, cpu, cuda, cuda:N or mps")
+        raise ConfigError(f"unknown device {want!r}; use auto, cpu, cuda, cuda:N or mps")
     import torch
 
     if want.startswith("mps"):

@@ -11,13 +11,14 @@ import os
 import re
 from dataclasses import dataclass
 
+from indexer.errors import MagpieError
 from indexer.scan import classify
 
 _OPERATOR = re.compile(r'(?:^|\s)([+-])(?=\s|$|[^\s\d+-])')
 _WEIGHT = re.compile(r"^(?P<body>.*?\D):(?P<w>[+-]?\d+(?:\.\d+)?)$", re.S)
 
 
-class QueryError(ValueError):
+class QueryError(MagpieError, ValueError):
     pass
 
 

@@ -227,7 +227,7 @@ class Searcher:
         try:
             pixels = load_image(path, self.encoder.image_size).pixels
         except DecodeError as exc:
-            raise ValueError(f"cannot use {path} as a query: {exc}") from None
+            raise QueryError(f"cannot use {path} as a query: {exc}") from None
         return self.encoder.encode_images(pixels[None])[0]
 
     # -- ranking ----------------------------------------------------------------------------
@@ -299,9 +299,9 @@ class Searcher:
         thread while the query is encoded gave p50 33-34 ms against 34-38 ms at 100k items on
         2 cores (within noise; torch already uses both cores), not worth a thread."""
         if mode not in ("hybrid", "vector", "keyword"):
-            raise ValueError(f"unknown search mode {mode!r}")
+            raise QueryError(f"unknown search mode {mode!r}")
         if vector is None and text is None:
-            raise ValueError("nothing to search for")
+            raise QueryError("nothing to search for")
         vec_results: list[SearchResult] = []
         kw_results: list[SearchResult] = []
         v = None

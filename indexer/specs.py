@@ -12,6 +12,9 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from indexer.errors import MagpieError
+
+
 def _assets_dir() -> Path:
     """assets/ beside the code in a checkout; the `magpie_assets` package in a wheel."""
     beside = Path(__file__).resolve().parent.parent / "assets"
@@ -115,7 +118,7 @@ SPECS: dict[str, ModelSpec] = {s.name: s for s in (VIT_B_32, TINY_SHAPES)}
 DEFAULT_SPEC = VIT_B_32.name
 
 
-class UnknownModel(ValueError):
+class UnknownModel(MagpieError, ValueError):
     pass
 
 

@@ -17,6 +17,7 @@ import numpy as np
 
 from indexer.atomic import atomic_write_many, expect_size
 from indexer.catalogue import FileFilter
+from indexer.errors import MagpieError
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,7 @@ class VectorMeta:
     taken_at: float
 
 
-class StoreMismatch(RuntimeError):
+class StoreMismatch(MagpieError, RuntimeError):
     """The store on disk (or server) holds vectors from another model."""
 
 

@@ -621,7 +621,9 @@ def test_runner_throttles_progress_and_queues_jobs(qtbot):
 
     def second(control, on_progress, on_error):
         order.append("b")
-        raise ValueError("a clear message")
+        from indexer.errors import MagpieError
+
+        raise MagpieError("a clear message")  # a bug (ValueError…) would show its type
 
     a = runner.submit(Job("index", "A", chatty))
     b = runner.submit(Job("index", "B", second))

@@ -498,8 +498,8 @@ def _picture_folder(base: Path) -> Path:
 
 
 def _hits(stdout: str) -> list[dict]:
-    data = json.loads(stdout)
-    return data["results"] if isinstance(data, dict) else data
+    """`magpie search --json`: one JSON object per result line."""
+    return [json.loads(line) for line in stdout.splitlines() if line.strip()]
 
 
 def _store_ids_vs_sqlite(lib: Path, url: str):
