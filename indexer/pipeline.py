@@ -9,6 +9,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import sys
+import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -23,6 +24,15 @@ from indexer.decode import DecodeError, decode_image_job, read_text
 from indexer.jobs import JobControl
 
 CRASH_REASON = "the image decoder crashed on this file (worker process died)"
+#: a note that takes longer than this to read and split is recorded as an error (paused time
+#: not counted), so no single file can hold up its batch or every later run
+TEXT_BUDGET_S = 60.0
+_clock = time.monotonic  # tests replace it to make the budget deterministic
+
+
+def too_slow_reason(budget_s: float) -> str:
+    return (f"took longer than {budget_s:g} s to read (too long or unusual a note to split "
+            f"in time; shorten it or split it into several files)")
 
 
 class EncoderLike(Protocol):
@@ -82,6 +92,7 @@ class Embedder:
         decode_job: Callable[[str, int], tuple] = decode_image_job,
         gpu_decode: bool | None = None,
         gpu_device: str | None = None,
+        text_budget_s: float = TEXT_BUDGET_S,
     ) -> None:
         self.encoder = encoder
         self.decode_job = decode_job  # module-level function (picklable); tests inject crashes
@@ -92,6 +103,7 @@ class Embedder:
         # `gpu_device` overrides where that path runs ("cpu" in tests: same code, no GPU).
         self.gpu_decode = gpu_decode
         self.gpu_device = gpu_device
+        self.text_budget_s = text_budget_s
         self._pool: ProcessPoolExecutor | None = None
 
     # -- public -----------------------------------------------------------------------------
@@ -113,10 +125,13 @@ class Embedder:
     def _embed_texts(self, items: list[WorkItem]) -> list[Embedded]:
         out: list[Embedded] = []
         pieces: list[tuple[WorkItem, list[str], str]] = []
+        token_ends = getattr(self.encoder, "token_ends", None)
         for item in items:
             try:
-                body = read_text(item.path)
-                chunks = chunk_text(body, self.encoder.token_count, self.encoder.max_text_tokens)
+                check = self._note_budget()
+                body = read_text(item.path, check=check)
+                chunks = chunk_text(body, self.encoder.token_count, self.encoder.max_text_tokens,
+                                    token_ends=token_ends, check=check)
                 if not chunks:
                     raise DecodeError("empty note (no text)")
                 pieces.append((item, chunks, body))
@@ -137,12 +152,29 @@ class Embedder:
             )
         return out
 
+    def _note_budget(self) -> Callable[[], None]:
+        """A check for one note: honours pause/cancel, and raises DecodeError once the note
+        has taken longer than the budget (time spent paused does not count)."""
+        control, budget = self.control, self.text_budget_s
+        deadline = _clock() + budget
+
+        def check() -> None:
+            nonlocal deadline
+            paused_before = control.paused_seconds
+            control.checkpoint()
+            deadline += control.paused_seconds - paused_before
+            if _clock() > deadline:
+                raise DecodeError(too_slow_reason(budget))
+
+        return check
+
     def _encode_texts_batched(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.empty((0, self.encoder.dim), np.float32)
-        parts = [
-            self.encoder.encode_texts(texts[s : s + 64]) for s in range(0, len(texts), 64)
-        ]
+        parts = []
+        for s in range(0, len(texts), 64):  # a long note is many batches: pause/cancel between
+            self.control.checkpoint()
+            parts.append(self.encoder.encode_texts(texts[s : s + 64]))
         return np.concatenate(parts)
 
     # -- images -----------------------------------------------------------------------------
