@@ -86,7 +86,9 @@ class _Chunker:
         before = 0  # estimated tokens before units[i] (fast path only)
         i, n, guess = 0, len(units), 1
         while i < n:
-            fits_k = lambda k: self.fits(sep.join(units[i : i + k]))  # noqa: E731
+            def fits_k(k: int, i: int = i) -> bool:
+                return self.fits(sep.join(units[i : i + k]))
+
             k = -1
             if cum is not None:  # read the cut off the tokenization; only check it
                 est = bisect.bisect_right(cum, before + self.limit, lo=i) - i
@@ -119,7 +121,9 @@ class _Chunker:
         ends = self._ends_of(word)
         start, guess = 0, max(1, self.limit)
         while start < len(word):
-            fits_m = lambda m: self.fits(word[start : start + m])  # noqa: E731
+            def fits_m(m: int, start: int = start) -> bool:
+                return self.fits(word[start : start + m])
+
             size, cap = -1, len(word) - start
             if ends is not None:  # read the cut off the tokenization; only check it
                 first = bisect.bisect_right(ends, start)

@@ -28,7 +28,8 @@ class DecodeError(Exception):
 
 VANISHED = "file vanished before it could be read"
 PERMISSION = "permission denied"
-_TRANSIENT = (VANISHED, PERMISSION, "cannot read file")
+CHANGED = "the file kept changing while it was being read (it is tried again on the next run)"
+_TRANSIENT = (VANISHED, PERMISSION, "cannot read file", CHANGED)
 
 
 def is_transient(reason: str | None) -> bool:

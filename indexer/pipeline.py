@@ -53,11 +53,19 @@ class EncoderLike(Protocol):
     def token_count(self, text: str) -> int: ...
 
 
+Stamp = tuple[int, int, int]  # (size, mtime_ns, inode) of a file when it was hashed
+
+
+def stamp_of(st: os.stat_result) -> Stamp:
+    return (st.st_size, st.st_mtime_ns, st.st_ino)
+
+
 @dataclass(frozen=True)
 class WorkItem:
     file_id: int
     path: str
     kind: str  # "image" | "text"
+    stamp: Stamp | None = None  # as hashed: a file that differs after decoding is re-queued
 
 
 @dataclass(frozen=True)
@@ -67,6 +75,18 @@ class Embedded:
     taken_at: float | None = None
     body: str | None = None  # note text for keyword search
     error: str | None = None
+    changed: bool = False  # edited since it was hashed: not stored, hash it again and retry
+
+
+def changed_since_hashed(item: WorkItem) -> bool:
+    """True when the file on disk is no longer the one that was hashed (checked after its
+    bytes were decoded, so a vector is never stored under the hash of other bytes)."""
+    if item.stamp is None:
+        return False
+    try:
+        return stamp_of(os.stat(item.path)) != item.stamp
+    except OSError:
+        return False  # gone: the decode's own result (usually "vanished") stands
 
 
 def default_workers() -> int:
@@ -92,7 +112,7 @@ class Embedder:
         decode_job: Callable[[str, int], tuple] = decode_image_job,
         gpu_decode: bool | None = None,
         gpu_device: str | None = None,
-        text_budget_s: float = TEXT_BUDGET_S,
+        text_budget_s: float | None = None,
     ) -> None:
         self.encoder = encoder
         self.decode_job = decode_job  # module-level function (picklable); tests inject crashes
@@ -103,7 +123,7 @@ class Embedder:
         # `gpu_device` overrides where that path runs ("cpu" in tests: same code, no GPU).
         self.gpu_decode = gpu_decode
         self.gpu_device = gpu_device
-        self.text_budget_s = text_budget_s
+        self.text_budget_s = TEXT_BUDGET_S if text_budget_s is None else text_budget_s
         self._pool: ProcessPoolExecutor | None = None
 
     # -- public -----------------------------------------------------------------------------
@@ -132,11 +152,17 @@ class Embedder:
                 body = read_text(item.path, check=check)
                 chunks = chunk_text(body, self.encoder.token_count, self.encoder.max_text_tokens,
                                     token_ends=token_ends, check=check)
+                if changed_since_hashed(item):
+                    out.append(Embedded(item, [], changed=True))
+                    continue
                 if not chunks:
                     raise DecodeError("empty note (no text)")
                 pieces.append((item, chunks, body))
             except DecodeError as exc:
-                out.append(Embedded(item, [], error=str(exc)))
+                if changed_since_hashed(item):
+                    out.append(Embedded(item, [], changed=True))
+                else:
+                    out.append(Embedded(item, [], error=str(exc)))
         flat = [c for _, chunks, _ in pieces for c in chunks]
         vectors = self._encode_texts_batched(flat)
         pos = 0
@@ -225,12 +251,17 @@ class Embedder:
                 ok = [(it, px, f.taken_at) for it, f, px in zip(batch, files, pixels)
                       if px is not None and f is not None]
                 fallback += [it for it, px in zip(batch, pixels) if px is None]
+                changed = [Embedded(it, [], changed=True) for it, _, _ in ok
+                           if changed_since_hashed(it)]
+                ok = [o for o in ok if not changed_since_hashed(o[0])] if changed else ok
                 if ok:
                     vecs = self.encoder.encode_images(np.stack([px for _, px, _ in ok]))
-                    yield [
+                    yield changed + [
                         Embedded(it, [NewChunk(0, None, v)], taken_at=taken)
                         for (it, _, taken), v in zip(ok, vecs)
                     ]
+                elif changed:
+                    yield changed
 
     def _embed_images(self, items: list[WorkItem]) -> Iterator[list[Embedded]]:
         device = self._device_decode_target()
@@ -263,7 +294,9 @@ class Embedder:
 
         def accept(item: WorkItem, result: tuple) -> None:
             pixels, taken, error = result
-            if error is not None:
+            if changed_since_hashed(item):
+                failed.append(Embedded(item, [], changed=True))
+            elif error is not None:
                 failed.append(Embedded(item, [], error=error))
             else:
                 ready.append((item, pixels, taken))
