@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,6 +16,7 @@ from indexer.errors import MagpieError
 
 MAX_PIXELS = 150_000_000  # above this we refuse: a decompression bomb or no photo anyone takes
 MAX_TEXT_BYTES = 4 * 1024 * 1024  # notes larger than this are read up to the cap
+READ_BLOCK = 1 << 20  # notes are read (and hashed) in blocks, checking pause/cancel between
 
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 ImageFile.LOAD_TRUNCATED_IMAGES = False
@@ -28,7 +30,8 @@ class DecodeError(MagpieError):
 
 VANISHED = "file vanished before it could be read"
 PERMISSION = "permission denied"
-_TRANSIENT = (VANISHED, PERMISSION, "cannot read file")
+CHANGED = "the file kept changing while it was being read (it is tried again on the next run)"
+_TRANSIENT = (VANISHED, PERMISSION, "cannot read file", CHANGED)
 
 
 def is_transient(reason: str | None) -> bool:
@@ -170,11 +173,27 @@ def decode_image_job(path: str, size: int) -> tuple[np.ndarray | None, float | N
         return None, None, f"decoder failed: {type(exc).__name__}: {exc}"
 
 
-def read_text(path: str) -> str:
+def read_note_bytes(path: str, check: Callable[[], None] | None = None) -> bytes:
+    """The bytes of a note that are ever used: the first MAX_TEXT_BYTES, read in blocks with
+    `check` (pause/cancel/budget) between them. Raises OSError like open()."""
+    parts: list[bytes] = []
+    left = MAX_TEXT_BYTES
+    with open(path, "rb") as fh:
+        while left > 0:
+            if check is not None:
+                check()
+            block = fh.read(min(READ_BLOCK, left))
+            if not block:
+                break
+            parts.append(block)
+            left -= len(block)
+    return b"".join(parts)
+
+
+def read_text(path: str, check: Callable[[], None] | None = None) -> str:
     """Read a note: UTF-8 (BOM ok), UTF-16 with BOM, else cp1252/latin-1. Binary is refused."""
     try:
-        with open(path, "rb") as fh:
-            data = fh.read(MAX_TEXT_BYTES)
+        data = read_note_bytes(path, check)
     except FileNotFoundError:
         raise DecodeError(VANISHED) from None
     except PermissionError:

@@ -192,6 +192,15 @@ class Encoder:
         ids = tok([text], context_length=max(self.spec.context_length, 4096))
         return max(int((ids[0] != 0).sum()) - 2, 0)
 
+    def token_ends(self, text: str) -> list[int] | None:
+        """End offset of each token in `text` (None when this tokenizer can't say): lets the
+        chunker read cut points off one tokenization; `token_count` stays the judge."""
+        if not hasattr(self, "_token_ends"):
+            from .token_ends import clip_token_ends
+
+            self._token_ends = clip_token_ends(self._tokenizer)
+        return None if self._token_ends is None else self._token_ends(text)
+
     def close(self) -> None:
         """Free the model (and the GPU memory it held). Encoding afterwards raises."""
         with self._lock:
