@@ -59,6 +59,24 @@ def pick_device(prefer: str | None = None) -> str:
     return "cpu"
 
 
+def guess_device(prefer: str | None = None) -> str:
+    """`pick_device`'s answer without importing torch when it is certain: "cpu" if asked for,
+    or when no GPU driver is present (Linux without /proc/driver/nvidia, macOS, where `auto`
+    never picks MPS). Otherwise torch is asked. Lets a rescan with nothing to embed, which
+    only needs the device to size its worker pool, skip a 2-second, 1 GB import."""
+    import sys
+
+    want = (os.environ.get(ENV_DEVICE) or prefer or "auto").strip().lower()
+    if want == "cpu":
+        return "cpu"
+    if want == "auto":
+        if sys.platform == "darwin":
+            return "cpu"
+        if sys.platform.startswith("linux") and not os.path.exists("/proc/driver/nvidia/version"):
+            return "cpu"
+    return pick_device(prefer)
+
+
 def _is_cuda(device: str) -> bool:
     return device.startswith("cuda")
 
