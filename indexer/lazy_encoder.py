@@ -151,7 +151,7 @@ class LazyEncoder:
         with self._lock:
             self._closed = True
             full, self._full, self._text = self._full, None, None
-        if full is not None:
+        if full is not None and hasattr(full, "close"):
             full.close()
 
     @property
