@@ -139,6 +139,13 @@ class LazyEncoder:
                     log.info("text queries for %s run on %s", self.spec.name, self._text.runtime)
             return self._text if self._text is not None else self.full()
 
+    def warm(self) -> str:
+        """Load what the first text query needs, ahead of it (the window calls this on its
+        loading thread): the light text runtime when an export is cached, else the torch model.
+        Returns `loaded`."""
+        self._text_encoder()
+        return self.loaded
+
     # -- encoding --------------------------------------------------------------------------
     def encode_texts(self, texts: list[str]) -> np.ndarray:
         return self._text_encoder().encode_texts(texts)

@@ -257,3 +257,27 @@ def test_no_change_index_without_an_export_loads_no_model(cli_library, tmp_path)
     out, imported = _probe(["index", "--library", str(lib), "--quiet"], env)
     assert not imported, out.stderr
     assert not _export_meta(env).exists()
+
+
+def test_warm_loads_the_light_text_runtime_when_cached(tiny_encoder, tmp_path):
+    from indexer.lazy_encoder import LazyEncoder
+
+    cache = tmp_path / "cache"
+    calls = []
+
+    def fake_load(spec, weights, device):
+        calls.append(1)
+        return tiny_encoder
+
+    enc = LazyEncoder(TINY_SHAPES, TINY_SHAPES.bundled_path(), cache_dir=cache,
+                      load_full=fake_load)
+    assert enc.warm() == "torch" and calls == [1]  # nothing cached: the window gets torch
+    assert text_runtime.load_text_runtime(TINY_SHAPES, cache) is not None  # …and made the export
+    enc2 = LazyEncoder(TINY_SHAPES, TINY_SHAPES.bundled_path(), cache_dir=cache,
+                       load_full=fake_load)
+    assert enc2.warm() == "text" and calls == [1]  # next start: ONNX Runtime only
+    assert enc2.runtime.startswith("onnxruntime")
+    vec = enc2.encode_texts(["a red circle"])
+    assert np.abs(vec - tiny_encoder.encode_texts(["a red circle"])).max() <= 1e-5
+    enc2.encode_images(np.zeros((1, 64, 64, 3), np.uint8))  # images need torch: loaded now
+    assert calls == [1, 1] and enc2.loaded == "torch"
