@@ -32,6 +32,9 @@ TEXTS = [
     "123 4567 3.14159 1e-5", "https://example.com/path?q=1&x=2#frag", "UPPER lower MiXeD",
     "x" * 500, " ".join(["word"] * 200), "ﬁne ligatures and ｆｕｌｌｗｉｄｔｈ",
     " ".join(["receipt from the hardware store"] * 15),  # cut at 77
+    # ASCII that ftfy still changes (control characters, terminal escapes, line breaks)
+    "a\x0bb\x00c\x7fd", "\x1b[31mred\x1b[0m text", "line one\r\nline two\rthree",
+    "&lt;tag&gt; & more &amp;amp;", "tab\tseparated\tvalues",
 ]
 
 
