@@ -1,9 +1,13 @@
 """Whole processes as a user runs them, Magpie against rclip, interleaved: issue 12's table.
 
-    python bench/cold_start.py                     # 2,000 files, 5 pairs per row
+    python bench/cold_start.py                     # 2,000 items/files, 5 pairs per row
     python bench/cold_start.py --before DIR        # also time another Magpie tree (e.g. the
                                                    # commit before this work, `git worktree add`)
-    python bench/cold_start.py --files 200 --runs 2   # quick look
+    python bench/cold_start.py --files 16 --runs 3    # on a busy box: small rescan folder
+
+The searched library holds the same synthetic CLIP-like vectors in both tools (query_latency's
+builder; rclip rows inserted into its own table, as bench/vs_rclip.py does), so it needs no
+model run to build. The rescanned folder is N real small JPEGs indexed once by each tool.
 
 Each figure is one process from start to exit, timed by `/usr/bin/time -f "%e %M"` (wall
 seconds, peak RSS of the process), commands run in turn A B A B … so a drifting load hits both
@@ -12,7 +16,7 @@ a folder of N small JPEGs, indexed once by each tool with the same random-weight
 (Magpie: bench/_common.py's checkpoint, pinned by its sha256 in a tiny wrapper that replaces
 the real pin; rclip: the same weights exported to ONNX by bench/vs_rclip.py).
 
-Rows: a text search over the N-item library (rclip: `rclip -n`, no re-scan); a rescan with
+Rows: a text search over the library (rclip: `rclip -n`, no re-scan); a rescan with
 nothing changed (Magpie `index`; rclip has no index-only command, so its row is a plain
 `rclip QUERY`: re-scan + search). Magpie runs with its text export cached (made by the setup
 index, as after any first index) and, as "torch text", with MAGPIE_TEXT_RUNTIME=torch.
@@ -20,6 +24,7 @@ index, as after any first index) and, as "torch text", with MAGPIE_TEXT_RUNTIME=
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import shutil
 import statistics
@@ -92,48 +97,68 @@ def make_folder(n: int) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--files", type=int, default=2000)
+    ap.add_argument("--items", type=int, default=2000, help="items in the searched library")
+    ap.add_argument("--files", type=int, default=2000, help="real files for the rescan row")
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--before", type=Path, help="another Magpie source tree to time as 'before'")
     args = ap.parse_args(argv)
     if not RCLIP_PY.exists():
         raise SystemExit("rclip venv missing: run `python bench/vs_rclip.py --setup` first")
     import vs_rclip
+    from query_latency import build_library
 
-    print_machine(f"Whole processes, Magpie vs rclip (bench/cold_start.py --files {args.files})")
+    print_machine(f"Whole processes, Magpie vs rclip (bench/cold_start.py --items {args.items} "
+                  f"--files {args.files})")
     ckpt, sha = vit_b32_checkpoint()
     vs_rclip.DATADIR.mkdir(parents=True, exist_ok=True)
     vs_rclip.export_onnx()
-    folder = make_folder(args.files)
+    from indexer.specs import VIT_B_32
 
-    work = CACHE / f"cold-{args.files}"
-    rclip_data = work / "rclip-data"
-    if not (rclip_data / "db.sqlite3").exists():
-        shutil.rmtree(rclip_data, ignore_errors=True)
-        shutil.copytree(vs_rclip.DATADIR, rclip_data, ignore=shutil.ignore_patterns("db.sqlite3*"))
-        vs_rclip.driver("index", str(folder), str(rclip_data), timeout=3600)
+    spec = dataclasses.replace(VIT_B_32, sha256=sha)
+    work = CACHE / "cold"
+    work.mkdir(parents=True, exist_ok=True)
+
+    # the searched library: the same synthetic CLIP-like vectors in both tools
+    syn = work / f"syn-{args.items}"
+    build_library(syn, args.items, spec, reuse=True)
+    photos = syn / "photos"  # rclip searches the folder it runs in: its rows live under it
+    photos.mkdir(exist_ok=True)
+    syn_data = work / f"rclip-syn-{args.items}"
+    if not (syn_data / "db.sqlite3").exists():
+        _copy_models(vs_rclip.DATADIR, syn_data)
+        vs_rclip.driver("query", str(photos), str(syn_data), "1", str(syn / "vectors.npy"),
+                        str(photos))
+    # the rescanned folder: real files, indexed once by each tool
+    folder = make_folder(args.files)
+    real_data = work / f"rclip-real-{args.files}"
+    if not (real_data / "db.sqlite3").exists():
+        _copy_models(vs_rclip.DATADIR, real_data)
+        vs_rclip.driver("index", str(folder), str(real_data), timeout=7200)
+    real_lib = work / f"magpie-real-{args.files}"
+
     base_env = {**os.environ, "HF_HUB_OFFLINE": "1", "MAGPIE_WEIGHTS": str(ckpt),
                 "BENCH_VIT_SHA": sha, "MAGPIE_DEVICE": "cpu"}
     base_env.pop("MAGPIE_TEXT_RUNTIME", None)
-    rclip_env = {**base_env, "RCLIP_DATADIR": str(rclip_data)}
     rclip = [str(RCLIP_PY), "-c", RCLIP_WRAPPER]
-
+    magpie = [sys.executable, "-c", WRAPPER]
     trees = {"after": ROOT}
     if args.before:
         trees["before"] = args.before.resolve()
-    libs = {}
-    lib = work / "magpie-lib"  # one library (same format before and after), indexed once
+    envs = {}
     for name, tree in trees.items():
-        env = {**base_env, "BENCH_MAGPIE_ROOT": str(tree),
-               "MAGPIE_CACHE_DIR": str(work / f"cache-{name}"),
-               "MAGPIE_DATA_DIR": str(work / f"data-{name}")}
-        if name == "after" and not (lib / "magpie-library.json").exists():
-            subprocess.run([sys.executable, "-c", WRAPPER, "index", str(folder), "--library",
-                            str(lib), "--quiet"], env=env, check=True, cwd=tree, timeout=3600)
-        libs[name] = (lib, env, tree)
+        envs[name] = {**base_env, "BENCH_MAGPIE_ROOT": str(tree),
+                      "MAGPIE_CACHE_DIR": str(work / f"cache-{name}"),
+                      "MAGPIE_DATA_DIR": str(work / f"data-{name}")}
+    if not (real_lib / "magpie-library.json").exists():  # (also makes the after tree's export)
+        tmp = real_lib.with_name(real_lib.name + ".partial")
+        shutil.rmtree(tmp, ignore_errors=True)
+        subprocess.run(magpie + ["index", str(folder), "--library", str(tmp), "--quiet"],
+                       env=envs["after"], check=True, cwd=ROOT, timeout=7200)
+        tmp.rename(real_lib)
 
-    magpie = [sys.executable, "-c", WRAPPER]
     rows = []
+    heads = ["what", "Magpie wall s", "Magpie peak MB", "rclip wall s", "rclip peak MB",
+             "wall ratio Magpie/rclip (median of pairs)", "load 1-min"]
 
     def row(label: str, a: tuple[list[str], dict, Path], b: tuple[list[str], dict, Path]) -> None:
         la = loadavg()
@@ -146,24 +171,28 @@ def main(argv: list[str] | None = None) -> int:
         ratio = statistics.median(x[0] / y[0] for x, y in zip(ta, tb))
         rows.append([label, med(ta, 0), med(ta, 1), med(tb, 0), med(tb, 1), ratio,
                      f"{la} → {loadavg()}"])
-        table(["what", "Magpie wall s", "Magpie peak MB", "rclip wall s", "rclip peak MB",
-               "wall ratio Magpie/rclip (median of pairs)", "load 1-min"], rows[-1:])
+        table(heads, rows[-1:])
 
-    r_search = (rclip + ["-n", "-t", "10", QUERY], rclip_env, folder)
-    r_rescan = (rclip + ["-t", "10", QUERY], rclip_env, folder)
-    for name, (lib, env, tree) in libs.items():
-        search = magpie + ["search", QUERY, "--library", str(lib), "-k", "10"]
-        row(f"search, {args.files} items ({name})", (search, env, tree), r_search)
+    r_search = (rclip + ["-n", "-t", "10", QUERY], {**base_env, "RCLIP_DATADIR": str(syn_data)},
+                photos)
+    r_rescan = (rclip + ["-t", "10", QUERY], {**base_env, "RCLIP_DATADIR": str(real_data)},
+                folder)
+    for name, env in envs.items():
+        tree = trees[name]
+        search = magpie + ["search", QUERY, "--library", str(syn / "lib"), "-k", "10"]
+        row(f"search, {args.items} items ({name})", (search, env, tree), r_search)
         if name == "after":
-            torch_env = {**env, "MAGPIE_TEXT_RUNTIME": "torch"}
-            row(f"search, {args.files} items (after, torch text)", (search, torch_env, tree),
-                r_search)
-        rescan = magpie + ["index", "--library", str(lib), "--quiet"]
+            row(f"search, {args.items} items (after, MAGPIE_TEXT_RUNTIME=torch)",
+                (search, {**env, "MAGPIE_TEXT_RUNTIME": "torch"}, tree), r_search)
+        rescan = magpie + ["index", "--library", str(real_lib), "--quiet"]
         row(f"no-change rescan, {args.files} files ({name})", (rescan, env, tree), r_rescan)
-    table(["what", "Magpie wall s", "Magpie peak MB", "rclip wall s", "rclip peak MB",
-           "wall ratio Magpie/rclip (median of pairs)", "load 1-min"], rows,
-          f"Whole processes, median of {args.runs} interleaved pairs")
+    table(heads, rows, f"Whole processes, median of {args.runs} interleaved pairs")
     return 0
+
+
+def _copy_models(src: Path, dest: Path) -> None:
+    shutil.rmtree(dest, ignore_errors=True)
+    shutil.copytree(src, dest, ignore=shutil.ignore_patterns("db.sqlite3*"))
 
 
 if __name__ == "__main__":
