@@ -308,7 +308,9 @@ class Controller(QObject):
             return self._load_encoder_fn(spec, weights)
         from app.wiring import load_model
 
-        return load_model(spec, weights, allow_download=allow_download, settings=self.settings)
+        encoder = load_model(spec, weights, allow_download=allow_download, settings=self.settings)
+        encoder.warm()  # the light text runtime when cached (no torch), else the torch model
+        return encoder
 
     def load_model(self, weights: str | None = None) -> None:
         spec = self.spec

@@ -60,6 +60,24 @@ def pick_device(prefer: str | None = None) -> str:
     return "cpu"
 
 
+def guess_device(prefer: str | None = None) -> str:
+    """`pick_device`'s answer without importing torch when it is certain: "cpu" if asked for,
+    or when no GPU driver is present (Linux without /proc/driver/nvidia, macOS, where `auto`
+    never picks MPS). Otherwise torch is asked. Lets a rescan with nothing to embed, which
+    only needs the device to size its worker pool, skip a 2-second, 1 GB import."""
+    import sys
+
+    want = (os.environ.get(ENV_DEVICE) or prefer or "auto").strip().lower()
+    if want == "cpu":
+        return "cpu"
+    if want == "auto":
+        if sys.platform == "darwin":
+            return "cpu"
+        if sys.platform.startswith("linux") and not os.path.exists("/proc/driver/nvidia/version"):
+            return "cpu"
+    return pick_device(prefer)
+
+
 def _is_cuda(device: str) -> bool:
     return device.startswith("cuda")
 
@@ -349,25 +367,20 @@ def load_encoder(
     import open_clip
 
     device = device or pick_device()
+    model = _build_without_init(spec, open_clip)
     try:
-        with _quiet_random_init_warning():
-            model = open_clip.create_model(
-                spec.arch, pretrained=None, precision="fp32", device="cpu"
-            )
-    except Exception as e:
-        raise ModelLoadError(
-            f"open_clip can't build the architecture {spec.arch!r} ({e})"
-        ) from None
-
-    # same small compatibility fixes open_clip applies to published checkpoints
-    ls = sd.get("logit_scale")
-    if ls is not None and getattr(model, "logit_scale", None) is not None:
-        if ls.ndim != model.logit_scale.ndim:
-            sd["logit_scale"] = ls.reshape(model.logit_scale.shape)
-    if getattr(model, "logit_bias", None) is not None and "logit_bias" not in sd and ls is not None:
-        sd["logit_bias"] = torch.zeros_like(sd["logit_scale"])
-    try:
-        model.load_state_dict(sd, strict=True)
+        # same small compatibility fixes open_clip applies to published checkpoints
+        ls = sd.get("logit_scale")
+        if ls is not None and getattr(model, "logit_scale", None) is not None:
+            if ls.ndim != model.logit_scale.ndim:
+                sd["logit_scale"] = ls.reshape(model.logit_scale.shape)
+        if getattr(model, "logit_bias", None) is not None and "logit_bias" not in sd \
+                and ls is not None:
+            sd["logit_bias"] = torch.zeros_like(sd["logit_scale"])
+        # assign=True: the model takes the checkpoint's tensors as they are (no copy, so no
+        # second set of weights resident beside the model)
+        model.load_state_dict(sd, strict=True, assign=True)
+        _materialise_derived_buffers(model)
     except RuntimeError as e:
         missing, unexpected = _key_diff(model, sd)
         detail = str(e).strip().splitlines()
@@ -393,6 +406,44 @@ def load_encoder(
     enc = Encoder(spec, model, tokenizer, device)
     log.info("loaded %s on %s", spec.label(), device)
     return enc
+
+
+def _build_without_init(spec: ModelSpec, open_clip: Any) -> Any:
+    """The architecture with no memory and no random init behind its parameters.
+
+    Built on torch's "meta" device: shapes only. A ViT-B-32 built normally spends seconds
+    filling 150M parameters with random numbers that `load_state_dict` then overwrites, and
+    holds them beside the checkpoint's copy until then (2x the weights at peak).
+    """
+    try:
+        with _quiet_random_init_warning():
+            return open_clip.create_model(
+                spec.arch, pretrained=None, precision="fp32", device="meta"
+            )
+    except Exception as e:
+        raise ModelLoadError(
+            f"open_clip can't build the architecture {spec.arch!r} ({e})"
+        ) from None
+
+
+def _materialise_derived_buffers(model: Any) -> None:
+    """Buffers not in a checkpoint are derived from the architecture (open_clip's causal text
+    mask); on the meta device they have no values yet, so they are computed here. Any other
+    tensor still without data means the checkpoint doesn't cover the model: refused."""
+    import torch
+
+    for mod_name, module in model.named_modules():
+        for name, buf in list(module.named_buffers(recurse=False)):
+            if buf is None or not buf.is_meta:
+                continue
+            if name == "attn_mask" and buf.ndim == 2 and buf.shape[0] == buf.shape[1]:
+                mask = torch.full(tuple(buf.shape), float("-inf")).triu_(1)
+                module.register_buffer(name, mask, persistent=False)
+            else:
+                raise RuntimeError(f"{mod_name}.{name} has no value after loading the weights")
+    left = [n for n, p in model.named_parameters() if p.is_meta]
+    if left:
+        raise RuntimeError(f"parameters without values: {', '.join(left[:5])}")
 
 
 class _DropRandomInitWarning(logging.Filter):

@@ -32,7 +32,8 @@ def indexed(tmp_path_factory):
     items = make_demo_folder(folder, n_images=64, seed=3)
     before.update(snapshot(folder))
     lib = base / "lib"
-    env = {**os.environ, "MAGPIE_DATA_DIR": str(base / "data")}
+    env = {**os.environ, "MAGPIE_DATA_DIR": str(base / "data"),
+           "MAGPIE_CACHE_DIR": str(base / "cache")}
     out = magpie("index", str(folder), "--library", str(lib), "--model", "tiny-shapes", env=env)
     assert out.returncode == 0, out.stderr
     return folder, lib, items, env, out.stdout
