@@ -13,6 +13,7 @@ from typing import Any
 
 from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, Qt
 
+from indexer.query_feedback import collapse_spaces, highlight_spans
 from ui.thumbnails import ThumbnailLoader
 
 THUMB = 256  # px: the grid decodes thumbnails to fit this box (sharp on HiDPI too)
@@ -34,6 +35,8 @@ class Roles:
     Count = Qt.ItemDataRole.UserRole + 11
     Reason = Qt.ItemDataRole.UserRole + 12
     Standout = Qt.ItemDataRole.UserRole + 13  # inside the adaptive cutoff
+    Copies = Qt.ItemDataRole.UserRole + 14  # how many identical files this result stands for
+    Highlights = Qt.ItemDataRole.UserRole + 15  # (start, end) of query words in the snippet
 
 
 def score_text(r: Any) -> str:
@@ -88,6 +91,8 @@ class ResultsModel(QAbstractListModel):
         self._visible = 0
         self._cutoff = 0
         self._marks: dict[int, int] = {}
+        self._copies: dict[int, list[Any]] = {}
+        self._words: tuple[str, ...] = ()
         self._rows_by_path: dict[str, list[int]] = {}
         self._thumbs = thumbs
         if thumbs is not None:
@@ -95,10 +100,16 @@ class ResultsModel(QAbstractListModel):
 
     # -- feeding ----------------------------------------------------------------------------
     def set_results(self, results: Sequence[Any], cutoff: int | None = None,
-                    show_all: bool = False, min_visible: int = 0) -> None:
-        """`cutoff`: how many stand out (badged); at least `min_visible` rows are shown."""
+                    show_all: bool = False, min_visible: int = 0,
+                    copies: dict[int, list[Any]] | None = None,
+                    highlight: Sequence[str] = ()) -> None:
+        """`cutoff`: how many stand out (badged); at least `min_visible` rows are shown.
+        `copies`: file id -> the identical files folded into that result; `highlight`: the
+        query's words, marked in note snippets."""
         self.beginResetModel()
         self._all = list(results)
+        self._copies = dict(copies or {})
+        self._words = tuple(highlight)
         self._cutoff = len(self._all) if cutoff is None else max(0, min(cutoff, len(self._all)))
         self._visible = len(self._all) if show_all else min(
             len(self._all), max(self._cutoff, min_visible))
@@ -128,6 +139,10 @@ class ResultsModel(QAbstractListModel):
     @property
     def cutoff(self) -> int:
         return self._cutoff
+
+    def copies(self, file_id: int) -> list[Any]:
+        """The other files with the same content as this result."""
+        return list(self._copies.get(file_id, ()))
 
     def result(self, row: int) -> Any:
         return self._all[row] if 0 <= row < self._visible else None
@@ -182,7 +197,11 @@ class ResultsModel(QAbstractListModel):
         if role == Qt.ItemDataRole.DisplayRole:
             return os.path.basename(r.path) or r.path
         if role == Qt.ItemDataRole.ToolTipRole:
-            return f"{r.path}\n\n{explain(r)}"
+            others = self._copies.get(r.file_id)
+            also = ("\n\nIdentical copies:\n" + "\n".join(c.path for c in others[:10]) +
+                    (f"\n… and {len(others) - 10} more" if len(others) > 10 else "")
+                    ) if others else ""
+            return f"{r.path}{also}\n\n{explain(r)}"
         if role == Qt.ItemDataRole.DecorationRole:
             if r.kind != "image" or self._thumbs is None:
                 return None
@@ -211,6 +230,10 @@ class ResultsModel(QAbstractListModel):
             return os.path.basename(os.path.dirname(r.path))
         if role == Roles.Standout:
             return index.row() < self._cutoff
+        if role == Roles.Copies:
+            return 1 + len(self._copies.get(r.file_id, ()))
+        if role == Roles.Highlights:
+            return highlight_spans(collapse_spaces(r.snippet or ""), self._words)
         return None
 
     def roleNames(self) -> dict[int, bytes]:  # noqa: N802 - Qt API

@@ -2,11 +2,15 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 
 from PySide6.QtCore import QRectF, QSize, Qt, Signal
-from PySide6.QtGui import QColor, QPainter, QPainterPath, QPixmap
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QPlainTextEdit, QSizePolicy, QVBoxLayout, QWidget
+from PySide6.QtGui import QColor, QPainter, QPainterPath, QPixmap, QTextCharFormat, QTextCursor
+from PySide6.QtWidgets import (
+    QFrame, QHBoxLayout, QPlainTextEdit, QSizePolicy, QTextEdit, QVBoxLayout, QWidget,
+)
 
+from indexer.query_feedback import highlight_spans
 from ui import icons, theme
 from ui.models import explain, score_line, when_text
 from ui.widgets.common import button, label, tool
@@ -135,7 +139,33 @@ class PreviewPane(QFrame):
         self.more_button.clicked.connect(lambda on: self.markClicked.emit(1 if on else 0))
         self.less_button.clicked.connect(lambda on: self.markClicked.emit(-1 if on else 0))
         self.current = None
+        self._words: tuple[str, ...] = ()
         self.clear()
+
+    def set_highlight(self, words: Sequence[str]) -> None:
+        """The query's words, marked wherever they occur in a note's text."""
+        self._words = tuple(words)
+        self._mark_words()
+
+    def _mark_words(self) -> None:
+        t = theme.current()
+        text = self.text.toPlainText()
+        fmt = QTextCharFormat()
+        fmt.setBackground(QColor(t.highlight))
+        marks = []
+        for a, b in highlight_spans(text, self._words):
+            sel = QTextEdit.ExtraSelection()
+            cursor = QTextCursor(self.text.document())
+            cursor.setPosition(a)
+            cursor.setPosition(b, QTextCursor.MoveMode.KeepAnchor)
+            sel.cursor = cursor
+            sel.format = fmt
+            marks.append(sel)
+        self.text.setExtraSelections(marks)
+
+    def highlighted(self) -> list[str]:
+        """The words marked in the note's text now (tests read this)."""
+        return [s.cursor.selectedText() for s in self.text.extraSelections()]
 
     def clear(self) -> None:
         self.current = None
@@ -144,7 +174,8 @@ class PreviewPane(QFrame):
         self.text.hide()
         self.placeholder.show()
 
-    def show_result(self, r, pixmap: QPixmap | None = None, mark: int = 0) -> None:
+    def show_result(self, r, pixmap: QPixmap | None = None, mark: int = 0,
+                    copies: Sequence = ()) -> None:
         self.current = r
         self.placeholder.hide()
         for w in self._details:
@@ -154,7 +185,7 @@ class PreviewPane(QFrame):
         self.text.setVisible(is_note)
         self._layout.setStretch(self._layout.count() - 1, 0 if is_note else 1)
         if is_note:
-            self.text.setPlainText(r.snippet or "")
+            self.set_text(r.snippet or "")
         else:
             self.image.set_pixmap(pixmap)
         self.title.setText(os.path.basename(r.path) or r.path)
@@ -162,6 +193,11 @@ class PreviewPane(QFrame):
         when = when_text(r.taken_at)
         if when:
             lines.append(when)
+        if copies:
+            lines.append(f"{len(copies) + 1} identical copies; also at:")
+            lines.extend(c.path for c in copies[:5])
+            if len(copies) > 5:
+                lines.append(f"… and {len(copies) - 5} more")
         self.meta.setText("\n".join(lines))
         self.score.setText(score_line(r))
         self.score.setToolTip(explain(r))
@@ -176,3 +212,4 @@ class PreviewPane(QFrame):
 
     def set_text(self, text: str) -> None:
         self.text.setPlainText(text)
+        self._mark_words()
