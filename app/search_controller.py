@@ -75,12 +75,17 @@ class SearchController(QObject):
         if self.state.edit_text(text):
             self.window.set_image_query(None)  # typing replaced "find similar"
         if self.state.empty():
-            self.debounce.stop()
-            self.searches.invalidate()
-            self.window.clear_results()
-            self.show_idle()
+            self._go_idle()
             return
         self.debounce.start()
+
+    def _go_idle(self) -> None:
+        """No query left: nothing in flight, no results, the idle page."""
+        self.debounce.stop()
+        self.searches.invalidate()
+        self.window.clear_results()
+        self.window.set_query_notice("")
+        self.show_idle()
 
     def on_text_committed(self, text: str) -> None:
         self.state.text = text
@@ -93,7 +98,9 @@ class SearchController(QObject):
         self.window.clear_marks()
         self.state.use_picture(path)
         self.window.set_query("")
-        self.window.show_picture_chip(f"Searching by picture · {os.path.basename(path)}", path)
+        self.window.show_picture_chip(f"Picture · {os.path.basename(path)}", path,
+                                      f"Searching by this picture: {path}\nWords typed in the "
+                                      "box are added to it; × goes back to words only.")
         self.search_now()
 
     def clear_picture(self) -> None:
@@ -102,10 +109,7 @@ class SearchController(QObject):
         self.window.set_image_query(None)
         self.window.set_query(words)
         if self.state.empty():
-            self.debounce.stop()
-            self.searches.invalidate()
-            self.window.clear_results()
-            self.show_idle()
+            self._go_idle()
             return
         self.search_now()
 
@@ -143,6 +147,7 @@ class SearchController(QObject):
         self.window.clear_marks()
         self.window.set_query("")
         self.window.set_image_query(None)
+        self.window.set_query_notice("")
         self.searches.invalidate()
 
     def run_query(self, text: str) -> None:

@@ -58,5 +58,5 @@ def cut_notice(terms: tuple[str, ...], window_tokens: int = 77) -> str:
     """What to say when the model read only the start of the query."""
     if not terms:
         return ""
-    return (f"Your query is longer than the model reads ({window_tokens} tokens): only its "
-            "start was used. Shorter descriptions work best.")
+    return (f"The model reads the first {window_tokens} tokens of a query: the end of yours "
+            "was left out. Shorter descriptions work best.")

@@ -198,3 +198,10 @@ def test_a_query_longer_than_the_model_reads_says_so(qtbot, make_gui, photos):  
     assert "77 tokens" in window.query_notice.text()
     search(qtbot, window, ctl, "blue")
     assert not window.query_notice.isVisible()
+    # … and an emptied box takes the notice away with the results
+    window.search.setText(long)
+    qtbot.keyClick(window.search, Qt.Key.Key_Return)
+    qtbot.waitUntil(window.query_notice.isVisible, timeout=5000)
+    window.search.selectAll()
+    qtbot.keyClick(window.search, Qt.Key.Key_Backspace)
+    assert not window.query_notice.isVisible() and window.page() == "hint"

@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from PySide6.QtCore import QByteArray, QModelIndex, QPoint, QSettings, QSize, Qt, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
-    QFileDialog, QFrame, QHBoxLayout, QLabel, QMainWindow, QMenu, QMessageBox, QSplitter,
-    QStackedWidget, QToolButton, QVBoxLayout, QWidget,
+    QFileDialog, QFrame, QHBoxLayout, QLabel, QMainWindow, QMenu, QMessageBox, QSizePolicy,
+    QSplitter, QStackedWidget, QToolButton, QVBoxLayout, QWidget,
 )
 
 from ui import icons, theme
@@ -115,14 +115,15 @@ class MainWindow(QMainWindow):
         self.query_notice = label("", "warn")
         self.query_notice.setObjectName("query-notice")
         self.query_notice.setWordWrap(True)
+        self.query_notice.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.query_notice.hide()
         self.show_more_button = button("Show more", "flat", "chevron-down")
         self.show_more_button.setObjectName("show-more")
         self.show_more_button.hide()
-        second.addWidget(self.query_notice, 1)
         second.addWidget(self.summary)
         second.addWidget(self.show_more_button)
         hl.addWidget(self.filter_row)
+        hl.addWidget(self.query_notice)
         root.addWidget(header)
 
         # banner (missing weights, library problems)
@@ -394,14 +395,14 @@ class MainWindow(QMainWindow):
             self.image_chip.hide()
             self.search.setPlaceholderText(SEARCH_PLACEHOLDER)
             return
-        self.show_picture_chip(title or os.path.basename(path), path)
+        self.show_picture_chip(title or os.path.basename(path), path, path)
 
-    def show_picture_chip(self, title: str, path: str | None = None) -> None:
+    def show_picture_chip(self, title: str, path: str | None = None, tip: str = "") -> None:
         """Say in the search row what the query is made of: a picture (its thumbnail when
         `path` is an image) that words typed in the box are added to."""
         self._image_query = path
         pm = self.thumbs.get(path, THUMB) if path else None
-        self.image_chip.set_image(title, pm)
+        self.image_chip.set_image(title, pm, tip)
         self.search.setPlaceholderText("Add words to search with this picture")
 
     def _on_image_dropped(self, path: str) -> None:

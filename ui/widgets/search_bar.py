@@ -96,10 +96,10 @@ class ImageChip(QFrame):
         lay.addWidget(self.close_button)
         self.hide()
 
-    def set_image(self, title: str, pixmap: QPixmap | None = None) -> None:
+    def set_image(self, title: str, pixmap: QPixmap | None = None, tip: str = "") -> None:
         fm = QFontMetrics(self.name.font())
         self.name.setText(fm.elidedText(title, Qt.TextElideMode.ElideMiddle, 190))
-        self.name.setToolTip(title)
+        self.name.setToolTip(tip or title)
         if pixmap is not None and not pixmap.isNull():
             self.set_pixmap(pixmap)
         else:
