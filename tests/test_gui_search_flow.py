@@ -34,8 +34,8 @@ def new_query(qtbot, window, ctl, text: str) -> None:
                     timeout=10_000)
 
 
-def test_a_new_query_starts_at_the_top_and_a_live_refresh_keeps_the_place(qtbot, make_gui,
-                                                                         many):
+def test_a_new_query_starts_at_the_top_a_refresh_keeps_the_place(
+        qtbot, make_gui, many):  # noqa: F811
     window, ctl = make_gui()
     window.resize(1000, 700)
     drop(window, [many])
@@ -102,7 +102,8 @@ def test_a_dropped_picture_is_its_own_mode_with_a_chip_and_words_only_on_request
     assert Path(ctl.last_page.results[0].path).name == "shopping.txt"
 
 
-def test_query_words_are_highlighted_in_note_cards_and_the_preview(qtbot, make_gui, photos):  # noqa: F811
+def test_query_words_are_highlighted_in_note_cards_and_the_preview(
+        qtbot, make_gui, photos):  # noqa: F811
     window, ctl = make_gui()
     drop(window, [photos])
     wait_idle(qtbot, ctl)
@@ -155,8 +156,8 @@ def test_identical_copies_are_one_result(qtbot, make_gui, photos, tmp_path):  # 
     assert "crimson.jpg" in names
 
 
-def test_counts_say_what_the_library_holds_and_show_more_fetches_the_rest(qtbot, make_gui,
-                                                                        many):
+def test_counts_say_what_the_library_holds_and_show_more_fetches_the_rest(
+        qtbot, make_gui, many):  # noqa: F811
     window, ctl = make_gui()
     drop(window, [many])
     wait_idle(qtbot, ctl)

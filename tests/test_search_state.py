@@ -144,7 +144,8 @@ def test_highlight_spans_are_whole_words_case_insensitive():
     # regex characters in a word are literal: "(b)" is not the group "b"
     assert highlight_spans("a b c", ["(b)"]) == []
     assert highlight_spans("a.c abc", ["a.c"]) == [(0, 3)]
-    assert [("naïve café"[a:b]) for a, b in highlight_spans("naïve café", ["café"])] == ["café"]
+    text = "naïve café"
+    assert [text[a:b] for a, b in highlight_spans(text, ["café"])] == ["café"]
 
 
 def test_spans_match_the_text_as_a_card_shows_it():
@@ -203,5 +204,5 @@ def test_unknown_files_are_kept_as_they_are():
 def test_cutoff_never_exceeds_the_kept_results(cutoff):
     results = [R(i, str(i)) for i in range(3)]
     files = {i: Row("same") for i in range(3)}
-    kept, copies, new = collapse_copies(results, files, cutoff)
+    kept, _copies, new = collapse_copies(results, files, cutoff)
     assert len(kept) == 1 and new == min(cutoff, 1)
