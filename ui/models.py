@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, Qt
@@ -193,48 +193,22 @@ class ResultsModel(QAbstractListModel):
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid() or not 0 <= index.row() < self._visible or index.column() != 0:
             return None
-        r = self._all[index.row()]
-        if role == Qt.ItemDataRole.DisplayRole:
-            return os.path.basename(r.path) or r.path
-        if role == Qt.ItemDataRole.ToolTipRole:
-            others = self._copies.get(r.file_id)
-            also = ("\n\nIdentical copies:\n" + "\n".join(c.path for c in others[:10]) +
-                    (f"\n… and {len(others) - 10} more" if len(others) > 10 else "")
-                    ) if others else ""
-            return f"{r.path}{also}\n\n{explain(r)}"
-        if role == Qt.ItemDataRole.DecorationRole:
-            if r.kind != "image" or self._thumbs is None:
-                return None
-            return self._thumbs.get(r.open_path, THUMB)
-        if role == Qt.ItemDataRole.AccessibleTextRole:
-            return f"{os.path.basename(r.path)}, score {score_text(r)}"
-        if role == Roles.Result:
-            return r
-        if role == Roles.Path:
-            return r.path
-        if role == Roles.OpenPath:
-            return r.open_path
-        if role == Roles.Kind:
-            return r.kind
-        if role == Roles.Score:
-            return float(r.score)
-        if role == Roles.Snippet:
-            return r.snippet or ""
-        if role == Roles.FileId:
-            return int(r.file_id)
-        if role == Roles.Mark:
-            return self._marks.get(r.file_id, 0)
-        if role == Roles.Keyword:
-            return bool(getattr(r, "keyword", False))
-        if role == Roles.Folder:
-            return os.path.basename(os.path.dirname(r.path))
-        if role == Roles.Standout:
-            return index.row() < self._cutoff
-        if role == Roles.Copies:
-            return 1 + len(self._copies.get(r.file_id, ()))
-        if role == Roles.Highlights:
-            return highlight_spans(collapse_spaces(r.snippet or ""), self._words)
-        return None
+        read = _RESULT_ROLES.get(role)
+        return read(self, self._all[index.row()], index.row()) if read is not None else None
+
+    def _tooltip(self, r: Any) -> str:
+        others = self._copies.get(r.file_id)
+        also = ""
+        if others:
+            also = "\n\nIdentical copies:\n" + "\n".join(c.path for c in others[:10])
+            if len(others) > 10:
+                also += f"\n… and {len(others) - 10} more"
+        return f"{r.path}{also}\n\n{explain(r)}"
+
+    def _thumbnail(self, r: Any) -> Any:
+        if r.kind != "image" or self._thumbs is None:
+            return None
+        return self._thumbs.get(r.open_path, THUMB)
 
     def roleNames(self) -> dict[int, bytes]:  # noqa: N802 - Qt API
         names = dict(super().roleNames())
@@ -257,6 +231,30 @@ class ResultsModel(QAbstractListModel):
             if row < self._visible:
                 idx = self.index(row)
                 self.dataChanged.emit(idx, idx, [Qt.ItemDataRole.DecorationRole])
+
+
+# What each role of a result row reads: (model, result, row) -> value.
+_RESULT_ROLES: dict[int, Callable[[ResultsModel, Any, int], Any]] = {
+    Qt.ItemDataRole.DisplayRole: lambda m, r, row: os.path.basename(r.path) or r.path,
+    Qt.ItemDataRole.ToolTipRole: lambda m, r, row: m._tooltip(r),
+    Qt.ItemDataRole.DecorationRole: lambda m, r, row: m._thumbnail(r),
+    Qt.ItemDataRole.AccessibleTextRole:
+        lambda m, r, row: f"{os.path.basename(r.path)}, score {score_text(r)}",
+    Roles.Result: lambda m, r, row: r,
+    Roles.Path: lambda m, r, row: r.path,
+    Roles.OpenPath: lambda m, r, row: r.open_path,
+    Roles.Kind: lambda m, r, row: r.kind,
+    Roles.Score: lambda m, r, row: float(r.score),
+    Roles.Snippet: lambda m, r, row: r.snippet or "",
+    Roles.FileId: lambda m, r, row: int(r.file_id),
+    Roles.Mark: lambda m, r, row: m._marks.get(r.file_id, 0),
+    Roles.Keyword: lambda m, r, row: bool(getattr(r, "keyword", False)),
+    Roles.Folder: lambda m, r, row: os.path.basename(os.path.dirname(r.path)),
+    Roles.Standout: lambda m, r, row: row < m._cutoff,
+    Roles.Copies: lambda m, r, row: 1 + len(m._copies.get(r.file_id, ())),
+    Roles.Highlights:
+        lambda m, r, row: highlight_spans(collapse_spaces(r.snippet or ""), m._words),
+}
 
 
 class _RowsModel(QAbstractListModel):
