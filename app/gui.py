@@ -102,6 +102,7 @@ class Controller(QObject):
             query_active=lambda: not self.search.state.empty(), parent=self)
         self.jobs.target = self.lib
         self.search.show_idle = self.lib.show_idle_page
+        self.search.model_error = lambda: self.lib.model_error
         self.opener: Callable[[str], bool] = open_path
         self.revealer: Callable[[str], bool] = reveal_path
         self._shutting_down = False

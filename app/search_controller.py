@@ -20,13 +20,14 @@ MIN_VISIBLE = 8  # show at least this many even when fewer stand out (they keep 
 
 class SearchController(QObject):
     def __init__(self, window, parent: QObject | None = None, *,
-                 show_idle: Callable[[], None] = lambda: None) -> None:
+                 show_idle: Callable[[], None] = lambda: None,
+                 model_error: Callable[[], str | None] = lambda: None) -> None:
         super().__init__(parent)
         self.window = window
         self.state = SearchState()
         self.searches = SearchService(self)
         self.searcher = None
-        self.model_error: str | None = None
+        self.model_error = model_error  # why the model is not loaded (None: loading / loaded)
         self.last_page: Page | None = None
         self.pending_query: str | None = None  # the demo's query, once its results exist
         self.show_idle = show_idle
@@ -54,12 +55,10 @@ class SearchController(QObject):
         if searcher is None:
             self.searches.invalidate()
             return
-        self.model_error = None
         if not self.state.empty():
             self.search_now()
 
     def on_model_failed(self, message: str) -> None:
-        self.model_error = message
         if not self.state.empty():
             self._show_model_needed()
 
@@ -184,7 +183,7 @@ class SearchController(QObject):
         if self.state.empty():
             return None
         if self.searcher is None:
-            if self.model_error:
+            if self.model_error():
                 self._show_model_needed()
             else:
                 self.window.show_message("Loading the model…",
