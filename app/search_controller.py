@@ -149,6 +149,10 @@ class SearchController(QObject):
         self.window.set_query_notice("")
         self.searches.invalidate()
 
+    def run_when_results(self, text: str) -> None:
+        """Search for `text` once the library has something to show (the demo's query)."""
+        self.pending_query = text
+
     def run_query(self, text: str) -> None:
         """Show `text`'s results as if typed (the demo's first query)."""
         self.pending_query = None
