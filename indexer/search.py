@@ -48,6 +48,12 @@ ROCCHIO_ALPHA, ROCCHIO_BETA, ROCCHIO_GAMMA = 1.0, 0.75, 0.25
 # profile too short to test) results stand out only above what the best of N background items
 # would reach by chance in 95% of queries (Gaussian background).
 BREAK_DEPTH = 512
+STANDOUT_Z = 2.5
+BREAK_FLOOR_Z = 2.25
+BREAK_LOW_Z = 1.5
+BREAK_RATIO = 6.0
+STRONG_BREAK_RATIO = 30.0
+BREAK_MIN_Z = 0.1
 TAIL_MIN = 16
 BREAK_T = 12.0
 MIN_STANDOUT_Z = 2.0
@@ -514,15 +520,36 @@ def standout_break(zs: list[float]) -> tuple[int, float] | None:
 
 
 def standout_floor(zs: list[float], n_items: int | None = None) -> float:
-    """The z above which results stand out for this query: the middle of the profile's break
-    (`standout_break`), else `null_floor` of the library size (of the profile's length when
-    not given)."""
-    brk = standout_break(zs)
-    if brk is not None:
-        j, gap = brk
-        top = sorted(zs, reverse=True)
-        return top[j - 1] - gap / 2
-    return null_floor(n_items if n_items is not None else len(zs))
+    """The z above which results stand out for this query.
+
+    Matches and near misses are usually separated by a break in the similarity profile: a
+    step several times wider than the spacing between the matches above it (91 yellow stars at
+    z 2.2-2.5, then the first orange star at 1.9). The widest such break decides. A break whose
+    upper side is under BREAK_FLOOR_Z must be much sharper (STRONG_BREAK_RATIO). A break after
+    the first item alone counts only if that item reaches the chance level of the library size
+    (`null_floor`: the best of N background items is under it in 95% of queries), and without
+    a break that level decides: one random best match is no match. `zs`: the profile, in any
+    order; `n_items`: the library's size (the profile's length when not given).
+    """
+    # the chance level of the library size (null_floor) was tried here: it hid the lone true
+    # match of small libraries (tiny-shapes tops out near z 2.6), so STANDOUT_Z stays.
+    chance = STANDOUT_Z
+    top = sorted((z for z in zs if z >= BREAK_LOW_Z), reverse=True)
+    below = max((z for z in zs if z < BREAK_LOW_Z), default=None)
+    if below is not None:
+        top.append(below)  # the step down past the lowest level looked at is a break too
+    if not top or top[0] < BREAK_FLOOR_Z:
+        return chance
+    best_width, floor = 0.0, chance
+    for i in range(len(top) - 1):
+        if i == 0 and top[0] < chance:
+            continue
+        width = top[i] - top[i + 1]
+        spacing = (top[0] - top[i]) / i if i else 0.0  # mean step among those above
+        ratio = BREAK_RATIO if top[i] >= BREAK_FLOOR_Z else STRONG_BREAK_RATIO
+        if width >= BREAK_MIN_Z and width >= ratio * spacing and width > best_width:
+            best_width, floor = width, top[i] - width / 2  # mid-break: robust to rounding
+    return floor
 
 
 def vector_relevance(z: float, floor: float) -> float:
