@@ -312,9 +312,12 @@ def run_set(name: str, tmp: Path, smoke: bool, cache: Path) -> dict[str, Row]:
         queries = build_shapes(folder, name.endswith("heldout"), *((96, 12) if smoke else (320, 36)))
         enc = tiny_encoder(spec)
     elif name == "digits-heldout":
-        from indexer.specs import TINY_DIGITS
+        from indexer import specs
 
-        spec = TINY_DIGITS
+        if not hasattr(specs, "TINY_DIGITS"):
+            raise SystemExit("tiny-digits is not registered yet: train it with "
+                             "scripts/train_digits_model.py and pin it in indexer/specs.py")
+        spec = specs.TINY_DIGITS
         queries = build_digits(folder, 10 if smoke else 30)
         enc = tiny_encoder(spec)
     elif name == "null":
