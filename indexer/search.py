@@ -7,8 +7,8 @@ BM25 over file names, folder names and note text.
 The two are fused by calibrated evidence, not by rank: each result gets a relevance in [0, 1]
 that means the same for every query, kind and model. Vector evidence is its z (standard
 deviations above a typical item *of its kind* for this query) measured against the point where
-this query's results stop standing out (`standout_break`: a gap in the similarity profile too
-wide for chance, tested against the profile's own tail). Keyword evidence is how the words
+this query's results stop standing out (`standout_floor`: the widest break in the similarity
+profile, else a fixed z). Keyword evidence is how the words
 occur: as a phrase in the name, as a phrase, near each other, scattered, only some of them
 (`KEYWORD_RELEVANCE`). A note that holds the query's words in different sentences thus ranks
 below pictures the model clearly matches, while a phrase match ranks with the best. Results
@@ -38,15 +38,12 @@ OVERSAMPLE = 4
 # Rocchio weights (the classic SMART values): keep the query, move towards liked results
 # more than away from disliked ones.
 ROCCHIO_ALPHA, ROCCHIO_BETA, ROCCHIO_GAMMA = 1.0, 0.75, 0.25
-# Where results stop standing out (bench/sweep_cutoff.py). The profile is the z of the query's
-# BREAK_DEPTH nearest chunks, best first. A gap after the j best is a break when j times its
-# width is BREAK_T times the mean of i * (gap after the i best) over the TAIL_MIN (or 2j)
-# gaps below it: for the top of any smooth background those scaled gaps are alike (Renyi's
-# representation of order statistics), so a chance top item rarely passes, whatever the model
-# or library size. BREAK_T is set by simulation for a false-standout rate under 5% on pure
-# noise. The best of the group must also reach MIN_STANDOUT_Z. Without a break (or with a
-# profile too short to test) results stand out only above what the best of N background items
-# would reach by chance in 95% of queries (Gaussian background).
+# Where results stop standing out (bench/sweep_cutoff.py; see standout_floor): the widest
+# break in the query's similarity profile (its BREAK_DEPTH nearest chunks, in standard
+# deviations above the background of their kind), if that break is BREAK_RATIO times the mean
+# spacing above it (STRONG_BREAK_RATIO when wholly below BREAK_FLOOR_Z, down to BREAK_LOW_Z) and
+# at least BREAK_MIN_Z wide; a lone standout needs STANDOUT_Z, as does everything without a
+# break. null_floor (the chance level of the library size) is kept for measurement only.
 BREAK_DEPTH = 512
 STANDOUT_Z = 2.5
 BREAK_FLOOR_Z = 2.25
@@ -54,8 +51,6 @@ BREAK_LOW_Z = 1.5
 BREAK_RATIO = 6.0
 STRONG_BREAK_RATIO = 30.0
 BREAK_MIN_Z = 0.1
-TAIL_MIN = 16
-BREAK_T = 12.0
 MIN_STANDOUT_Z = 2.0
 NULL_QUANTILE = 0.95
 # Relevance of vector evidence: logistic in z around the query's standout floor, so 0.5 means
@@ -490,33 +485,6 @@ def null_floor(n: int) -> float:
     (Gaussian background): with no break in the profile, only results above it stand out."""
     n = max(int(n), 1)
     return max(NormalDist().inv_cdf(NULL_QUANTILE ** (1.0 / n)), MIN_STANDOUT_Z)
-
-
-def standout_break(zs: list[float]) -> tuple[int, float] | None:
-    """(size of the standing-out group, width of the break below it), or None.
-
-    Under a smooth background the top of the profile has gaps D_i (after the i best) whose
-    scaled values i * D_i are alike (exponentially distributed, Renyi). A real group of j
-    matches leaves one gap D_j far too wide for that: j * D_j >= BREAK_T times the mean scaled
-    gap of the TAIL_MIN (or 2j) gaps just below. The most significant such gap wins. The group's
-    best item must reach MIN_STANDOUT_Z.
-    """
-    z = np.sort(np.asarray(zs, dtype=np.float64))[::-1]
-    n = len(z)
-    if n < TAIL_MIN + 2 or z[0] < MIN_STANDOUT_Z:
-        return None
-    gaps = z[:-1] - z[1:]  # gaps[i - 1] = D_i, the gap after the i best
-    idx = np.arange(1, n)
-    cum = np.concatenate([[0.0], np.cumsum(idx * gaps)])  # cum[i] = sum of m * D_m, m <= i
-    j = np.arange(1, n - TAIL_MIN)
-    hi = np.minimum(n - 1, j + np.maximum(TAIL_MIN, 2 * j))
-    scale = (cum[hi] - cum[j]) / (hi - j)
-    t = j * gaps[j - 1] / np.maximum(scale, 1e-9)
-    ok = np.flatnonzero(t >= BREAK_T)
-    if len(ok) == 0:
-        return None
-    best = ok[np.argmax(t[ok])]
-    return int(j[best]), float(gaps[best])
 
 
 def standout_floor(zs: list[float], n_items: int | None = None) -> float:
