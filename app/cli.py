@@ -404,27 +404,41 @@ def cmd_search(args: argparse.Namespace) -> int:
         page = Searcher(library, encoder).run(req)
     finally:
         library.close()
-    shown = page.results if args.all else page.results[: page.cutoff]
+    closest = 10  # what "no strong matches" still lists, below the divider
+    shown = page.results if args.all else page.results[: page.cutoff or closest]
     if args.json:
         for rank, r in enumerate(shown, 1):
             _json_line(rank=rank, path=r.open_path, kind="note" if r.kind == "text" else "image",
                        score=round(float(r.score), 6), z=round(float(r.z), 4),
+                       relevance=round(float(r.relevance), 4),
                        standout=rank <= page.cutoff, keyword=bool(r.keyword),
-                       taken_at=r.taken_at, snippet=r.snippet)
-    else:
-        if not shown:
-            print("no results")
-        for rank, r in enumerate(shown, 1):
-            mark = "" if rank <= page.cutoff else "  (below cutoff)"
-            print(f"{rank:>3}  {r.score:6.3f}  {terminal_safe(r.path)}{mark}")
-            if r.snippet:
-                print(f"            {terminal_safe(' '.join(r.snippet.split())[:160])}")
-            if args.explain:
-                print("            " + r.explain().replace("\n", "\n            "))
+                       copies=r.copies, taken_at=r.taken_at, snippet=r.snippet)
+        return 0
+    if page.query_truncated:
+        print("(the query is longer than the model reads; only its start was used)",
+              file=sys.stderr)
+    if not page.results:
+        print("no results")
+    elif page.no_strong_matches:
+        print("No strong matches. The closest items:")
+    for rank, r in enumerate(shown, 1):
+        if rank == page.cutoff + 1 and page.cutoff:
+            print("── Other results (below the cutoff) ──")
+        elif rank == 1 and page.no_strong_matches:
+            print("── Other results ──")
+        print(f"{rank:>3}  {r.relevance_pct:3d}  {terminal_safe(r.path)}"
+              + (f"  ({r.copies} copies)" if r.copies > 1 else ""))
+        if r.snippet:
+            print(f"            {terminal_safe(' '.join(r.snippet.split())[:160])}")
+        if args.explain:
+            print("            " + r.explain().replace("\n", "\n            "))
     more = len(page.results) - len(shown)
     tail = f"; {more} more with --all" if more > 0 else ""
-    print(f"({page.cutoff} stand out of {len(page.results)} in {page.elapsed_ms:.0f} ms{tail})",
-          file=sys.stderr)
+    held = page.library_counts
+    lib_note = (f"; the library holds {held.get('images', 0)} pictures, {held.get('notes', 0)} "
+                "notes" if held else "")
+    print(f"({page.cutoff} stand out of {len(page.results)} in {page.elapsed_ms:.0f} ms"
+          f"{tail}{lib_note}; relevance 0-100, 50 is the edge of standing out)", file=sys.stderr)
     return 0
 
 

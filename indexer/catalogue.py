@@ -607,6 +607,29 @@ class Catalogue:
         ).fetchall())
         return [(rid, -float(rank), snippets.get(rid, "")) for rid, rank in hits]
 
+    def keyword_evidence(self, words: Sequence[str], ids: Sequence[int], near: int
+                         ) -> dict[int, int]:
+        """How strongly each of `ids` holds the query `words` (lower-case \\w+ tokens, in
+        query order): 4 the words as a phrase in the file name, 3 as a phrase anywhere
+        (name, folder or text), 2 all of them within `near` tokens of each other, 1 all of
+        them but scattered, 0 only some. Each level is one FTS5 query over `ids` only."""
+        if not words or not ids:
+            return {}
+        phrase = '"' + " ".join(words) + '"'
+        levels = [(4, f"name : {phrase}"), (3, phrase)]
+        if len(words) > 1:
+            levels.append((2, f"NEAR({' '.join(chr(34) + w + chr(34) for w in words)}, {near})"))
+            levels.append((1, " AND ".join(f'"{w}"' for w in words)))
+        out = {int(i): 0 for i in ids}
+        todo = json.dumps(sorted(out))
+        for level, query in levels:
+            for (rid,) in self.db.execute(
+                "SELECT rowid FROM fts WHERE fts MATCH ? AND rowid IN "
+                "(SELECT value FROM json_each(?))", [query, todo],
+            ):
+                out[rid] = max(out[rid], level)
+        return out
+
     def files_by_ids(self, ids: Sequence[int]) -> dict[int, FileRow]:
         out: dict[int, FileRow] = {}
         for start in range(0, len(ids), 900):

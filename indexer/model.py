@@ -288,16 +288,16 @@ def _encode_text_trimmed(model: Any, tokens: "torch.Tensor") -> "torch.Tensor":
 
 def _prepare_arch(spec: ModelSpec) -> None:
     """Architectures that open_clip doesn't ship must be registered before create_model."""
-    if spec.name != "tiny-shapes":
+    if spec.arch not in ("tiny-shapes", "tiny-digits"):
         return
     try:
         from . import tiny_model
     except ImportError as e:
         raise ModelLoadError(
-            "the tiny-shapes model needs indexer/tiny_model.py, which is missing from this "
+            f"the {spec.name} model needs indexer/tiny_model.py, which is missing from this "
             f"installation ({e})"
         ) from None
-    tiny_model.register_tiny_config()
+    tiny_model.register_bundled_config(spec.arch)
 
 
 def read_state_dict(path: Path) -> dict:

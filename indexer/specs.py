@@ -114,7 +114,21 @@ TINY_SHAPES = ModelSpec(
     size_mb=5.9,
 )
 
-SPECS: dict[str, ModelSpec] = {s.name: s for s in (VIT_B_32, TINY_SHAPES)}
+TINY_DIGITS = ModelSpec(
+    name="tiny-digits",
+    arch="tiny-digits",
+    pretrained="magpie-digits-v1",
+    filename="tiny-digits.safetensors",
+    sha256="c1fc3b6ab778c504b08b3dc3cde825ff9b9c32e35fd7dd05c43c67aab26d1f20",
+    preprocess=Preprocess(image_size=32),
+    embed_dim=32,
+    bundled="tiny-digits/tiny-digits.safetensors",
+    description="A tiny ViT CLIP trained by Magpie on real handwritten digit scans; a second "
+    "model for the ranking tests (scripts/train_digits_model.py).",
+    size_mb=5.0,
+)
+
+SPECS: dict[str, ModelSpec] = {s.name: s for s in (VIT_B_32, TINY_SHAPES, TINY_DIGITS)}
 DEFAULT_SPEC = VIT_B_32.name
 
 
