@@ -75,10 +75,10 @@ def test_every_counted_error_reaches_on_error(tmp_path, fake_encoder, monkeypatc
     os.symlink(root / "gone.png", root / "dangling.png")
     real_hash = indexing.content_hash
 
-    def hash_or_fail(path):
+    def hash_or_fail(path, *rest):
         if path.endswith("unreadable.png"):
             raise PermissionError(13, "Permission denied", path)
-        return real_hash(path)
+        return real_hash(path, *rest)
 
     monkeypatch.setattr(indexing, "content_hash", hash_or_fail)
     reported = []
