@@ -320,6 +320,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
     changes the file system reports, until Ctrl+C or SIGTERM."""
     import queue
     import signal
+    import time
 
     from app.wiring import tuning_for
     from indexer.indexing import Indexer

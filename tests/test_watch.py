@@ -214,7 +214,15 @@ def test_magpie_watch_command_indexes_changes_and_stops_cleanly(tmp_path):
                             cwd=root_dir, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     lines: queue.Queue = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(x) for x in proc.stdout], daemon=True).start()
+    seen: list[str] = []
+
+    def pump() -> None:
+        for x in proc.stdout:
+            seen.append(x)
+            lines.put(x)
+
+    reader = threading.Thread(target=pump, daemon=True)
+    reader.start()
 
     def wait_for(text: str) -> str:
         deadline = time.monotonic() + 120
@@ -234,9 +242,11 @@ def test_magpie_watch_command_indexes_changes_and_stops_cleanly(tmp_path):
         assert "1 added" in wait_for("added")
     finally:
         proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=60)
+        proc.wait(timeout=60)
+        reader.join(timeout=10)
+    err = proc.stderr.read()
     assert proc.returncode == 0, err
-    assert "stopped watching" in out and "Traceback" not in err
+    assert "stopped watching" in "".join(seen) and "Traceback" not in err
 
 
 def test_an_interrupted_run_marks_its_folder_incomplete_until_resumed(tmp_path, photos,
