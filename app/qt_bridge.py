@@ -50,14 +50,23 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+JobHandler = Callable[["Job"], None]
+
+
 @dataclass
 class Job:
-    kind: str  # "index" | "remove" | "switch" | …
+    """A writer job and what the window does at each step of it: whoever submits a job says
+    how its progress is shown and what its end means, so nothing branches on `kind`."""
+
+    kind: str  # "index" | "remove" | "switch" | … (a label: cancel_all(kinds) selects by it)
     title: str  # shown in the progress panel
     fn: JobFn
     needs_model: bool = False
     roots: tuple[str, ...] = ()
     quiet: bool = False  # no progress panel (opening a library takes a blink)
+    on_started: JobHandler | None = None
+    on_progress: Callable[[Job, Progress], None] | None = None
+    on_finished: JobHandler | None = None  # result or error/message set
     control: JobControl = field(default_factory=JobControl)
     result: Any = None
     error: BaseException | None = None

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Sequence
 
 from PySide6.QtCore import QEvent, QModelIndex, QPoint, QRect, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import (
@@ -10,6 +11,7 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem
 
+from indexer.query_feedback import collapse_spaces
 from ui import icons, theme
 from ui.models import Roles
 
@@ -164,7 +166,8 @@ class ResultDelegate(QStyledItemDelegate):
         ratio = p.device().devicePixelRatioF() if p.device() else 1.0
         p.drawPixmap(int(well.left() + 10), int(well.top() + 10),
                      icons.pixmap("note", "#b08a2e" if not t.dark else "#d8b25a", 18, ratio))
-        snippet = " ".join((index.data(Roles.Snippet) or "").split())
+        snippet = collapse_spaces(index.data(Roles.Snippet) or "")
+        spans = (index.data(Roles.Highlights) or []) if snippet else []
         if not snippet:
             snippet = "(empty note)"
         font = QFont(p.font())
@@ -172,7 +175,7 @@ class ResultDelegate(QStyledItemDelegate):
         p.setFont(font)
         p.setPen(QColor(t.text))
         area = well.adjusted(12, 36, -12, -10)
-        _draw_wrapped(p, area, snippet, font)
+        _draw_wrapped(p, area, snippet, font, spans, QColor(t.highlight))
 
     def _paint_score(self, p: QPainter, well: QRectF, index: QModelIndex, t) -> None:
         score = index.data(Roles.Score)
@@ -200,6 +203,9 @@ class ResultDelegate(QStyledItemDelegate):
         folder = index.data(Roles.Folder) or ""
         if index.data(Roles.Keyword):
             folder = f"{folder} · name/text match" if folder else "name/text match"
+        copies = index.data(Roles.Copies) or 1
+        if copies > 1:
+            folder = f"{copies} copies · {folder}" if folder else f"{copies} copies"
         font = QFont(p.font())
         font.setWeight(QFont.Weight.DemiBold)
         fm = QFontMetrics(font)
@@ -273,8 +279,10 @@ class ResultDelegate(QStyledItemDelegate):
         return "More like this" if sign > 0 else "Less like this"
 
 
-def _draw_wrapped(p: QPainter, area: QRectF, text: str, font: QFont) -> None:
-    """Word-wrapped text that ends with an ellipsis when it runs out of room."""
+def _draw_wrapped(p: QPainter, area: QRectF, text: str, font: QFont,
+                  spans: Sequence[tuple[int, int]] = (), mark: QColor | None = None) -> None:
+    """Word-wrapped text that ends with an ellipsis when it runs out of room; `spans` (the
+    query's words) get a highlighter background."""
     fm = QFontMetrics(font)
     layout = QTextLayout(text, font)
     opt = QTextOption()
@@ -300,8 +308,27 @@ def _draw_wrapped(p: QPainter, area: QRectF, text: str, font: QFont) -> None:
         last = i == len(lines) - 1
         if last and start + length < len(text):
             seg = fm.elidedText(text[start:], Qt.TextElideMode.ElideRight, int(area.width()))
-        p.drawText(QRectF(area.left(), area.top() + i * line_h, area.width(), line_h),
-                   Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, seg)
+        row = QRectF(area.left(), area.top() + i * line_h, area.width(), line_h)
+        if mark is not None:
+            _mark_spans(p, row, seg, start, spans, fm, mark)
+        p.drawText(row, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, seg)
+
+
+def _mark_spans(p: QPainter, row: QRectF, seg: str, offset: int,
+                spans: Sequence[tuple[int, int]], fm: QFontMetrics, color: QColor) -> None:
+    """A highlighter stroke behind each part of `spans` that falls in this line's text."""
+    shown = len(seg.rstrip("…"))
+    for a, b in spans:
+        a, b = max(a - offset, 0), min(b - offset, shown)
+        if a >= b:
+            continue
+        x = fm.horizontalAdvance(seg[:a])
+        w = fm.horizontalAdvance(seg[a:b])
+        p.save()
+        p.setPen(Qt.PenStyle.NoPen)
+        p.setBrush(color)
+        p.drawRoundedRect(QRectF(row.left() + x - 1, row.top() + 1, w + 2, row.height() - 2), 3, 3)
+        p.restore()
 
 
 class RootDelegate(QStyledItemDelegate):
