@@ -413,7 +413,8 @@ def cmd_search(args: argparse.Namespace) -> int:
                        score=round(float(r.score), 6), z=round(float(r.z), 4),
                        relevance=round(float(r.relevance), 4),
                        standout=rank <= page.cutoff, keyword=bool(r.keyword),
-                       copies=r.copies, taken_at=r.taken_at, snippet=r.snippet)
+                       copies=r.copies, copy_paths=list(r.copy_paths), taken_at=r.taken_at,
+                       snippet=r.snippet)
         return 0
     if page.query_truncated:
         print("(the query is longer than the model reads; only its start was used)",

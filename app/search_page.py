@@ -1,7 +1,7 @@
 """One search, from the window's state to what the window shows: runs on the search thread,
-no Qt. Adds to the core's ranked page what a person needs to read it: identical copies folded
-into one result, how many items the library holds for these filters, and whether the model
-read the whole query.
+no Qt. Adds to the core's ranked page (identical copies are already folded there) what a
+person needs to read it: how many items the library holds for these filters, and whether the
+model read the whole query.
 """
 from __future__ import annotations
 
@@ -9,6 +9,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.search_state import SearchState
+
+
+@dataclass(frozen=True)
+class Copy:
+    """Another file with the same content as a result (the core folds copies into one)."""
+
+    path: str
 
 
 @dataclass(frozen=True)
@@ -28,19 +35,18 @@ class Page:
 
 def run_search(searcher: Any, state: SearchState, flt: Any, sort: str) -> Page:
     """Runs on the search thread: the state as the core's SearchRequest, then the extras."""
-    from indexer.copies import collapse_copies
     from indexer.counts import count_matching
     from indexer.query_feedback import cut_terms
 
     page = searcher.run(state.request(flt, sort))
     results = list(page.results)
     reader = searcher.library.reader()
-    files = reader.files_by_ids([r.file_id for r in results])
-    kept, copies, cutoff = collapse_copies(results, files, int(page.cutoff))
+    copies = {r.file_id: [Copy(path) for path in r.copy_paths] for r in results if r.copy_paths}
     cut = tuple(cut_terms(state.text, searcher.encoder)) if state.text.strip() else ()
     window = int(getattr(searcher.encoder, "max_text_tokens", 75)) + 2
-    return Page(kept, cutoff, float(page.elapsed_ms), copies, count_matching(reader, flt),
-                len(results), cut, window, page)
+    fetched = sum(r.copies for r in results)
+    return Page(results, int(page.cutoff), float(page.elapsed_ms), copies,
+                count_matching(reader, flt), fetched, cut, window, page)
 
 
 def summary_text(visible: int, standout: int, total: int, elapsed_ms: float) -> str:

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from app.search_page import cut_notice, summary_text
 from app.search_state import PAGE_K, SearchState
-from indexer.copies import collapse_copies
+from indexer.search import SearchResult, fold_copies
 from indexer.query_feedback import collapse_spaces, cut_terms, highlight_spans, matched_words
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -19,7 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_the_state_and_page_modules_import_no_qt():
     code = ("import sys; import app.search_state, app.search_page, indexer.query_feedback, "
-            "indexer.copies, indexer.counts; "
+            "indexer.counts; "
             "bad = [m for m in sys.modules if m.startswith(('PySide6', 'shiboken6'))]; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
@@ -172,37 +171,21 @@ def test_cut_terms_names_each_term_over_the_window():
     assert cut_terms("bad +", enc) == []
 
 
-# -- identical copies -----------------------------------------------------------------------------
-@dataclass(frozen=True)
-class R:
-    file_id: int
-    path: str
-
-
-@dataclass(frozen=True)
-class Row:
-    content_hash: str | None
+# -- identical copies (folded by the core) -------------------------------------------------------
+def _r(fid: int, path: str) -> SearchResult:
+    return SearchResult(file_id=fid, path=path, open_path=path, kind="image", score=0.5)
 
 
 def test_copies_fold_into_the_best_ranked_file():
-    results = [R(1, "/a/x.jpg"), R(2, "/b/x.jpg"), R(3, "/c/y.jpg"), R(4, "/d/x copy.jpg"),
-               R(5, "/e/z.jpg"), R(6, "/f/n.txt"), R(7, "/g/n.txt")]
-    files = {1: Row("h1"), 2: Row("h1"), 3: Row("h2"), 4: Row("h1"), 5: Row(None),
-             6: Row(None), 7: Row(None)}
-    kept, copies, cutoff = collapse_copies(results, files, cutoff=4)
+    results = [_r(1, "/a/x.jpg"), _r(2, "/b/x.jpg"), _r(3, "/c/y.jpg"), _r(4, "/d/x copy.jpg"),
+               _r(5, "/e/z.jpg"), _r(6, "/f/n.txt"), _r(7, "/g/n.txt")]
+    hashes = {1: "h1", 2: "h1", 3: "h2", 4: "h1", 5: None, 6: None, 7: None}
+    kept = fold_copies(results, hashes)
     assert [r.file_id for r in kept] == [1, 3, 5, 6, 7]  # no hash: never merged
-    assert {k: [c.file_id for c in v] for k, v in copies.items()} == {1: [2, 4]}
-    assert cutoff == 2  # the first four were 1, 2, 3, 4: two distinct files
+    assert kept[0].copies == 3 and kept[0].copy_paths == ("/b/x.jpg", "/d/x copy.jpg")
+    assert all(r.copies == 1 and r.copy_paths == () for r in kept[1:])
 
 
 def test_unknown_files_are_kept_as_they_are():
-    kept, copies, cutoff = collapse_copies([R(1, "a"), R(2, "b")], {}, cutoff=2)
-    assert [r.file_id for r in kept] == [1, 2] and copies == {} and cutoff == 2
-
-
-@pytest.mark.parametrize("cutoff", [0, 1, 3])
-def test_cutoff_never_exceeds_the_kept_results(cutoff):
-    results = [R(i, str(i)) for i in range(3)]
-    files = {i: Row("same") for i in range(3)}
-    kept, _copies, new = collapse_copies(results, files, cutoff)
-    assert len(kept) == 1 and new == min(cutoff, 1)
+    kept = fold_copies([_r(1, "a"), _r(2, "b")], {})
+    assert [r.file_id for r in kept] == [1, 2] and all(r.copies == 1 for r in kept)

@@ -491,8 +491,8 @@ def _picture_folder(base: Path) -> Path:
     colours = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220)}
     for i in range(36):
         name = list(colours)[i % 3]
-        solid(folder / ("holiday_2021" if i % 2 else "work") / f"{name}_{i:02d}.png",
-              colours[name])
+        shade = tuple(c + i for c in colours[name])  # distinct files: no identical copies to fold
+        solid(folder / ("holiday_2021" if i % 2 else "work") / f"{name}_{i:02d}.png", shade)
     note(folder / "notes" / "shopping.txt", "milk, bread and a hammer from the hardware store")
     return folder
 
