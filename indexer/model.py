@@ -350,6 +350,7 @@ def load_encoder(
         ) from None
 
     # same small compatibility fixes open_clip applies to published checkpoints
+    sd = _convert_layout(model, sd)
     ls = sd.get("logit_scale")
     if ls is not None and getattr(model, "logit_scale", None) is not None:
         if ls.ndim != model.logit_scale.ndim:
@@ -383,6 +384,21 @@ def load_encoder(
     enc = Encoder(spec, model, tokenizer, device)
     log.info("loaded %s on %s", spec.label(), device)
     return enc
+
+
+def _convert_layout(model: Any, sd: dict) -> dict:
+    """Key layouts open_clip itself converts when it loads a checkpoint: Apple's original
+    MobileCLIP files, and pre-`CustomTextCLIP` text towers. A checkpoint already in open_clip's
+    layout passes through unchanged."""
+    try:
+        from open_clip.convert import convert_state_dict
+        from open_clip.model import convert_to_custom_text_state_dict
+    except ImportError:  # pragma: no cover - an older open_clip without these helpers
+        return sd
+    sd = convert_state_dict(model, sd)
+    if "positional_embedding" in sd and not hasattr(model, "positional_embedding"):
+        sd = convert_to_custom_text_state_dict(sd)
+    return sd
 
 
 class _DropRandomInitWarning(logging.Filter):
