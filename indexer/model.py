@@ -89,6 +89,11 @@ class Encoder:
         return self.spec.preprocess.image_size
 
     @property
+    def interpolation(self) -> str:
+        """The resize filter the decoder must use for this model ("bicubic" or "bilinear")."""
+        return self.spec.preprocess.interpolation
+
+    @property
     def max_text_tokens(self) -> int:
         """Tokens a chunk may hold: the context window minus the start and end tokens."""
         return self.spec.context_length - 2

@@ -52,11 +52,16 @@ class Quality:
 @dataclass(frozen=True)
 class Speed:
     """Encoding speed measured by `bench/model_speed.py` with random weights in the real
-    architecture (speed does not depend on the weights' values) on the machine named in `on`."""
+    architecture (speed does not depend on the weights' values) on the machine named in `on`.
 
-    images_per_s: int  # image embeddings per second, batches of 16 at the model's input size
-    query_ms: int  # median latency of encoding one short text query
-    on: str  # the machine and settings, e.g. "2-core AMD EPYC, CPU, torch 2.x"
+    Per CPU core (CPU time of one thread): the bench machines are shared, and CPU time hardly
+    depends on the neighbours where wall-clock time does. Torch uses every core, so a free 2-core
+    machine indexes at up to about twice `images_per_s`.
+    """
+
+    images_per_s: int  # image embeddings per CPU-second, batches of 16 at the model's input size
+    query_ms: int  # CPU milliseconds to encode one short text query
+    on: str  # the machine and how it was measured
 
 
 @dataclass(frozen=True)
@@ -111,7 +116,7 @@ class ModelSpec:
         if self.speed is None:
             return "not measured"
         s = self.speed
-        return f"{s.images_per_s} images/s, {s.query_ms} ms per query ({s.on})"
+        return f"{s.images_per_s} images/s per CPU core, {s.query_ms} ms per query ({s.on})"
 
     def quality_text(self) -> str:
         if self.quality is None:

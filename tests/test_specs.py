@@ -133,3 +133,64 @@ def test_mobileclip_s2_loads_through_magpies_loader(tmp_path):
         assert np.allclose(alone[0], txt[0], atol=1e-5)
     finally:
         enc.close()
+
+
+# -- the model's resize filter reaches the decoder ----------------------------------------------
+
+
+class _RecordingEncoder:
+    """Keeps the pixels it is given; says which resize filter its model wants."""
+
+    device = "cpu"
+    dim = 4
+    max_text_tokens = 75
+
+    def __init__(self, image_size: int, interpolation: str | None) -> None:
+        self.image_size = image_size
+        if interpolation is not None:
+            self.interpolation = interpolation
+        self.seen: list[np.ndarray] = []
+
+    def encode_images(self, pixels: np.ndarray) -> np.ndarray:
+        self.seen.extend(pixels)
+        return np.tile(np.array([1, 0, 0, 0], np.float32), (len(pixels), 1))
+
+    def encode_texts(self, texts):  # pragma: no cover - no notes here
+        raise AssertionError
+
+
+def _detailed_photo(path: Path) -> Path:
+    from PIL import Image
+
+    rng = np.random.default_rng(3)
+    Image.fromarray(rng.integers(0, 256, (301, 427, 3), dtype=np.uint8)).save(path)
+    return path
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+@pytest.mark.parametrize("interp", ["bilinear", "bicubic", None])
+def test_decoder_resizes_with_the_models_filter(tmp_path, interp, workers):
+    """MobileCLIP's published preprocessing resizes bilinear, OpenCLIP's ViTs bicubic; the spec
+    records it (and its fingerprint covers it), so the decoder must use that very filter."""
+    from PIL import Image
+
+    from indexer.decode import fit_square
+    from indexer.pipeline import Embedder, WorkItem
+
+    photo = _detailed_photo(tmp_path / "p.png")
+    enc = _RecordingEncoder(64, interp)
+    done = [e for b in Embedder(enc, workers=workers, batch_size=4, gpu_decode=False)
+            .run([WorkItem(1, str(photo), "image")]) for e in b]
+    assert done[0].error is None and len(enc.seen) == 1
+    with Image.open(photo) as im:
+        rgb = im.convert("RGB")
+        want = {f: np.asarray(fit_square(rgb, 64, f)) for f in ("bilinear", "bicubic")}
+    assert not np.array_equal(want["bilinear"], want["bicubic"])
+    assert np.array_equal(enc.seen[0], want[interp or "bicubic"])
+
+
+def test_encoder_reports_its_specs_filter():
+    from indexer.model import Encoder
+
+    assert Encoder.interpolation.fget(type("E", (), {"spec": MOBILECLIP_S2})()) == "bilinear"
+    assert Encoder.interpolation.fget(type("E", (), {"spec": VIT_B_32})()) == "bicubic"
