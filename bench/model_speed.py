@@ -60,6 +60,11 @@ def build_random_encoder(spec, device: str = "cpu"):
     return Encoder(spec, model, tokenizer, device), params
 
 
+def _sig(x: float) -> float:
+    """Whole numbers from 10 up; one decimal below (ViT-L-14 embeds well under 1 image/s)."""
+    return float(round(x)) if x >= 10 else round(x, 1)
+
+
 def _cpu(fn) -> float:
     t0 = time.process_time()
     fn()
@@ -119,8 +124,8 @@ def measure(specs, *, rounds: int, queries: int, wall: bool, device: str = "cpu"
             "image_size": spec.preprocess.image_size,
             "params_m": r["params"] / 1e6,
             "weights_mb": spec.size_mb,
-            "images_per_cpu_s": round(BATCH / min(r["cpu_batch"])),
-            "images_per_cpu_s_median": round(BATCH / median(r["cpu_batch"])),
+            "images_per_cpu_s": _sig(BATCH / min(r["cpu_batch"])),
+            "images_per_cpu_s_median": _sig(BATCH / median(r["cpu_batch"])),
             "query_cpu_ms": round(1000 * min(r["cpu_query"])),
             "query_cpu_ms_median": round(1000 * median(r["cpu_query"])),
             "imagenet_top1": spec.quality.imagenet_top1 if spec.quality else None,
@@ -138,7 +143,7 @@ def measure(specs, *, rounds: int, queries: int, wall: bool, device: str = "cpu"
 
 
 def main() -> int:
-    from indexer.specs import SPECS
+    from indexer.specs import SPECS, _percent
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     ap.add_argument("--models", help="comma-separated spec names (default: all)")
@@ -175,7 +180,7 @@ def main() -> int:
     body = [[r["model"], r["arch"], r["image_size"], round(r["params_m"]), round(r["weights_mb"]),
              f"{r['images_per_cpu_s']} (median {r['images_per_cpu_s_median']})",
              f"{r['query_cpu_ms']} (median {r['query_cpu_ms_median']})",
-             f"{100 * r['imagenet_top1']:.1f} %" if r["imagenet_top1"] else "–"] for r in rows]
+             _percent(r["imagenet_top1"]) if r["imagenet_top1"] else "–"] for r in rows]
     if args.wall:
         headers += [f"wall images/s ({rows[0]['threads']} threads)", "wall query ms"]
         for b, r in zip(body, rows):

@@ -18,6 +18,7 @@ OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
 
 OPENCLIP_RESULTS = "https://github.com/mlfoundations/open_clip/blob/main/docs/openclip_results.csv"
+SPEED_ON = "per core: CPU time of one torch thread, random weights, shared 2-core AMD EPYC; bench/model_speed.py, 2026-11-30"
 MOBILECLIP_CARD = "https://huggingface.co/apple/MobileCLIP-S2-OpenCLIP (model card table)"
 
 
@@ -59,7 +60,7 @@ class Speed:
     machine indexes at up to about twice `images_per_s`.
     """
 
-    images_per_s: int  # image embeddings per CPU-second, batches of 16 at the model's input size
+    images_per_s: float  # image embeddings per CPU-second, batches of 16 at the model's input size
     query_ms: int  # CPU milliseconds to encode one short text query
     on: str  # the machine and how it was measured
 
@@ -122,8 +123,8 @@ class ModelSpec:
         if self.quality is None:
             return "no published figures"
         q = self.quality
-        avg = f", 38-dataset average {100 * q.avg_38:.1f} %" if q.avg_38 is not None else ""
-        return f"ImageNet zero-shot {100 * q.imagenet_top1:.1f} %{avg} (source: {q.source})"
+        avg = f", 38-dataset average {_percent(q.avg_38)}" if q.avg_38 is not None else ""
+        return f"ImageNet zero-shot {_percent(q.imagenet_top1)}{avg} (source: {q.source})"
 
     def bundled_path(self) -> Path | None:
         return ASSETS_DIR / self.bundled if self.bundled else None
@@ -143,6 +144,7 @@ VIT_B_32 = ModelSpec(
     size_mb=605.0,
     license="MIT",
     quality=Quality(imagenet_top1=0.6656, avg_38=0.5694, source=OPENCLIP_RESULTS),
+    speed=Speed(images_per_s=9.7, query_ms=29, on=SPEED_ON),
 )
 
 # The larger one. Pin sources (all public, all agreeing):
@@ -164,10 +166,11 @@ VIT_L_14 = ModelSpec(
     preprocess=Preprocess(image_size=224, mean=INCEPTION_MEAN, std=INCEPTION_STD),
     embed_dim=768,
     description="OpenCLIP ViT-L/14 trained on LAION-2B: clearly better matches than ViT-B-32, "
-    "several times slower to index without a GPU.",
+    "but about 50 times slower to index on a CPU; for computers with a GPU.",
     size_mb=1710.5,
     license="MIT",
     quality=Quality(imagenet_top1=0.7525, avg_38=0.6205, source=OPENCLIP_RESULTS),
+    speed=Speed(images_per_s=0.2, query_ms=65, on=SPEED_ON),
 )
 
 # The small one. Pin source: the Hub's own LFS pointer page for this file at this commit
@@ -193,12 +196,13 @@ MOBILECLIP_S2 = ModelSpec(
         interpolation="bilinear",
     ),
     embed_dim=512,
-    description="Apple MobileCLIP-S2 (DataCompDR): published quality close to ViT-L-14's at a "
-    "quarter of its size. Its weights come under Apple's own licence (apple-amlr): read it "
-    "before any commercial use.",
+    description="Apple MobileCLIP-S2 (DataCompDR): the smallest download, published quality "
+    "close to ViT-L-14's; on a CPU it indexes about 3 times slower than ViT-B-32 (measured). Its "
+    "weights come under Apple's own licence (apple-amlr): read it before any commercial use.",
     size_mb=398.0,
     license="apple-amlr",
     quality=Quality(imagenet_top1=0.744, avg_38=0.637, source=MOBILECLIP_CARD),
+    speed=Speed(images_per_s=3.6, query_ms=89, on=SPEED_ON),
 )
 
 TINY_SHAPES = ModelSpec(
@@ -222,6 +226,11 @@ SPECS: dict[str, ModelSpec] = {
     s.name: s for s in (VIT_B_32, MOBILECLIP_S2, VIT_L_14, TINY_SHAPES)
 }
 DEFAULT_SPEC = VIT_B_32.name
+
+
+def _percent(fraction: float) -> str:
+    """0.7525 -> "75.25 %", 0.744 -> "74.4 %": as precise as the source, no invented digits."""
+    return f"{100 * fraction:.2f}".rstrip("0").rstrip(".") + " %"
 
 
 class UnknownModel(ValueError):
