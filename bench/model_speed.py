@@ -60,9 +60,9 @@ def build_random_encoder(spec, device: str = "cpu"):
     return Encoder(spec, model, tokenizer, device), params
 
 
-def _sig(x: float) -> float:
+def _sig(x: float) -> float | int:
     """Whole numbers from 10 up; one decimal below (ViT-L-14 embeds well under 1 image/s)."""
-    return float(round(x)) if x >= 10 else round(x, 1)
+    return round(x) if x >= 10 else round(x, 1)
 
 
 def _cpu(fn) -> float:
