@@ -501,6 +501,9 @@ def cmd_models(args: argparse.Namespace) -> int:
         where = "bundled" if spec.bundled else f"{spec.hf_repo}@{(spec.revision or '')[:10]}"
         print(f"{name}{default}\n    {spec.arch} / {spec.pretrained}, {spec.embed_dim}-d, "
               f"{spec.preprocess.image_size}px, sha256 {spec.sha256[:12]}…, {where}\n"
+              f"    size     {spec.size_text()}\n"
+              f"    speed    {spec.speed_text()}\n"
+              f"    quality  {spec.quality_text()}\n"
               f"    {spec.description}")
     return 0
 

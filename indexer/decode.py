@@ -90,17 +90,26 @@ def _to_rgb(im: Image.Image) -> Image.Image:
     return im
 
 
-def fit_square(im: Image.Image, size: int) -> Image.Image:
-    """Resize the shortest side to `size` (bicubic) and centre-crop: CLIP's preprocessing."""
+_RESAMPLE = {"bicubic": Image.Resampling.BICUBIC, "bilinear": Image.Resampling.BILINEAR}
+
+
+def fit_square(im: Image.Image, size: int, interpolation: str = "bicubic") -> Image.Image:
+    """Resize the shortest side to `size` and centre-crop: CLIP's preprocessing. The filter is
+    the model's own (`Preprocess.interpolation`: bicubic for OpenCLIP's ViTs, bilinear for
+    MobileCLIP), since it changes the vectors."""
+    try:
+        resample = _RESAMPLE[interpolation]
+    except KeyError:
+        raise ValueError(f"unsupported interpolation {interpolation!r}") from None
     w, h = im.size
     scale = size / min(w, h)
     nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
-    im = im.resize((nw, nh), Image.Resampling.BICUBIC, reducing_gap=3.0)
+    im = im.resize((nw, nh), resample, reducing_gap=3.0)
     left, top = (nw - size) // 2, (nh - size) // 2
     return im.crop((left, top, left + size, top + size))
 
 
-def load_image(path: str, size: int) -> DecodedImage:
+def load_image(path: str, size: int, interpolation: str = "bicubic") -> DecodedImage:
     """Decode only as much as the model needs (JPEG draft), apply EXIF orientation."""
     _enable_heif()
     try:
@@ -121,7 +130,7 @@ def load_image(path: str, size: int) -> DecodedImage:
             im.load()
             im = ImageOps.exif_transpose(im) or im
             rgb = _to_rgb(im)
-            pixels = np.asarray(fit_square(rgb, size), dtype=np.uint8)
+            pixels = np.asarray(fit_square(rgb, size, interpolation), dtype=np.uint8)
     except DecodeError:
         raise
     except Image.DecompressionBombError as exc:
@@ -160,10 +169,12 @@ def _not_an_image_reason(path: str) -> str:
         return "not a recognised image format (corrupt or unsupported)"
 
 
-def decode_image_job(path: str, size: int) -> tuple[np.ndarray | None, float | None, str | None]:
+def decode_image_job(
+    path: str, size: int, interpolation: str = "bicubic"
+) -> tuple[np.ndarray | None, float | None, str | None]:
     """Process-pool entry point: never raises for a bad file, returns (pixels, taken, error)."""
     try:
-        d = load_image(path, size)
+        d = load_image(path, size, interpolation)
         return d.pixels, d.taken_at, None
     except DecodeError as exc:
         return None, None, str(exc)

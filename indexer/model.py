@@ -108,6 +108,11 @@ class Encoder:
         return self.spec.preprocess.image_size
 
     @property
+    def interpolation(self) -> str:
+        """The resize filter the decoder must use for this model ("bicubic" or "bilinear")."""
+        return self.spec.preprocess.interpolation
+
+    @property
     def max_text_tokens(self) -> int:
         """Tokens a chunk may hold: the context window minus the start and end tokens."""
         return self.spec.context_length - 2
@@ -370,6 +375,7 @@ def load_encoder(
     model = _build_without_init(spec, open_clip)
     try:
         # same small compatibility fixes open_clip applies to published checkpoints
+        sd = _convert_layout(model, sd)
         ls = sd.get("logit_scale")
         if ls is not None and getattr(model, "logit_scale", None) is not None:
             if ls.ndim != model.logit_scale.ndim:
@@ -444,6 +450,21 @@ def _materialise_derived_buffers(model: Any) -> None:
     left = [n for n, p in model.named_parameters() if p.is_meta]
     if left:
         raise RuntimeError(f"parameters without values: {', '.join(left[:5])}")
+
+
+def _convert_layout(model: Any, sd: dict) -> dict:
+    """Key layouts open_clip itself converts when it loads a checkpoint: Apple's original
+    MobileCLIP files, and pre-`CustomTextCLIP` text towers. A checkpoint already in open_clip's
+    layout passes through unchanged."""
+    try:
+        from open_clip.convert import convert_state_dict
+        from open_clip.model import convert_to_custom_text_state_dict
+    except ImportError:  # pragma: no cover - an older open_clip without these helpers
+        return sd
+    sd = convert_state_dict(model, sd)
+    if "positional_embedding" in sd and not hasattr(model, "positional_embedding"):
+        sd = convert_to_custom_text_state_dict(sd)
+    return sd
 
 
 class _DropRandomInitWarning(logging.Filter):

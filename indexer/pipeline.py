@@ -204,8 +204,18 @@ class Embedder:
         return np.concatenate(parts)
 
     # -- images -----------------------------------------------------------------------------
+    def _interpolation(self) -> str:
+        return getattr(self.encoder, "interpolation", "bicubic")
+
+    def _decode_args(self, item: WorkItem) -> tuple:
+        """(path, size), plus the resize filter when the model's isn't the default bicubic."""
+        interp = self._interpolation()
+        if interp == "bicubic":
+            return (item.path, self.encoder.image_size)
+        return (item.path, self.encoder.image_size, interp)
+
     def _decode_inline(self, item: WorkItem) -> tuple[np.ndarray | None, float | None, str | None]:
-        return self.decode_job(item.path, self.encoder.image_size)
+        return self.decode_job(*self._decode_args(item))
 
     def _get_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
@@ -219,8 +229,8 @@ class Embedder:
 
     def _device_decode_target(self) -> str | None:
         """Where JPEGs are decoded in batches instead of the CPU pool, or None (CPU pool)."""
-        if self.gpu_decode is False:
-            return None
+        if self.gpu_decode is False or self._interpolation() != "bicubic":
+            return None  # the device resize is bicubic only
         device = self.gpu_device or str(getattr(self.encoder, "device", "cpu"))
         if self.gpu_decode is None:
             from indexer.gpu_decode import gpu_decode_available
@@ -346,10 +356,10 @@ class Embedder:
 
     def _submit(self, item: WorkItem) -> Future:
         try:
-            return self._get_pool().submit(self.decode_job, item.path, self.encoder.image_size)
+            return self._get_pool().submit(self.decode_job, *self._decode_args(item))
         except BrokenProcessPool:
             self._shutdown_pool()
-            return self._get_pool().submit(self.decode_job, item.path, self.encoder.image_size)
+            return self._get_pool().submit(self.decode_job, *self._decode_args(item))
 
     def _isolated(self, item: WorkItem) -> tuple[np.ndarray | None, float | None, str | None]:
         """Decode one file alone, so a crash can be pinned on it."""

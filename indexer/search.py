@@ -311,7 +311,8 @@ class Searcher:
             if v is not None:
                 return v
         try:
-            pixels = load_image(path, self.encoder.image_size).pixels
+            pixels = load_image(path, self.encoder.image_size,
+                                getattr(self.encoder, "interpolation", "bicubic")).pixels
         except DecodeError as exc:
             raise QueryError(f"cannot use {path} as a query: {exc}") from None
         return self.encoder.encode_images(pixels[None])[0]

@@ -139,6 +139,29 @@ def test_models_lists_both(indexed):
     assert "vit-b-32 (default)" in out.stdout and "tiny-shapes" in out.stdout
 
 
+def test_models_shows_size_speed_and_quality_of_each_choice():
+    from indexer.specs import SPECS
+
+    out = magpie("models")
+    assert out.returncode == 0, out.stderr
+    blocks = {}
+    for line in out.stdout.splitlines():
+        if not line.startswith(" "):
+            name = line.split()[0]
+            blocks[name] = []
+        else:
+            blocks[name].append(line.strip())
+    assert set(blocks) == set(SPECS)
+    for name, spec in SPECS.items():
+        lines = blocks[name]
+        assert f"size     {spec.size_text()}" in lines
+        assert f"speed    {spec.speed_text()}" in lines
+        assert f"quality  {spec.quality_text()}" in lines
+    assert any("images/s" in ln and "ms per query" in ln for ln in blocks["vit-l-14"])
+    assert any("ImageNet zero-shot 74.4 %" in ln for ln in blocks["mobileclip-s2"])
+    assert any("licence apple-amlr" in ln for ln in blocks["mobileclip-s2"])
+
+
 def test_help_does_not_import_torch():
     code = ("import sys; from app.cli import build_parser; build_parser().format_help(); "
             "print('torch' in sys.modules)")
