@@ -174,7 +174,7 @@ def test_unusable_files_each_give_one_clear_reason(tmp_path, monkeypatch):
     assert is_transient(VANISHED) and is_transient(PERMISSION)
     assert not is_transient(reasons["cut.jpg"]) and not is_transient(None)
 
-    def broken(path, size):  # a decoder bug costs this file, with its name, not the run
+    def broken(path, size, *_):  # a decoder bug costs this file, with its name, not the run
         raise KeyError("boom")
 
     monkeypatch.setattr(decode, "load_image", broken)

@@ -31,7 +31,7 @@ NEW_SPECS = [VIT_L_14, MOBILECLIP_S2]
 def test_the_offered_models():
     """Besides ViT-B-32: a larger one and a fast small one (the multilingual one is left out
     until its weights can be pinned; see indexer/specs.py)."""
-    assert set(SPECS) == {"vit-b-32", "vit-l-14", "mobileclip-s2", "tiny-shapes"}
+    assert set(SPECS) == {"vit-b-32", "vit-l-14", "mobileclip-s2", "tiny-shapes", "tiny-digits"}
     assert VIT_L_14.embed_dim > VIT_B_32.embed_dim
     assert MOBILECLIP_S2.size_mb < VIT_B_32.size_mb < VIT_L_14.size_mb
 
