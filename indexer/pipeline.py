@@ -20,7 +20,13 @@ import numpy as np
 
 from indexer.catalogue import NewChunk
 from indexer.chunking import chunk_text
-from indexer.decode import DecodeError, decode_image_job, read_text
+from indexer.decode import (
+    DECODE_BUDGET_BYTES,
+    DecodeError,
+    decode_image_job,
+    limit_worker_memory,
+    read_text,
+)
 from indexer.jobs import JobControl
 
 CRASH_REASON = "the image decoder crashed on this file (worker process died)"
@@ -113,6 +119,7 @@ class Embedder:
         gpu_decode: bool | None = None,
         gpu_device: str | None = None,
         text_budget_s: float | None = None,
+        decode_budget_bytes: int = DECODE_BUDGET_BYTES,
     ) -> None:
         self.encoder = encoder
         self.decode_job = decode_job  # module-level function (picklable); tests inject crashes
@@ -124,6 +131,9 @@ class Embedder:
         self.gpu_decode = gpu_decode
         self.gpu_device = gpu_device
         self.text_budget_s = TEXT_BUDGET_S if text_budget_s is None else text_budget_s
+        # each decode worker's memory: pictures that would need more are refused before
+        # decoding, and the worker's data segment is capped a little above it
+        self.decode_budget_bytes = decode_budget_bytes
         self._pool: ProcessPoolExecutor | None = None
 
     # -- public -----------------------------------------------------------------------------
@@ -219,7 +229,9 @@ class Embedder:
 
     def _get_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
-            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=_pool_context())
+            self._pool = ProcessPoolExecutor(
+                max_workers=self.workers, mp_context=_pool_context(),
+                initializer=limit_worker_memory, initargs=(self.decode_budget_bytes,))
         return self._pool
 
     def _shutdown_pool(self) -> None:

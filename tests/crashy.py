@@ -11,3 +11,25 @@ def crashing_decode(path: str, size: int):
     if "crash" in os.path.basename(path):
         os._exit(139)
     return decode_image_job(path, size)
+
+
+def hungry_decode(path: str, size: int):
+    """For files named *hungry*: a decoder that asks for far more than the worker's budget
+    (address space only, never touched), as a decode the estimate misjudged would."""
+    if "hungry" not in os.path.basename(path):
+        return decode_image_job(path, size)
+    import numpy as np
+
+    from indexer import decode
+
+    real = decode.load_image
+
+    def greedy(*args, **kwargs):
+        np.empty(decode._budget_bytes + 2 * decode.WORKER_HEADROOM_BYTES, np.uint8)
+        return real(*args, **kwargs)
+
+    decode.load_image = greedy
+    try:
+        return decode_image_job(path, size)
+    finally:
+        decode.load_image = real

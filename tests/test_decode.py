@@ -14,11 +14,13 @@ from PIL import Image
 
 from indexer import decode
 from indexer.decode import (
+    DECODE_BUDGET_BYTES,
     MAX_PIXELS,
     MAX_TEXT_BYTES,
     PERMISSION,
     VANISHED,
     DecodeError,
+    decode_bytes_needed,
     decode_image_job,
     is_transient,
     load_image,
@@ -152,6 +154,120 @@ def test_a_picture_over_the_pixel_cap_is_refused_before_decoding(tmp_path, w, h)
     pixels, taken, reason = decode_image_job(str(path), 32)
     assert pixels is None and taken is None and "too large" in reason
     assert "decompression bomb" in reason
+
+
+# -- memory: large pictures in strips, a budget per decode ------------------------------------
+def noisy(mode: str, w: int, h: int, seed: int = 3) -> Image.Image:
+    """Random pixels in `mode` (random so a misplaced strip or block would show)."""
+    rng = np.random.default_rng(seed)
+
+    def grey() -> Image.Image:
+        return Image.fromarray(rng.integers(0, 256, (h, w), dtype=np.uint8))
+    if mode in ("RGB", "RGBA", "LA", "CMYK"):
+        return Image.merge(mode, [grey() for _ in mode])
+    if mode == "P":
+        im = grey().convert("P")
+        im.putpalette(rng.integers(0, 256, 768).tolist())
+        im.info["transparency"] = 7  # one palette entry see-through: composited over white
+        return im
+    if mode == "1":
+        return grey().convert("1")
+    if mode == "I;16":
+        return Image.fromarray(rng.integers(0, 65536, (h, w), dtype=np.uint16))
+    if mode == "I":
+        return Image.fromarray(rng.integers(-5_000_000, 90_000_000, (h, w), dtype=np.int32))
+    if mode == "F":
+        return Image.fromarray(rng.normal(size=(h, w)).astype(np.float32))
+    return grey()
+
+
+STRIP_MODES = ["RGBA", "LA", "P", "I;16", "I", "F", "RGB", "L", "1", "CMYK"]
+
+
+@pytest.mark.parametrize("mode", STRIP_MODES)
+@pytest.mark.parametrize("orientation", [1, 3, 6, 7])
+def test_strips_give_the_same_pixels_as_the_whole_picture(tmp_path, monkeypatch, mode,
+                                                          orientation):
+    """Above the strip threshold a picture is turned, converted and reduced strip by strip;
+    the pixels (so the vectors) must be exactly those of the whole-image path that pictures
+    under the threshold still take. Small pictures, with the threshold and strip size scaled
+    down, sides that are no multiple of the reduction, and many strips."""
+    monkeypatch.setattr(decode, "STRIP_PIXELS", 4000)
+    ext = "tif" if mode in ("I", "F", "CMYK") else "png"
+    path = tmp_path / f"noisy.{ext}"
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    noisy(mode, 997, 611).save(path, exif=exif)
+    strips = []
+    real = decode._fit_square_in_strips
+    monkeypatch.setattr(decode, "_fit_square_in_strips",
+                        lambda *a: strips.append(a[1]) or real(*a))
+    for size, interpolation in [(32, "bicubic"), (48, "bilinear")]:
+        whole = load_image(str(path), size, interpolation).pixels
+        assert strips == []  # 0.6 MP: the whole-image path, as before
+        in_strips = load_image(str(path), size, interpolation, strip_above=0).pixels
+        assert strips == [size]
+        strips.clear()
+        assert in_strips.shape == (size, size, 3)
+        np.testing.assert_array_equal(in_strips, whole)
+
+
+def test_strips_keep_the_upright_picture(tmp_path):
+    """EXIF orientation in the strip path: the quadrants land where a viewer shows them."""
+    stored = np.kron(quadrants(8, 4), np.ones((40, 40, 1), np.uint8))  # 320×160
+    for orientation in sorted(SHOWN):
+        path = tmp_path / f"q{orientation}.png"
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        Image.fromarray(stored).save(path, exif=exif)
+        got = load_image(str(path), 32, strip_above=0).pixels
+        want = centre_crop(SHOWN[orientation](quadrants()))
+        for y, x in [(8, 8), (8, 24), (24, 8), (24, 24)]:
+            assert np.abs(got[y, x].astype(int) - want[y, x]).max() <= 12, (orientation, y, x)
+
+
+def semi_transparent_png(path: Path, side: int) -> Path:
+    """The issue's picture, scaled down: semi-transparent RGBA that compresses very well."""
+    im = Image.new("RGBA", (side, side), (200, 40, 40, 128))
+    im.paste((20, 90, 220, 200), (side // 4, side // 4, side // 2, side - 1))
+    im.save(path)
+    return path
+
+
+def test_the_budget_refuses_what_would_not_fit_and_decodes_what_does(tmp_path, monkeypatch):
+    """The 12000² RGBA case at 1/100 of the pixels, strip and budget: the old
+    whole-image path would need ~6x its decoded size and be over; in strips it fits, and the
+    colours come out right. Below that budget it is refused, before decoding, with the
+    figures in the reason."""
+    side, budget = 1200, DECODE_BUDGET_BYTES // 100
+    monkeypatch.setattr(decode, "STRIP_PIXELS", decode.STRIP_PIXELS // 100)
+    path = semi_transparent_png(tmp_path / "big.png", side)
+    assert path.stat().st_size < 30_000
+    decoded = side * side * 4
+    in_strips = decode_bytes_needed(side, side, "RGBA", 32, strip_above=0)
+    whole = decode_bytes_needed(side, side, "RGBA", 32, strip_above=side * side)
+    assert decoded < in_strips < budget < whole
+    assert whole >= 5 * decoded  # the copies the whole-image path makes
+    px = load_image(str(path), 32, budget_bytes=budget, strip_above=0).pixels
+    assert close(tuple(int(c) for c in px[2, 2]), (227, 147, 147), tol=3)  # half red on white
+    too_small = in_strips - 1
+    with pytest.raises(DecodeError) as err:
+        load_image(str(path), 32, budget_bytes=too_small, strip_above=0)
+    mb = 1024 * 1024
+    assert str(err.value) == (f"needs about {-(-in_strips // mb)} MB to decode, more than the "
+                              f"{too_small // mb} MB budget of a decode worker")
+
+
+def test_what_a_decode_needs_follows_the_mode():
+    """Bytes per pixel as Pillow keeps them: 1 for L/P, 2 for 16-bit grey, 4 for RGB/RGBA."""
+    n = 12_000 * 12_000  # the issue's pictures: arithmetic only, nothing is allocated
+    need = {m: decode_bytes_needed(12_000, 12_000, m, 224)
+            for m in ("L", "I;16", "RGB", "RGBA")}
+    assert need["L"] < need["I;16"] < need["RGB"] <= need["RGBA"]
+    assert n <= need["L"] < 2 * n and 2 * n <= need["I;16"] < 3 * n
+    assert 4 * n <= need["RGBA"] < 5 * n  # decoded once, plus strips and the small result
+    # the largest picture the pixel cap lets through fits the default budget
+    assert decode_bytes_needed(12_247, 12_247, "RGBA", 224) < DECODE_BUDGET_BYTES
 
 
 # -- every failure is one reason, never an exception from the worker --------------------------

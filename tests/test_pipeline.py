@@ -5,8 +5,9 @@ import threading
 import time
 
 import pytest
-from crashy import crashing_decode
+from crashy import crashing_decode, hungry_decode
 from helpers import solid
+from PIL import Image
 
 from indexer.jobs import Cancelled, JobControl
 from indexer.pipeline import CRASH_REASON, Embedder, WorkItem
@@ -37,6 +38,38 @@ def test_a_dying_worker_costs_one_file(tmp_path, fake_encoder):
     assert sorted(done) == list(range(12))
     assert done[5].error == CRASH_REASON
     assert all(done[i].error is None for i in done if i != 5)
+
+
+def test_a_picture_over_the_memory_budget_costs_that_file_only(tmp_path, fake_encoder):
+    """Workers get the Embedder's decode budget: a picture that would need more is refused
+    before decoding, with the figures, and the rest of the batch is embedded."""
+    items = items_for(tmp_path, 6)
+    big = tmp_path / "big.png"
+    Image.new("RGBA", (1000, 1000), (200, 40, 40, 128)).save(big)  # 4 MB decoded, 4 KB file
+    items.append(WorkItem(6, str(big), "image"))
+    emb = Embedder(fake_encoder, workers=1, batch_size=4, decode_budget_bytes=2 * 1024 * 1024)
+    done = {e.item.file_id: e for b in emb.run(items) for e in b}
+    assert sorted(done) == list(range(7))
+    assert done[6].error.startswith("needs about ")
+    assert done[6].error.endswith(" MB to decode, more than the 2 MB budget of a decode worker")
+    assert all(done[i].error is None for i in range(6))
+
+
+def test_a_decode_that_outgrows_the_worker_cap_costs_one_file(tmp_path, fake_encoder):
+    """The estimate is not the only guard: each worker's data segment is capped a little
+    above its budget, so a decoder that asks for more gets MemoryError (one file, a clear
+    reason) where it would otherwise grow until the OOM killer ends the run. The same worker
+    then decodes the files after it."""
+    items = items_for(tmp_path, 8)
+    hungry = solid(tmp_path / "hungry.png", (10, 20, 30))
+    items.insert(3, WorkItem(99, str(hungry), "image"))
+    emb = Embedder(fake_encoder, workers=1, batch_size=4, decode_job=hungry_decode,
+                   decode_budget_bytes=64 * 1024 * 1024)
+    done = {e.item.file_id: e for b in emb.run(items) for e in b}
+    assert sorted(done) == [*range(8), 99]
+    assert done[99].error == ("needed more memory to decode than the 64 MB budget of a decode "
+                              "worker")
+    assert all(done[i].error is None and len(done[i].chunks) == 1 for i in range(8))
 
 
 class ParkedControl(JobControl):
