@@ -74,3 +74,17 @@ def vit_ckpt(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
         del model
         sha_file.write_text(sha256_file(ckpt))
     return ckpt, sha_file.read_text().strip()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failed test that had a Milvus server running gets the server's thread stacks and
+    log in its report: a call that did not come back shows where the server was."""
+    report = yield
+    if report.failed and "milvus_server" in sys.modules:
+        from milvus_server import RUNNING
+
+        for server in list(RUNNING):
+            report.sections.append((f"milvus-lite server {server.address}: threads and log",
+                                    server.dump_stacks() + "\n--- log ---\n" + server.log_tail()))
+    return report

@@ -24,6 +24,19 @@ from pathlib import Path
 import pytest
 
 START_TIMEOUT_S = 60.0
+CALL_TIMEOUT_S = 30.0  # every call the fixtures make has a deadline: none can wait for ever
+
+# The server, run so that a test can always see and stop it: SIGINT raises KeyboardInterrupt
+# even when the test run was started in the background (a shell starts background jobs with
+# SIGINT ignored, which Python then keeps, so a gentle stop waited 15 s and ended in a kill),
+# and SIGUSR1 writes every thread's stack to the server's log (`dump_stacks`).
+SERVER_MAIN = """
+import faulthandler, runpy, signal, sys
+signal.signal(signal.SIGINT, signal.default_int_handler)
+faulthandler.register(signal.SIGUSR1, all_threads=True)
+sys.argv = ["milvus_lite", *sys.argv[1:]]
+runpy.run_module("milvus_lite", run_name="__main__", alter_sys=True)
+"""
 
 
 def milvus_missing() -> str | None:
@@ -40,6 +53,9 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+RUNNING: set[MilvusServer] = set()  # for the failure report (conftest.py)
 
 
 class MilvusServer:
@@ -70,13 +86,14 @@ class MilvusServer:
         log = open(self.log_path, "ab")
         try:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "milvus_lite", "server", "--data-dir", str(self.data_dir),
+                [sys.executable, "-c", SERVER_MAIN, "server", "--data-dir", str(self.data_dir),
                  "--host", self.host, "--port", str(self.port)],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
         finally:
             log.close()
+        RUNNING.add(self)
         self.wait_ready()
         return self
 
@@ -92,8 +109,10 @@ class MilvusServer:
                 with socket.create_connection((self.host, self.port), timeout=0.5):
                     pass
                 client = self.client(timeout=5)
-                client.list_collections()
-                client.close()
+                try:
+                    client.list_collections(timeout=5)
+                finally:
+                    client.close()
                 return
             except Exception as exc:  # noqa: BLE001 - not up yet
                 last = exc
@@ -102,7 +121,7 @@ class MilvusServer:
         raise RuntimeError(f"milvus-lite not ready on {self.address} after {timeout}s: {last}\n"
                            f"{self.log_tail()}")
 
-    def client(self, timeout: float = 30.0):
+    def client(self, timeout: float = CALL_TIMEOUT_S):
         """A client made the way the store makes its own (its own connection, keepalive the
         server accepts): a pymilvus default client would open a shared connection that pings
         every 10 s and that later clients to this address would inherit."""
@@ -113,6 +132,7 @@ class MilvusServer:
     def stop(self, *, kill: bool = False) -> None:
         """Stop the server: SIGINT lets it close its data cleanly, kill simulates a crash."""
         proc, self.proc = self.proc, None
+        RUNNING.discard(self)
         if proc is None or proc.poll() is not None:
             return
         proc.send_signal(signal.SIGKILL if kill else signal.SIGINT)
@@ -128,6 +148,19 @@ class MilvusServer:
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
+
+    def dump_stacks(self) -> str:
+        """Every server thread's stack (written to its log by SIGUSR1), for a failed test's
+        report: where the server was when a call did not come back."""
+        if not self.alive():
+            return "(server not running)"
+        before = len(self.log_tail(10**9))
+        self.proc.send_signal(signal.SIGUSR1)
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline and len(self.log_tail(10**9)) == before:
+            time.sleep(0.1)
+        time.sleep(0.3)  # let the dump finish
+        return self.log_tail(10**9)[before:][-20000:]
 
     def log_tail(self, n: int = 4000) -> str:
         try:

@@ -25,6 +25,7 @@ import pytest
 from fakes import FakeEncoder
 from helpers import note, solid
 from milvus_server import (  # noqa: F401 - fixtures
+    CALL_TIMEOUT_S,
     MilvusServer,
     milvus_missing,
     milvus_server,
@@ -137,9 +138,11 @@ def make(store_kind: str, request, tmp_path: Path, corpus: Corpus):
         s.close()
     if store_kind == "milvus":  # keep the shared server small
         client = server.client()
-        for name in {getattr(s, "collection", None) for s in opened} - {None}:
-            client.drop_collection(name)
-        client.close()
+        try:
+            for name in {getattr(s, "collection", None) for s in opened} - {None}:
+                client.drop_collection(name, timeout=CALL_TIMEOUT_S)
+        finally:
+            client.close()
 
 
 @pytest.fixture
