@@ -42,6 +42,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 import re
 import uuid
@@ -66,8 +67,11 @@ SIDECAR = "milvus.json"
 
 WRITE_BATCH = 1024  # rows per upsert: 512-d float32 ≈ 2 MiB per request
 DELETE_BATCH = 4096  # ids per delete expression
-ITER_BATCH = 4096  # ids per page when listing the collection
 MAX_TOPK = 16384  # Milvus's limit on limit
+#: ids are listed in windows of the primary key this wide at first: a window of at most
+#: ID_PAGE consecutive ids can never hold more rows than one query returns
+ID_PAGE = MAX_TOPK
+INT64_MAX = (1 << 63) - 1
 # A filtered graph search steps over vectors the filter rejects, so it needs a wider beam for the
 # same recall: measured on milvus-lite, 20k CLIP-like vectors, one folder of 20 (5%): recall@10
 # 0.90 at ef=96, 0.99 at 200, 0.996 at 400, at the same latency (bench/milvus_vs_hnsw.py).
@@ -342,10 +346,14 @@ class MilvusStore:
         index.add_index(field_name="vector", index_type="HNSW", metric_type="COSINE",
                         params={"M": HNSW_M, "efConstruction": HNSW_EF_CONSTRUCTION})
         c = self._client
+        # A whole number of seconds: pymilvus waits for the index to be built polling twice a
+        # second and ends that wait only for an int timeout (`isinstance(timeout, int)`), so
+        # with a float one a cluster whose index nodes are down held `magpie index` for ever.
+        whole_seconds = max(1, math.ceil(self.timeout))
         self._call(lambda: c.create_collection(
             self.collection, schema=schema, index_params=index,
             consistency_level=self.consistency, properties=self._properties(),
-            timeout=self.timeout,
+            timeout=whole_seconds,
         ))
         # Filter acceleration on a cluster. Optional: a server without scalar indexes on some
         # type (milvus-lite has none on ARRAY) filters by scanning, with the same answers.
@@ -478,27 +486,46 @@ class MilvusStore:
         return int(rows[0]["count(*)"]) if rows else 0
 
     def ids(self) -> np.ndarray:
-        """Every id in the collection (for reconcile), page by page through a query iterator."""
+        """Every id in the collection (for reconcile), window by window of the primary key."""
         parts = list(self._iter_ids())
-        return np.concatenate(parts) if parts else np.empty(0, np.int64)
+        return np.unique(np.concatenate(parts)) if parts else np.empty(0, np.int64)
 
-    def _iter_ids(self) -> Iterator[np.ndarray]:
+    def _ids_where(self, expr: str, limit: int) -> np.ndarray:
         c = self._client
-        it = self._call(lambda: c.query_iterator(
-            self.collection, batch_size=ITER_BATCH, filter="", output_fields=["id"],
+        rows = self._call(lambda: c.query(
+            self.collection, filter=expr, output_fields=["id"], limit=limit,
             consistency_level="Strong", timeout=self.timeout,
         ))
-        try:
-            while True:
-                page = self._call(it.next)
-                if not page:
-                    break
-                yield np.fromiter((r["id"] for r in page), dtype=np.int64, count=len(page))
-        finally:
-            try:
-                it.close()
-            except Exception:  # noqa: BLE001
-                pass
+        return np.fromiter((r["id"] for r in rows), dtype=np.int64, count=len(rows))
+
+    def _iter_ids(self) -> Iterator[np.ndarray]:
+        """Plain range queries, each with this store's deadline. (pymilvus's query_iterator
+        makes its first call, describe_collection, with no deadline at all: a server that
+        stops answering held `Library.open()` for ever, and UNAVAILABLE was retried 75 times
+        with a reconnect each.) A window of width w holds at most w ids, so while w <= one
+        query's limit nothing is cut off; sparse stretches double the width, a full wide
+        window is asked again narrower, and an empty one checks whether any id lies beyond."""
+        if len(self._ids_where("id < 1", 1)):  # Magpie writes SQLite's ids (>= 1) only
+            lo = -INT64_MAX - 1
+        else:
+            lo = 1
+        width = ID_PAGE
+        while lo <= INT64_MAX:
+            hi = min(lo + width, INT64_MAX)  # the last window: id <= INT64_MAX
+            last = hi == INT64_MAX
+            page = self._ids_where(f"id >= {lo} and id {'<=' if last else '<'} {hi}", MAX_TOPK)
+            if len(page) >= MAX_TOPK and width > ID_PAGE:
+                width = max(ID_PAGE, width // 4)  # maybe cut off: the same window, narrower
+                continue
+            if len(page):
+                yield page
+            if last:
+                return
+            lo = hi
+            if not len(page) and not len(self._ids_where(f"id >= {lo}", 1)):
+                return
+            if len(page) < MAX_TOPK // 4:
+                width = min(width * 2, 1 << 62)
 
     def knn(
         self, query: np.ndarray, k: int, flt: FileFilter | None = None

@@ -193,3 +193,75 @@ def own_milvus_server(tmp_path: Path):
     server = MilvusServer(tmp_path / "milvus-data").start()
     yield server
     server.stop()
+
+
+class StallingProxy:
+    """A gRPC proxy in front of a server that passes every call through, byte for byte, until
+    told to stall: then calls are held without an answer (a wedged server, a half-open TCP
+    connection) until the proxy stops. What a client does then shows whether each of its calls
+    has a deadline: a call without one waits for ever."""
+
+    def __init__(self, target: str) -> None:
+        import threading
+
+        self.target = target
+        self.port = free_port()
+        self.host = "127.0.0.1"
+        self.stalling = threading.Event()
+        self.released = threading.Event()
+        self.held: list[str] = []  # methods that were held
+        self._server = None
+        self._channel = None
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @property
+    def uri(self) -> str:
+        return f"http://{self.address}"
+
+    def start(self) -> StallingProxy:
+        from concurrent import futures
+
+        import grpc
+
+        proxy = self
+        self._channel = grpc.insecure_channel(self.target)
+
+        class Forward(grpc.GenericRpcHandler):
+            def service(self, details):
+                method = details.method
+
+                def handle(request: bytes, context):
+                    if proxy.stalling.is_set():
+                        proxy.held.append(method.rsplit("/", 1)[-1])
+                        proxy.released.wait()
+                        context.abort(grpc.StatusCode.UNAVAILABLE, "proxy stopped")
+                    metadata = [(k, v) for k, v in context.invocation_metadata()
+                                if not k.startswith((":", "grpc-")) and k != "user-agent"]
+                    left = context.time_remaining()  # None, or huge, for a call without one
+                    try:
+                        return proxy._channel.unary_unary(method)(
+                            request, metadata=metadata,
+                            timeout=left if left is not None and left < 1e6 else None)
+                    except grpc.RpcError as exc:
+                        context.abort(exc.code(), exc.details() or "")
+
+                return grpc.unary_unary_rpc_method_handler(handle)
+
+        self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=64),
+                                   handlers=[Forward()])
+        self._server.add_insecure_port(self.address)
+        self._server.start()
+        return self
+
+    def stall(self) -> None:
+        self.stalling.set()
+
+    def stop(self) -> None:
+        self.released.set()
+        if self._server is not None:
+            self._server.stop(grace=1).wait(5)
+        if self._channel is not None:
+            self._channel.close()

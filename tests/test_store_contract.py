@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import uuid
@@ -27,6 +28,7 @@ from helpers import note, solid
 from milvus_server import (  # noqa: F401 - fixtures
     CALL_TIMEOUT_S,
     MilvusServer,
+    StallingProxy,
     milvus_missing,
     milvus_server,
     own_milvus_server,
@@ -467,6 +469,104 @@ def test_the_client_pings_no_more_than_a_stock_grpc_server_allows(milvus_server)
 
 
 @pytest_milvus
+@pytest.mark.timeout(240)  # a hang guard only: each call below must end at its own deadline
+def test_a_server_that_stops_answering_costs_a_deadline_never_a_hang(milvus_server,  # noqa: F811
+                                                                    corpus):
+    """Every call the store makes carries its deadline, pymilvus's own inner calls included:
+    when the server stops answering (wedged, or a connection that went half-open), each
+    method, and opening the store, ends in one StoreUnavailable within about its timeout. The
+    ids listing used pymilvus's query_iterator, whose first call has no deadline: it waited
+    for ever (a reconcile in `Library.open()` would hang the run)."""
+    from indexer.milvus_store import MilvusStore
+
+    proxy = StallingProxy(milvus_server.address).start()
+    name = f"st_{uuid.uuid4().hex[:8]}"
+    try:
+        s = MilvusStore(proxy.uri, name, dim=DIM, fingerprint=FP, timeout=2)
+        s.add(corpus.ids[:40], corpus.vecs[:40], corpus.meta[:40])
+        s.flush()
+        assert sorted(s.ids().tolist()) == sorted(corpus.ids[:40].tolist())  # passes through
+        proxy.stall()
+        calls = {
+            "ids": s.ids,
+            "count": s.count,
+            "knn": lambda: s.knn(corpus.vecs[0], 5),
+            "add": lambda: s.add(corpus.ids[40:42], corpus.vecs[40:42], corpus.meta[40:42]),
+            "delete": lambda: s.delete(corpus.ids[:2]),
+            "flush": lambda: (setattr(s, "dirty", True), s.flush()),  # as after a write
+            "open": lambda: MilvusStore(proxy.uri, name, dim=DIM, fingerprint=FP, timeout=2),
+        }
+        for what, call in calls.items():
+            with pytest.raises(StoreUnavailable, match="cannot reach Milvus"):
+                call()
+                pytest.fail(f"{what} did not fail")
+            assert proxy.held, f"{what} never reached the stalled server"
+            proxy.held.clear()
+        s.close()  # flushing fails quietly: what the server acknowledged is in its log
+    finally:
+        proxy.stop()
+        client = milvus_server.client()
+        try:
+            client.drop_collection(name, timeout=CALL_TIMEOUT_S)
+        finally:
+            client.close()
+
+
+@pytest_milvus
+def test_ids_are_all_listed_however_sparse(milvus_server, monkeypatch):  # noqa: F811
+    """The id listing walks windows of the primary key: dense runs, windows cut off by the
+    query limit (asked again narrower), huge gaps and the ends of INT64 are all listed once.
+    Limits scaled down (8 rows a query) so a few dozen ids exercise every branch."""
+    from indexer import milvus_store
+    from indexer.milvus_store import INT64_MAX, MilvusStore
+
+    monkeypatch.setattr(milvus_store, "MAX_TOPK", 8)
+    monkeypatch.setattr(milvus_store, "ID_PAGE", 4)
+    ids = np.array([*range(1, 40), 1000, 1001, 10**6, 2**40, 2**40 + 1, 2**62, INT64_MAX,
+                    -5, -INT64_MAX - 1], dtype=np.int64)
+    rng = np.random.default_rng(7)
+    meta = [VectorMeta(int(i) % 97, "image", f"/p/{i}.jpg", 0.0) for i in ids]
+    s = MilvusStore(milvus_server.uri, f"sp_{uuid.uuid4().hex[:8]}", dim=DIM, fingerprint=FP)
+    try:
+        s.add(ids, unit(rng.normal(size=(len(ids), DIM))), meta)
+        s.flush()
+        got = s.ids()
+        assert got.tolist() == sorted(ids.tolist())
+        s.delete(ids[ids < 1])  # no ids below 1: the walk starts at 1
+        assert s.ids().tolist() == sorted(ids[ids >= 1].tolist())
+    finally:
+        s.drop()
+        s.close()
+
+
+@pytest_milvus
+def test_the_wait_for_a_new_index_has_an_end():
+    """pymilvus ends its wait for a new collection's index only when the timeout is an int;
+    the store's are floats (`?timeout=2.5`), so it must hand over whole seconds."""
+    from indexer.milvus_store import MilvusStore
+
+    seen = {}
+
+    class Recorder:
+        def prepare_index_params(self):
+            from pymilvus import MilvusClient
+
+            return MilvusClient.prepare_index_params()
+
+        def create_collection(self, *args, **kwargs):
+            seen.update(kwargs)
+
+        def create_index(self, *args, **kwargs):
+            pass
+
+    s = MilvusStore.__new__(MilvusStore)
+    s.collection, s.dim, s.fingerprint, s.library_id = "c", DIM, FP, None
+    s.timeout, s.consistency, s.address, s._client = 2.5, "Strong", "here", Recorder()
+    s._create()
+    assert seen["timeout"] == 3 and isinstance(seen["timeout"], int)
+
+
+@pytest_milvus
 def test_unreachable_server_is_one_clear_line(tmp_path: Path):
     from app.cli import user_message
     from indexer.milvus_store import MilvusStore
@@ -619,8 +719,18 @@ def test_cli_with_the_tiny_model_on_milvus(milvus_server, tmp_path):  # noqa: F8
     env = {**os.environ, "MAGPIE_DATA_DIR": str(tmp_path / "data")}
 
     def magpie(*args):
-        return subprocess.run([sys.executable, "-m", "app.main", *args], cwd=ROOT, env=env,
-                              capture_output=True, text=True, timeout=600)
+        """One `magpie` run; one that outlasts 600 s fails with every thread's stack (SIGABRT
+        makes faulthandler print them) instead of a bare TimeoutExpired."""
+        proc = subprocess.Popen([sys.executable, "-m", "app.main", *args], cwd=ROOT,
+                                env={**env, "PYTHONFAULTHANDLER": "1"}, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            out, err = proc.communicate(timeout=600)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGABRT)
+            out, err = proc.communicate()
+            pytest.fail(f"`magpie {args[0]}` still running after 600 s:\n{err[-12000:]}")
+        return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
     found = {}
     for name, store in [("hnsw", []),
