@@ -235,9 +235,22 @@ class Embedder:
         return self._pool
 
     def _shutdown_pool(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
+        """Stop the pool and its worker processes before returning. shutdown(wait=False)
+        alone leaves them to exit later, when the pool's thread gets to tell them; but a CLI
+        command ends with os._exit (app/main.py), and workers not yet told live on for ever
+        (they hold their task queue's write end themselves, so never see EOF), keeping the
+        forkserver and the command's stdout/stderr open: `out=$(magpie index …)`, or a test's
+        subprocess.run, then waited for ever (seen under load, about one run in five)."""
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        workers = list((getattr(pool, "_processes", None) or {}).values())  # pid -> Process
+        pool.shutdown(wait=False, cancel_futures=True)
+        for proc in workers:  # idle, or decoding a file nobody will read: stop them now
+            if proc.is_alive():
+                proc.terminate()
+        for proc in workers:
+            proc.join(timeout=5)
 
     def _device_decode_target(self) -> str | None:
         """Where JPEGs are decoded in batches instead of the CPU pool, or None (CPU pool)."""

@@ -1,6 +1,7 @@
 """The decode pool: real worker processes, crash isolation, pause and cancel."""
 from __future__ import annotations
 
+import os
 import threading
 import time
 
@@ -70,6 +71,36 @@ def test_a_decode_that_outgrows_the_worker_cap_costs_one_file(tmp_path, fake_enc
     assert done[99].error == ("needed more memory to decode than the 64 MB budget of a decode "
                               "worker")
     assert all(done[i].error is None and len(done[i].chunks) == 1 for i in range(8))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("cancel", [False, True])
+def test_no_decode_worker_outlives_the_run(tmp_path, fake_encoder, cancel):
+    """When run() returns (or raises Cancelled), its workers are gone: the CLI ends with
+    os._exit, and a worker still waiting to be told to stop lived on for ever, holding the
+    command's stdout/stderr open, so `out=$(magpie index …)` never returned."""
+    control = JobControl()
+    emb = Embedder(fake_encoder, workers=2, batch_size=4, control=control)
+    pids: list[int] = []
+    gen = emb.run(items_for(tmp_path, 24))
+    next(gen)
+    pids = [p.pid for p in emb._pool._processes.values()]
+    assert len(pids) == 2 and all(_alive(pid) for pid in pids)
+    if cancel:
+        control.cancel()
+        with pytest.raises(Cancelled):
+            list(gen)
+    else:
+        list(gen)
+    assert emb._pool is None
+    assert [pid for pid in pids if _alive(pid)] == []
 
 
 class ParkedControl(JobControl):

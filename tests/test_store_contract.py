@@ -719,17 +719,24 @@ def test_cli_with_the_tiny_model_on_milvus(milvus_server, tmp_path):  # noqa: F8
     env = {**os.environ, "MAGPIE_DATA_DIR": str(tmp_path / "data")}
 
     def magpie(*args):
-        """One `magpie` run; one that outlasts 600 s fails with every thread's stack (SIGABRT
-        makes faulthandler print them) instead of a bare TimeoutExpired."""
+        """One `magpie` run, output read to its end (as a shell's $(…) reads it); one that
+        outlasts 600 s fails with every thread's stack (SIGABRT makes faulthandler print
+        them), or says that it exited but left a process holding its output open."""
         proc = subprocess.Popen([sys.executable, "-m", "app.main", *args], cwd=ROOT,
                                 env={**env, "PYTHONFAULTHANDLER": "1"}, text=True,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
             out, err = proc.communicate(timeout=600)
         except subprocess.TimeoutExpired:
-            proc.send_signal(signal.SIGABRT)
-            out, err = proc.communicate()
-            pytest.fail(f"`magpie {args[0]}` still running after 600 s:\n{err[-12000:]}")
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGABRT)
+            try:
+                out, err = proc.communicate(timeout=30)
+            except subprocess.TimeoutExpired:  # exited, but something it left holds its pipes
+                proc.kill()
+                err = "(no end of output: a process it started still holds its stdout/stderr)"
+            pytest.fail(f"`magpie {args[0]}` did not finish in 600 s (exit status "
+                        f"{proc.poll()}):\n{err[-12000:]}")
         return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
     found = {}
