@@ -26,7 +26,7 @@ from statistics import NormalDist
 
 import numpy as np
 
-from indexer.catalogue import ChunkHit, FileFilter
+from indexer.catalogue import ChunkHit, FileFilter, name_terms
 from indexer.decode import DecodeError, load_image
 from indexer.library import Library
 from indexer.pipeline import EncoderLike
@@ -59,12 +59,15 @@ REL_SCALE = 0.5
 # Relevance of keyword evidence, by how the query's words occur (catalogue.keyword_evidence):
 # 4 phrase in the file name, 3 phrase anywhere, 2 all words near each other (within
 # NEAR_PER_WORD tokens per extra word), 1 all words but scattered, 0 only some words.
-KEYWORD_RELEVANCE = {4: 0.95, 3: 0.9, 2: 0.8, 1: 0.3, 0: 0.1}
+# 5 (search.py) the query is the file's name, with or without its extension: it names the file.
+KEYWORD_RELEVANCE = {5: 1.0, 4: 0.95, 3: 0.9, 2: 0.8, 1: 0.3, 0: 0.1}
 NEAR_PER_WORD = 3
-# A picture's name is indirect evidence: when the model clearly recognises the query among the
-# pictures (some stand out by vector), a name match counts only as far as the picture looks
-# like it too; NAME_TRUST of it is kept regardless.
+# A picture's name is indirect evidence: when the model confirms the names (at least
+# NAME_CONFIRM_SHARE of the pictures named after the query stand out by vector too), a name
+# match counts only as far as the picture looks like it; NAME_TRUST of it is kept regardless.
+# When the model does not confirm them (a word it cannot see: "invoice"), names are trusted.
 NAME_TRUST = 0.5
+NAME_CONFIRM_SHARE = 0.5
 # Notes are matched by the model through their text (text-to-text similarity), weaker evidence
 # of the note being about the query than the words themselves: their vector relevance is
 # scaled by NOTE_VECTOR_WEIGHT.
@@ -81,6 +84,7 @@ _STOPWORDS = frozenset(
     "my your our its it as photo picture image of".split()
 )
 _EVIDENCE_WORDS = {
+    5: "the query as its whole name",
     4: "the words as a phrase in its name",
     3: "the words as a phrase",
     2: "all the words, close together",
@@ -418,16 +422,16 @@ class Searcher:
                 score = float(fv @ vec) if fv is not None else 0.0
             mu, sd = stats.get(r.kind, stats["image"])
             z = (score - mu) / sd
-            scored.append(replace(r, score=score, z=z, keyword_level=levels.get(r.file_id, -1)))
-        # does the model itself clearly recognise the query among the pictures?
-        seen = any(r.kind == "image" and r.z >= floor for r in scored)
+            level = 5 if r.keyword and text and names_file(text, r.path) else levels.get(r.file_id, -1)
+            scored.append(replace(r, score=score, z=z, keyword_level=level))
+        doubt_names = names_doubted(scored, floor)
         out = []
         for r in scored:
             rel_v = vector_relevance(r.z, floor)
             if r.kind == "text":
                 rel_v *= NOTE_VECTOR_WEIGHT
             rel_k = KEYWORD_RELEVANCE.get(r.keyword_level, 0.0)
-            if r.kind == "image" and seen and rel_k > 0:
+            if r.kind == "image" and doubt_names and 0 < r.keyword_level < 5:
                 rel_k *= NAME_TRUST + (1 - NAME_TRUST) * rel_v
             rel = max(rel_v, rel_k)
             matched = tuple(w for w in words if r.keyword and _holds(r, w))
@@ -519,6 +523,31 @@ def standout_floor(zs: list[float], n_items: int | None = None) -> float:
         if width >= BREAK_MIN_Z and width >= ratio * spacing and width > best_width:
             best_width, floor = width, top[i] - width / 2  # mid-break: robust to rounding
     return floor
+
+
+def names_file(text: str, path: str) -> bool:
+    """Whether the query is the file's name, with or without its extension, word for word
+    ("IMG_0042.jpg", "img 0042", "Blue-Square-7"): the user is naming that file."""
+    words = name_terms(text).lower().split()
+    name = os.path.basename(path)
+    return bool(words) and words in (name_terms(name).lower().split(),
+                                     name_terms(os.path.splitext(name)[0]).lower().split())
+
+
+def names_doubted(results: list[SearchResult], floor: float) -> bool:
+    """Whether a picture's name alone is doubtful evidence for this query: the model knows
+    what the query looks like, shown by its agreeing with at least NAME_CONFIRM_SHARE of the
+    pictures whose names hold the query (phrase or close words) -- then a picture so named
+    that does not look like it is misnamed ("blue-square-7.jpg" showing a red circle). When
+    the model does not recognise the named pictures ("invoice_2023.png": a word it cannot
+    see), the name is the evidence and is trusted whole."""
+    named = [r for r in results if r.kind == "image"
+             and KEYWORD_RELEVANCE.get(r.keyword_level, 0.0) >= STANDOUT_RELEVANCE]
+    if not named:
+        return False
+    confirmed = sum(r.z >= floor for r in named)
+    by_looks = sum(r.kind == "image" and r.z >= floor for r in results) - confirmed
+    return confirmed >= NAME_CONFIRM_SHARE * len(named) or by_looks > len(named)
 
 
 def vector_relevance(z: float, floor: float) -> float:
