@@ -43,7 +43,8 @@ ROCCHIO_ALPHA, ROCCHIO_BETA, ROCCHIO_GAMMA = 1.0, 0.75, 0.25
 # deviations above the background of their kind), if that break is BREAK_RATIO times the mean
 # spacing above it (STRONG_BREAK_RATIO when wholly below BREAK_FLOOR_Z, down to BREAK_LOW_Z) and
 # at least BREAK_MIN_Z wide; a lone standout needs STANDOUT_Z, as does everything without a
-# break. null_floor (the chance level of the library size) is kept for measurement only.
+# break. A break whose group chance would make (CHANCE_GROUP_P) leaves only what is above the
+# chance level of the library size (null_floor) standing out.
 BREAK_DEPTH = 512
 STANDOUT_Z = 2.5
 BREAK_FLOOR_Z = 2.25
@@ -52,6 +53,9 @@ BREAK_RATIO = 6.0
 STRONG_BREAK_RATIO = 30.0
 BREAK_MIN_Z = 0.1
 MIN_STANDOUT_Z = 2.0
+# A group above a break must be one that chance makes in under CHANCE_GROUP_P of libraries of
+# this size (chance_of_group): two random items at z 2.4 among 300 are what chance gives.
+CHANCE_GROUP_P = 0.5
 NULL_QUANTILE = 0.95
 # Relevance of vector evidence: logistic in z around the query's standout floor, so 0.5 means
 # "at the edge of standing out" for every query; REL_SCALE z-units from 0.5 to 0.73.
@@ -75,9 +79,6 @@ NOTE_VECTOR_WEIGHT = 1.0
 STANDOUT_RELEVANCE = 0.5
 BACKGROUND_SAMPLE = 1024
 MIN_KIND_SAMPLE = 8
-# Kept for callers of vector_confidence: full confidence at this z of the best match.
-CONFIDENT_Z = 3.0
-MIN_VECTOR_WEIGHT = 0.25
 
 _STOPWORDS = frozenset(
     "a an the of and or in on at to for with from by is are was were be this that these those "
@@ -468,17 +469,6 @@ class Searcher:
         sims = matvec(bg, vec)
         return float(np.mean(sims)), max(float(np.std(sims)), 1e-3)
 
-    def vector_confidence(self, vec: np.ndarray | None, results: list[SearchResult]) -> float:
-        """How much the model's ranking stands out for this query, in [MIN_VECTOR_WEIGHT, 1]:
-        the best result's z against the background of its own kind (a note is compared with
-        notes, a picture with pictures: the modality gap would make every note look certain)."""
-        if vec is None or not results:
-            return 1.0
-        top = results[0]
-        mu, sd = self.z_stats(vec, top.kind)
-        z_top = (top.score - mu) / sd
-        return float(np.clip(z_top / CONFIDENT_Z, MIN_VECTOR_WEIGHT, 1.0))
-
 
 def _depth(k: int) -> int:
     """How deep each ranking goes before the fusion picks the top k."""
@@ -499,13 +489,16 @@ def standout_floor(zs: list[float], n_items: int | None = None) -> float:
     step several times wider than the spacing between the matches above it (91 yellow stars at
     z 2.2-2.5, then the first orange star at 1.9). The widest such break decides. A break whose
     upper side is under BREAK_FLOOR_Z must be much sharper (STRONG_BREAK_RATIO). A break after
-    the first item alone counts only if that item reaches the chance level of the library size
-    (`null_floor`: the best of N background items is under it in 95% of queries), and without
-    a break that level decides: one random best match is no match. `zs`: the profile, in any
-    order; `n_items`: the library's size (the profile's length when not given).
+    the first item alone counts only if that item reaches STANDOUT_Z, and without a break
+    STANDOUT_Z decides. The group above the widest break must be one chance rarely makes in a
+    library of this size (`chance_of_group` under CHANCE_GROUP_P: two random items at z 2.4
+    among 300 are what chance gives); when it is not, only results above the chance level of
+    the library size stand out (`null_floor`: the best of N background items is under it in
+    95% of queries). `zs`: the profile, in any order; `n_items`: the library's size (the
+    profile's length when not given).
     """
-    # the chance level of the library size (null_floor) was tried here: it hid the lone true
-    # match of small libraries (tiny-shapes tops out near z 2.6), so STANDOUT_Z stays.
+    # null_floor as the no-break level was tried: it hid the lone true match of small libraries
+    # (tiny-shapes tops out near z 2.6) and the digits' weak matches, so STANDOUT_Z stays there.
     chance = STANDOUT_Z
     top = sorted((z for z in zs if z >= BREAK_LOW_Z), reverse=True)
     below = max((z for z in zs if z < BREAK_LOW_Z), default=None)
@@ -513,7 +506,8 @@ def standout_floor(zs: list[float], n_items: int | None = None) -> float:
         top.append(below)  # the step down past the lowest level looked at is a break too
     if not top or top[0] < BREAK_FLOOR_Z:
         return chance
-    best_width, floor = 0.0, chance
+    best_width, floor, group = 0.0, chance, (0, 0.0)
+    n = len(zs) if n_items is None else n_items
     for i in range(len(top) - 1):
         if i == 0 and top[0] < chance:
             continue
@@ -521,7 +515,9 @@ def standout_floor(zs: list[float], n_items: int | None = None) -> float:
         spacing = (top[0] - top[i]) / i if i else 0.0  # mean step among those above
         ratio = BREAK_RATIO if top[i] >= BREAK_FLOOR_Z else STRONG_BREAK_RATIO
         if width >= BREAK_MIN_Z and width >= ratio * spacing and width > best_width:
-            best_width, floor = width, top[i] - width / 2  # mid-break: robust to rounding
+            best_width, floor, group = width, top[i] - width / 2, (i + 1, top[i])  # mid-break
+    if best_width and chance_of_group(*group, n) >= CHANCE_GROUP_P:
+        return max(chance, null_floor(n))  # its group is what chance alone makes
     return floor
 
 
@@ -548,6 +544,17 @@ def names_doubted(results: list[SearchResult], floor: float) -> bool:
     confirmed = sum(r.z >= floor for r in named)
     by_looks = sum(r.kind == "image" and r.z >= floor for r in results) - confirmed
     return confirmed >= NAME_CONFIRM_SHARE * len(named) or by_looks > len(named)
+
+
+def chance_of_group(m: int, z: float, n: int) -> float:
+    """How likely `m` or more of `n` items reach `z` by chance alone (each item's z a standard
+    normal draw, Poisson tail): a group above a break is only a group of matches when chance
+    rarely makes one as large, as high, in a library of this size."""
+    lam = max(n, 1) * (1.0 - NormalDist().cdf(z))
+    if lam <= 0.0:
+        return 0.0
+    below = sum(math.exp(k * math.log(lam) - lam - math.lgamma(k + 1)) for k in range(m))
+    return max(0.0, 1.0 - below)
 
 
 def vector_relevance(z: float, floor: float) -> float:
