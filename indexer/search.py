@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import time
 from dataclasses import dataclass, field, replace
 from statistics import NormalDist
 
@@ -252,18 +253,28 @@ class Searcher:
         return self._background[kind]
 
     def run(self, req: SearchRequest) -> SearchPage:
-        import time
-
+        """One search, in named steps: the query's terms and vector, the ranked and folded
+        results, standouts first, the page."""
         started = time.perf_counter()
-        reader = self.library.reader()
-        terms = parse_query(req.text) if req.text.strip() else []
-        if req.image:
-            terms.append(Term(1.0, image=req.image))
+        terms = request_terms(req)
         words = keyword_text(terms) if req.mode != "vector" else ""
-        mode = req.mode if words else "vector"
+        vec = self.request_vector(req, terms)
+        results = self.ranked_results(req, vec, words)
+        ordered, cutoff = standouts_first(results, req.sort)
+        counts = self.library.reader().counts()
+        return SearchPage(
+            ordered, cutoff, (time.perf_counter() - started) * 1000, self.z_stats(vec),
+            library_counts={"images": counts["images"], "notes": counts["notes"]},
+            query_truncated=self.truncated(terms),
+            query_words=tuple(query_words(words)) if words else (),
+        )
+
+    def request_vector(self, req: SearchRequest, terms: list[Term]) -> np.ndarray:
+        """The query as one vector: the file to find similar ones to, plus the terms, moved
+        by the results marked more/less like this."""
         vec: np.ndarray | None = None
         if req.similar_to is not None:
-            vec = reader.file_vector(req.similar_to)
+            vec = self.library.reader().file_vector(req.similar_to)
             if vec is None:
                 raise QueryError("that item is no longer in the library")
         if terms:
@@ -273,24 +284,18 @@ class Searcher:
             raise QueryError("type something to search for, or drop an image")
         if req.positives or req.negatives:
             vec = self.refine(vec, req.positives, req.negatives)
-        results = self.search(words or None, vector=vec, k=req.k + (req.similar_to is not None),
-                              flt=req.flt, mode=mode)
-        if req.similar_to is not None:
+        return vec
+
+    def ranked_results(self, req: SearchRequest, vec: np.ndarray, words: str
+                       ) -> list[SearchResult]:
+        """The request's k best results by relevance, the item itself left out of "find
+        similar", identical copies folded into one."""
+        similar = req.similar_to is not None
+        results = self.search(words or None, vector=vec, k=req.k + similar, flt=req.flt,
+                              mode=req.mode if words else "vector")
+        if similar:
             results = [r for r in results if r.file_id != req.similar_to]
-        results = fold_copies(results[: req.k], self._hashes(results[: req.k]))
-        standout = [r for r in results if r.stands_out]
-        rest = [r for r in results if not r.stands_out]
-        ordered = standout + rest  # ranking order is kept within each group
-        cutoff = len(standout)
-        if req.sort == "date":
-            ordered = sorted(ordered[:cutoff], key=_newest) + sorted(ordered[cutoff:], key=_newest)
-        counts = reader.counts()
-        return SearchPage(
-            ordered, cutoff, (time.perf_counter() - started) * 1000, self.z_stats(vec),
-            library_counts={"images": counts["images"], "notes": counts["notes"]},
-            query_truncated=self.truncated(terms),
-            query_words=tuple(query_words(words)) if words else (),
-        )
+        return fold_copies(results[: req.k], self._hashes(results[: req.k]))
 
     def truncated(self, terms: list[Term]) -> bool:
         """Whether a text term is cut at the model's token window (the model sees its start)."""
@@ -468,6 +473,24 @@ class Searcher:
             return 0.0, 1.0
         sims = matvec(bg, vec)
         return float(np.mean(sims)), max(float(np.std(sims)), 1e-3)
+
+
+def request_terms(req: SearchRequest) -> list[Term]:
+    """The request's weighted terms: its text (query arithmetic) and its image, if any."""
+    terms = parse_query(req.text) if req.text.strip() else []
+    if req.image:
+        terms.append(Term(1.0, image=req.image))
+    return terms
+
+
+def standouts_first(results: list[SearchResult], sort: str) -> tuple[list[SearchResult], int]:
+    """Results that stand out, then the others (ranking order kept within each group, or
+    newest first with sort="date"), and how many stand out."""
+    standout = [r for r in results if r.stands_out]
+    rest = [r for r in results if not r.stands_out]
+    if sort == "date":
+        standout, rest = sorted(standout, key=_newest), sorted(rest, key=_newest)
+    return standout + rest, len(standout)
 
 
 def _depth(k: int) -> int:
