@@ -31,20 +31,21 @@ from indexer.indexing import Indexer  # noqa: E402
 from indexer.library import Library  # noqa: E402
 from indexer.search import Searcher  # noqa: E402
 
-GRIDS: dict[str, list] = {
-    "STANDOUT_Z": [2.0, 2.25, 2.5, 2.75, 3.0],
+GRIDS: dict[str, list] = {  # the shipped value and one step either side
+    "STANDOUT_Z": [2.25, 2.5, 2.75],
     "BREAK_FLOOR_Z": [2.0, 2.25, 2.5],
     "BREAK_LOW_Z": [1.0, 1.5, 2.0],
     "BREAK_RATIO": [4.0, 6.0, 8.0],
     "STRONG_BREAK_RATIO": [10.0, 30.0, 60.0],
     "BREAK_MIN_Z": [0.05, 0.1, 0.2],
-    "CHANCE_GROUP_P": [0.05, 0.2, 0.5, 0.8, 1.01],
+    "CHANCE_GROUP_P": [0.2, 0.5, 0.8],
+    "NONSENSE_COS": [0.8, 0.9, 0.95, 1.01],  # 1.01: never
     "REL_SCALE": [0.25, 0.5, 1.0],
-    "NAME_TRUST": [0.0, 0.25, 0.5, 0.75, 1.0],
-    "NAME_CONFIRM_SHARE": [0.25, 0.5, 0.75, 1.01],
-    "NEAR_PER_WORD": [1, 2, 3, 5],
-    "NOTE_VECTOR_WEIGHT": [0.5, 0.75, 1.0],
-    "KEYWORD_RELEVANCE[1]": [0.1, 0.3, 0.5, 0.7],  # all the words, but scattered
+    "NAME_TRUST": [0.25, 0.5, 0.75],
+    "NAME_CONFIRM_SHARE": [0.25, 0.5, 0.75],
+    "NEAR_PER_WORD": [2, 3, 5],
+    "NOTE_VECTOR_WEIGHT": [0.75, 1.0],
+    "KEYWORD_RELEVANCE[1]": [0.1, 0.3, 0.5],  # all the words, but scattered
 }
 HEADER = ("| setting | visual nDCG@10 | visual precision | visual recall | name nDCG@10 | "
           "file-name nDCG@10 | note-phrase precision | nonsense false-standout | "

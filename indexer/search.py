@@ -78,6 +78,11 @@ NAME_CONFIRM_SHARE = 0.5
 # scaled by NOTE_VECTOR_WEIGHT.
 NOTE_VECTOR_WEIGHT = 1.0
 STANDOUT_RELEVANCE = 0.5
+# A query the model reads as nothing: its vector is within NONSENSE_COS (cosine) of what the
+# model makes of meaningless strings (NONSENSE_PROBES); then no result stands out by looks
+# alone (gibberish, or words the model never learned), only by words in names and notes.
+NONSENSE_PROBES = ("", "xq", "zzzz qqqq", "blim vort snee", "plorf")
+NONSENSE_COS = 0.9
 BACKGROUND_SAMPLE = 1024
 MIN_KIND_SAMPLE = 8
 
@@ -205,6 +210,7 @@ class Searcher:
         self.encoder = encoder
         self._background: dict[str | None, np.ndarray] = {}
         self._background_count = -1
+        self._nonsense: np.ndarray | None = None
 
     # -- requests ---------------------------------------------------------------------------
     def query_vector(self, terms: list[Term]) -> np.ndarray:
@@ -251,6 +257,14 @@ class Searcher:
             self._background[kind] = self.library.reader().sample_vectors(
                 BACKGROUND_SAMPLE, kind=kind)
         return self._background[kind]
+
+    def reads_nothing(self, vec: np.ndarray) -> bool:
+        """Whether the model makes of this query what it makes of meaningless strings."""
+        if self._nonsense is None:
+            probes = np.asarray(self.encoder.encode_texts(list(NONSENSE_PROBES)), np.float32)
+            centre = probes.mean(axis=0)
+            self._nonsense = centre / (np.linalg.norm(centre) + 1e-12)
+        return float(np.dot(vec, self._nonsense)) >= NONSENSE_COS
 
     def run(self, req: SearchRequest) -> SearchPage:
         """One search, in named steps: the query's terms and vector, the ranked and folded
@@ -431,9 +445,11 @@ class Searcher:
             level = 5 if r.keyword and text and names_file(text, r.path) else levels.get(r.file_id, -1)
             scored.append(replace(r, score=score, z=z, keyword_level=level))
         doubt_names = names_doubted(scored, floor)
+        # a query the model reads as nothing: looks alone never stand out (order is kept)
+        looks_cap = STANDOUT_RELEVANCE - 0.01 if self.reads_nothing(vec) else 1.0
         out = []
         for r in scored:
-            rel_v = vector_relevance(r.z, floor)
+            rel_v = vector_relevance(r.z, floor) * looks_cap
             if r.kind == "text":
                 rel_v *= NOTE_VECTOR_WEIGHT
             rel_k = KEYWORD_RELEVANCE.get(r.keyword_level, 0.0)

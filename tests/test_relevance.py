@@ -111,3 +111,14 @@ def test_a_misleading_name_ranks_below_pictures_that_match(named):
     blue_squares = {str(i.path) for i in items if (i.color, i.shape) == ("blue", "square")}
     ranks = [k for k, r in enumerate(page.results) if r.open_path in blue_squares]
     assert len(ranks) == 3 and max(ranks) < misnamed
+
+
+def test_gibberish_says_no_strong_matches_and_still_lists_the_closest(named):
+    s, _ = named
+    for query in ("qwzx florp blarg", "vrumble snorkwhistle"):
+        page = s.run(SearchRequest(query, k=30))
+        assert page.no_strong_matches and len(page.results) == 30
+        assert all(r.relevance < 0.5 for r in page.results)
+    words_only = s.run(SearchRequest("invoice", k=30))  # a word the model cannot see either
+    assert words_only.cutoff == 5  # found by the names alone
+    assert not s.run(SearchRequest("a red circle", k=30)).no_strong_matches
