@@ -55,6 +55,8 @@ def summary_text(visible: int, standout: int, total: int, elapsed_ms: float) -> 
     parts = []
     if 0 < standout < max(visible, total):
         parts.append(f"{standout:,} stand{'s' * (standout == 1)} out")
+    elif standout == 0 and visible:
+        parts.append("No strong matches: the closest items")  # an honest "nothing matches"
     parts.append(f"{visible:,} of {total:,} shown" if total > visible else f"{visible:,} shown")
     parts.append(f"{elapsed_ms:.0f} ms")
     return "  ·  ".join(parts)

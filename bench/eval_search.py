@@ -22,7 +22,8 @@ Sets (each a generated library and queries with known, graded answers):
 Grades: 3 exact match (a picture showing the description; a note or name holding the query as
 a phrase for word queries), 2 a note holding the description as a phrase, 1 a note holding the
 query's words scattered over different sentences, 0 anything else. Query types: visual (a
-description of a picture), name (a word only in file names), note-word, note-phrase (two words
+description of a picture), name (a word only in file names), file-name (a file's exact name,
+with or without its extension), note-word, note-phrase (two words
 in one note, and the same two words scattered in another), nonsense (nothing is relevant).
 
 Per type: nDCG@10 of the whole ranking (graded), precision and recall of the results shown as
@@ -170,6 +171,11 @@ def build_shapes(folder: Path, heldout: bool, n_pictures: int, n_docs: int) -> l
             queries.append(Query(template.format(c=c, s=s), "visual", g))
     for word in DOC_WORDS:
         queries.append(Query(word, "name", {n: 3 for n, w in docs.items() if w == word}))
+    # a file's exact name, with and without its extension: neutral, misleading, document
+    misleading = sorted(n for n in labels if "-" in n)
+    for n in (sorted(labels)[0], misleading[0], sorted(docs)[0]):
+        queries.append(Query(n, "file-name", {n: 3}))
+        queries.append(Query(Path(n).stem, "file-name", {n: 3}))
     queries += [Query(t, "nonsense") for t in (NONSENSE_HELDOUT if heldout else NONSENSE)]
     return queries
 
@@ -267,7 +273,7 @@ def _mean(xs) -> float:
 
 
 def print_rows(set_name: str, rows: dict[str, Row]) -> None:
-    for kind in ("visual", "name", "note-word", "note-phrase", "nonsense"):
+    for kind in ("visual", "name", "file-name", "note-word", "note-phrase", "nonsense"):
         r = rows.get(kind)
         if r is None:
             continue

@@ -21,12 +21,13 @@ from __future__ import annotations
 import math
 import os
 import re
+import time
 from dataclasses import dataclass, field, replace
 from statistics import NormalDist
 
 import numpy as np
 
-from indexer.catalogue import ChunkHit, FileFilter
+from indexer.catalogue import ChunkHit, FileFilter, name_terms
 from indexer.decode import DecodeError, load_image
 from indexer.library import Library
 from indexer.pipeline import EncoderLike
@@ -43,7 +44,8 @@ ROCCHIO_ALPHA, ROCCHIO_BETA, ROCCHIO_GAMMA = 1.0, 0.75, 0.25
 # deviations above the background of their kind), if that break is BREAK_RATIO times the mean
 # spacing above it (STRONG_BREAK_RATIO when wholly below BREAK_FLOOR_Z, down to BREAK_LOW_Z) and
 # at least BREAK_MIN_Z wide; a lone standout needs STANDOUT_Z, as does everything without a
-# break. null_floor (the chance level of the library size) is kept for measurement only.
+# break. A break whose group chance would make (CHANCE_GROUP_P) leaves only what is above the
+# chance level of the library size (null_floor) standing out.
 BREAK_DEPTH = 512
 STANDOUT_Z = 2.5
 BREAK_FLOOR_Z = 2.25
@@ -52,6 +54,9 @@ BREAK_RATIO = 6.0
 STRONG_BREAK_RATIO = 30.0
 BREAK_MIN_Z = 0.1
 MIN_STANDOUT_Z = 2.0
+# A group above a break must be one that chance makes in under CHANCE_GROUP_P of libraries of
+# this size (chance_of_group): two random items at z 2.4 among 300 are what chance gives.
+CHANCE_GROUP_P = 0.5
 NULL_QUANTILE = 0.95
 # Relevance of vector evidence: logistic in z around the query's standout floor, so 0.5 means
 # "at the edge of standing out" for every query; REL_SCALE z-units from 0.5 to 0.73.
@@ -59,28 +64,34 @@ REL_SCALE = 0.5
 # Relevance of keyword evidence, by how the query's words occur (catalogue.keyword_evidence):
 # 4 phrase in the file name, 3 phrase anywhere, 2 all words near each other (within
 # NEAR_PER_WORD tokens per extra word), 1 all words but scattered, 0 only some words.
-KEYWORD_RELEVANCE = {4: 0.95, 3: 0.9, 2: 0.8, 1: 0.3, 0: 0.1}
+# 5 (search.py) the query is the file's name, with or without its extension: it names the file.
+KEYWORD_RELEVANCE = {5: 1.0, 4: 0.95, 3: 0.9, 2: 0.8, 1: 0.3, 0: 0.1}
 NEAR_PER_WORD = 3
-# A picture's name is indirect evidence: when the model clearly recognises the query among the
-# pictures (some stand out by vector), a name match counts only as far as the picture looks
-# like it too; NAME_TRUST of it is kept regardless.
+# A picture's name is indirect evidence: when the model confirms the names (at least
+# NAME_CONFIRM_SHARE of the pictures named after the query stand out by vector too), a name
+# match counts only as far as the picture looks like it; NAME_TRUST of it is kept regardless.
+# When the model does not confirm them (a word it cannot see: "invoice"), names are trusted.
 NAME_TRUST = 0.5
+NAME_CONFIRM_SHARE = 0.5
 # Notes are matched by the model through their text (text-to-text similarity), weaker evidence
 # of the note being about the query than the words themselves: their vector relevance is
 # scaled by NOTE_VECTOR_WEIGHT.
 NOTE_VECTOR_WEIGHT = 1.0
 STANDOUT_RELEVANCE = 0.5
+# A query the model reads as nothing: its vector is within NONSENSE_COS (cosine) of what the
+# model makes of meaningless strings (NONSENSE_PROBES); then no result stands out by looks
+# alone (gibberish, or words the model never learned), only by words in names and notes.
+NONSENSE_PROBES = ("", "xq", "zzzz qqqq", "blim vort snee", "plorf")
+NONSENSE_COS = 0.9
 BACKGROUND_SAMPLE = 1024
 MIN_KIND_SAMPLE = 8
-# Kept for callers of vector_confidence: full confidence at this z of the best match.
-CONFIDENT_Z = 3.0
-MIN_VECTOR_WEIGHT = 0.25
 
 _STOPWORDS = frozenset(
     "a an the of and or in on at to for with from by is are was were be this that these those "
     "my your our its it as photo picture image of".split()
 )
 _EVIDENCE_WORDS = {
+    5: "the query as its whole name",
     4: "the words as a phrase in its name",
     3: "the words as a phrase",
     2: "all the words, close together",
@@ -199,6 +210,7 @@ class Searcher:
         self.encoder = encoder
         self._background: dict[str | None, np.ndarray] = {}
         self._background_count = -1
+        self._nonsense: np.ndarray | None = None
 
     # -- requests ---------------------------------------------------------------------------
     def query_vector(self, terms: list[Term]) -> np.ndarray:
@@ -246,19 +258,37 @@ class Searcher:
                 BACKGROUND_SAMPLE, kind=kind)
         return self._background[kind]
 
-    def run(self, req: SearchRequest) -> SearchPage:
-        import time
+    def reads_nothing(self, vec: np.ndarray) -> bool:
+        """Whether the model makes of this query what it makes of meaningless strings."""
+        if self._nonsense is None:
+            probes = np.asarray(self.encoder.encode_texts(list(NONSENSE_PROBES)), np.float32)
+            centre = probes.mean(axis=0)
+            self._nonsense = centre / (np.linalg.norm(centre) + 1e-12)
+        return float(np.dot(vec, self._nonsense)) >= NONSENSE_COS
 
+    def run(self, req: SearchRequest) -> SearchPage:
+        """One search, in named steps: the query's terms and vector, the ranked and folded
+        results, standouts first, the page."""
         started = time.perf_counter()
-        reader = self.library.reader()
-        terms = parse_query(req.text) if req.text.strip() else []
-        if req.image:
-            terms.append(Term(1.0, image=req.image))
+        terms = request_terms(req)
         words = keyword_text(terms) if req.mode != "vector" else ""
-        mode = req.mode if words else "vector"
+        vec = self.request_vector(req, terms)
+        results = self.ranked_results(req, vec, words)
+        ordered, cutoff = standouts_first(results, req.sort)
+        counts = self.library.reader().counts()
+        return SearchPage(
+            ordered, cutoff, (time.perf_counter() - started) * 1000, self.z_stats(vec),
+            library_counts={"images": counts["images"], "notes": counts["notes"]},
+            query_truncated=self.truncated(terms),
+            query_words=tuple(query_words(words)) if words else (),
+        )
+
+    def request_vector(self, req: SearchRequest, terms: list[Term]) -> np.ndarray:
+        """The query as one vector: the file to find similar ones to, plus the terms, moved
+        by the results marked more/less like this."""
         vec: np.ndarray | None = None
         if req.similar_to is not None:
-            vec = reader.file_vector(req.similar_to)
+            vec = self.library.reader().file_vector(req.similar_to)
             if vec is None:
                 raise QueryError("that item is no longer in the library")
         if terms:
@@ -268,24 +298,18 @@ class Searcher:
             raise QueryError("type something to search for, or drop an image")
         if req.positives or req.negatives:
             vec = self.refine(vec, req.positives, req.negatives)
-        results = self.search(words or None, vector=vec, k=req.k + (req.similar_to is not None),
-                              flt=req.flt, mode=mode)
-        if req.similar_to is not None:
+        return vec
+
+    def ranked_results(self, req: SearchRequest, vec: np.ndarray, words: str
+                       ) -> list[SearchResult]:
+        """The request's k best results by relevance, the item itself left out of "find
+        similar", identical copies folded into one."""
+        similar = req.similar_to is not None
+        results = self.search(words or None, vector=vec, k=req.k + similar, flt=req.flt,
+                              mode=req.mode if words else "vector")
+        if similar:
             results = [r for r in results if r.file_id != req.similar_to]
-        results = fold_copies(results[: req.k], self._hashes(results[: req.k]))
-        standout = [r for r in results if r.stands_out]
-        rest = [r for r in results if not r.stands_out]
-        ordered = standout + rest  # ranking order is kept within each group
-        cutoff = len(standout)
-        if req.sort == "date":
-            ordered = sorted(ordered[:cutoff], key=_newest) + sorted(ordered[cutoff:], key=_newest)
-        counts = reader.counts()
-        return SearchPage(
-            ordered, cutoff, (time.perf_counter() - started) * 1000, self.z_stats(vec),
-            library_counts={"images": counts["images"], "notes": counts["notes"]},
-            query_truncated=self.truncated(terms),
-            query_words=tuple(query_words(words)) if words else (),
-        )
+        return fold_copies(results[: req.k], self._hashes(results[: req.k]))
 
     def truncated(self, terms: list[Term]) -> bool:
         """Whether a text term is cut at the model's token window (the model sees its start)."""
@@ -418,16 +442,18 @@ class Searcher:
                 score = float(fv @ vec) if fv is not None else 0.0
             mu, sd = stats.get(r.kind, stats["image"])
             z = (score - mu) / sd
-            scored.append(replace(r, score=score, z=z, keyword_level=levels.get(r.file_id, -1)))
-        # does the model itself clearly recognise the query among the pictures?
-        seen = any(r.kind == "image" and r.z >= floor for r in scored)
+            level = 5 if r.keyword and text and names_file(text, r.path) else levels.get(r.file_id, -1)
+            scored.append(replace(r, score=score, z=z, keyword_level=level))
+        doubt_names = names_doubted(scored, floor)
+        # a query the model reads as nothing: looks alone never stand out (order is kept)
+        looks_cap = STANDOUT_RELEVANCE - 0.01 if self.reads_nothing(vec) else 1.0
         out = []
         for r in scored:
-            rel_v = vector_relevance(r.z, floor)
+            rel_v = vector_relevance(r.z, floor) * looks_cap
             if r.kind == "text":
                 rel_v *= NOTE_VECTOR_WEIGHT
             rel_k = KEYWORD_RELEVANCE.get(r.keyword_level, 0.0)
-            if r.kind == "image" and seen and rel_k > 0:
+            if r.kind == "image" and doubt_names and 0 < r.keyword_level < 5:
                 rel_k *= NAME_TRUST + (1 - NAME_TRUST) * rel_v
             rel = max(rel_v, rel_k)
             matched = tuple(w for w in words if r.keyword and _holds(r, w))
@@ -464,16 +490,23 @@ class Searcher:
         sims = matvec(bg, vec)
         return float(np.mean(sims)), max(float(np.std(sims)), 1e-3)
 
-    def vector_confidence(self, vec: np.ndarray | None, results: list[SearchResult]) -> float:
-        """How much the model's ranking stands out for this query, in [MIN_VECTOR_WEIGHT, 1]:
-        the best result's z against the background of its own kind (a note is compared with
-        notes, a picture with pictures: the modality gap would make every note look certain)."""
-        if vec is None or not results:
-            return 1.0
-        top = results[0]
-        mu, sd = self.z_stats(vec, top.kind)
-        z_top = (top.score - mu) / sd
-        return float(np.clip(z_top / CONFIDENT_Z, MIN_VECTOR_WEIGHT, 1.0))
+
+def request_terms(req: SearchRequest) -> list[Term]:
+    """The request's weighted terms: its text (query arithmetic) and its image, if any."""
+    terms = parse_query(req.text) if req.text.strip() else []
+    if req.image:
+        terms.append(Term(1.0, image=req.image))
+    return terms
+
+
+def standouts_first(results: list[SearchResult], sort: str) -> tuple[list[SearchResult], int]:
+    """Results that stand out, then the others (ranking order kept within each group, or
+    newest first with sort="date"), and how many stand out."""
+    standout = [r for r in results if r.stands_out]
+    rest = [r for r in results if not r.stands_out]
+    if sort == "date":
+        standout, rest = sorted(standout, key=_newest), sorted(rest, key=_newest)
+    return standout + rest, len(standout)
 
 
 def _depth(k: int) -> int:
@@ -495,13 +528,16 @@ def standout_floor(zs: list[float], n_items: int | None = None) -> float:
     step several times wider than the spacing between the matches above it (91 yellow stars at
     z 2.2-2.5, then the first orange star at 1.9). The widest such break decides. A break whose
     upper side is under BREAK_FLOOR_Z must be much sharper (STRONG_BREAK_RATIO). A break after
-    the first item alone counts only if that item reaches the chance level of the library size
-    (`null_floor`: the best of N background items is under it in 95% of queries), and without
-    a break that level decides: one random best match is no match. `zs`: the profile, in any
-    order; `n_items`: the library's size (the profile's length when not given).
+    the first item alone counts only if that item reaches STANDOUT_Z, and without a break
+    STANDOUT_Z decides. The group above the widest break must be one chance rarely makes in a
+    library of this size (`chance_of_group` under CHANCE_GROUP_P: two random items at z 2.4
+    among 300 are what chance gives); when it is not, only results above the chance level of
+    the library size stand out (`null_floor`: the best of N background items is under it in
+    95% of queries). `zs`: the profile, in any order; `n_items`: the library's size (the
+    profile's length when not given).
     """
-    # the chance level of the library size (null_floor) was tried here: it hid the lone true
-    # match of small libraries (tiny-shapes tops out near z 2.6), so STANDOUT_Z stays.
+    # null_floor as the no-break level was tried: it hid the lone true match of small libraries
+    # (tiny-shapes tops out near z 2.6) and the digits' weak matches, so STANDOUT_Z stays there.
     chance = STANDOUT_Z
     top = sorted((z for z in zs if z >= BREAK_LOW_Z), reverse=True)
     below = max((z for z in zs if z < BREAK_LOW_Z), default=None)
@@ -509,7 +545,8 @@ def standout_floor(zs: list[float], n_items: int | None = None) -> float:
         top.append(below)  # the step down past the lowest level looked at is a break too
     if not top or top[0] < BREAK_FLOOR_Z:
         return chance
-    best_width, floor = 0.0, chance
+    best_width, floor, group = 0.0, chance, (0, 0.0)
+    n = len(zs) if n_items is None else n_items
     for i in range(len(top) - 1):
         if i == 0 and top[0] < chance:
             continue
@@ -517,8 +554,46 @@ def standout_floor(zs: list[float], n_items: int | None = None) -> float:
         spacing = (top[0] - top[i]) / i if i else 0.0  # mean step among those above
         ratio = BREAK_RATIO if top[i] >= BREAK_FLOOR_Z else STRONG_BREAK_RATIO
         if width >= BREAK_MIN_Z and width >= ratio * spacing and width > best_width:
-            best_width, floor = width, top[i] - width / 2  # mid-break: robust to rounding
+            best_width, floor, group = width, top[i] - width / 2, (i + 1, top[i])  # mid-break
+    if best_width and chance_of_group(*group, n) >= CHANCE_GROUP_P:
+        return max(chance, null_floor(n))  # its group is what chance alone makes
     return floor
+
+
+def names_file(text: str, path: str) -> bool:
+    """Whether the query is the file's name, with or without its extension, word for word
+    ("IMG_0042.jpg", "img 0042", "Blue-Square-7"): the user is naming that file."""
+    words = name_terms(text).lower().split()
+    name = os.path.basename(path)
+    return bool(words) and words in (name_terms(name).lower().split(),
+                                     name_terms(os.path.splitext(name)[0]).lower().split())
+
+
+def names_doubted(results: list[SearchResult], floor: float) -> bool:
+    """Whether a picture's name alone is doubtful evidence for this query: the model knows
+    what the query looks like, shown by its agreeing with at least NAME_CONFIRM_SHARE of the
+    pictures whose names hold the query (phrase or close words) -- then a picture so named
+    that does not look like it is misnamed ("blue-square-7.jpg" showing a red circle). When
+    the model does not recognise the named pictures ("invoice_2023.png": a word it cannot
+    see), the name is the evidence and is trusted whole."""
+    named = [r for r in results if r.kind == "image"
+             and KEYWORD_RELEVANCE.get(r.keyword_level, 0.0) >= STANDOUT_RELEVANCE]
+    if not named:
+        return False
+    confirmed = sum(r.z >= floor for r in named)
+    by_looks = sum(r.kind == "image" and r.z >= floor for r in results) - confirmed
+    return confirmed >= NAME_CONFIRM_SHARE * len(named) or by_looks > len(named)
+
+
+def chance_of_group(m: int, z: float, n: int) -> float:
+    """How likely `m` or more of `n` items reach `z` by chance alone (each item's z a standard
+    normal draw, Poisson tail): a group above a break is only a group of matches when chance
+    rarely makes one as large, as high, in a library of this size."""
+    lam = max(n, 1) * (1.0 - NormalDist().cdf(z))
+    if lam <= 0.0:
+        return 0.0
+    below = sum(math.exp(k * math.log(lam) - lam - math.lgamma(k + 1)) for k in range(m))
+    return max(0.0, 1.0 - below)
 
 
 def vector_relevance(z: float, floor: float) -> float:

@@ -1,7 +1,10 @@
 """Regenerate docs/screenshot-search.png: the demo library (6,000 pictures + notes) indexed with
-the bundled tiny model, searched for "a yellow star".
+the bundled tiny model, searched for "a yellow star"; with --cases, the four searches of issue
+13 on a 600-picture demo library ("blue triangle", "red circle", the gibberish "qwzx florp
+blarg" showing "No strong matches", "shopping list"), one docs/screenshot-case-*.png each.
 
     xvfb-run -s "-screen 0 1400x900x24" .venv/bin/python scripts/screenshot_search.py
+    QT_QPA_PLATFORM=offscreen .venv/bin/python scripts/screenshot_search.py --cases
 
 Writes only under a temporary directory and docs/.
 """
@@ -16,8 +19,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
+CASES = {"blue triangle": "blue-triangle", "red circle": "red-circle",
+         "qwzx florp blarg": "gibberish", "shopping list": "shopping-list"}
+
+
 def main() -> int:
-    from PySide6.QtCore import Qt
+    cases = "--cases" in sys.argv[1:]
     from PySide6.QtWidgets import QApplication
 
     from app.gui import make_window
@@ -28,10 +35,9 @@ def main() -> int:
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     theme.apply(app)
-    out = ROOT / "docs" / "screenshot-search.png"
     with tempfile.TemporaryDirectory() as tmp:
         pictures = Path(tmp) / "Pictures"
-        make_demo_folder(pictures, n_images=6000)
+        make_demo_folder(pictures, n_images=600 if cases else 6000)
         enc = load_model(TINY_SHAPES, allow_download=False)
         window, ctl = make_window(str(Path(tmp) / "lib"), spec=TINY_SHAPES,
                                   load_encoder=lambda s, w: enc)
@@ -51,25 +57,39 @@ def main() -> int:
         ctl.add_paths([str(pictures)])
         wait(lambda: ctl.runner.busy, 10)
         wait(lambda: not ctl.runner.busy and not ctl.runner.pending, 600)
-        from PySide6.QtTest import QTest
-
-        ctl.last_page = None
-        QTest.keyClicks(window.search, "a yellow star")  # as typed: search as you type
-        QTest.keyClick(window.search, Qt.Key.Key_Return)
-        wait(lambda: ctl.last_page is not None and window.results_model.rowCount() > 0, 30)
-        model = window.results_model
-        wait(lambda: all(model.index(i).data(Qt.ItemDataRole.DecorationRole) is not None
-                         for i in range(min(8, model.rowCount()))
-                         if model.results()[i].kind == "image"), 30)
-        window.results.setCurrentIndex(model.index(1))
-        for _ in range(50):
-            app.processEvents()
-            time.sleep(0.02)
-        window.grab().save(str(out))
-        page = ctl.last_page
-        print(f"{out}: {page.cutoff} of {len(page.results)} results stand out")
+        queries = CASES if cases else {"a yellow star": None}
+        for query, slug in queries.items():
+            page = search_and_grab(app, window, ctl, wait, query, ROOT / "docs" / (
+                f"screenshot-case-{slug}.png" if slug else "screenshot-search.png"), not cases)
+            print(f"{query!r}: {page.cutoff} of {len(page.results)} results stand out"
+                  + (" (No strong matches)" if page.cutoff == 0 else ""))
         ctl.shutdown()
     return 0
+
+
+def search_and_grab(app, window, ctl, wait, query: str, out: Path, select_second: bool):
+    """Type the query as a user would, wait for the thumbnails, save the window's grab."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtTest import QTest
+
+    ctl.last_page = None
+    if select_second:
+        QTest.keyClicks(window.search, query)  # as typed: search as you type
+        QTest.keyClick(window.search, Qt.Key.Key_Return)
+    else:
+        ctl.search.run_query(query)  # one search: no half-typed query's page can land last
+    wait(lambda: ctl.last_page is not None and window.results_model.rowCount() > 0, 30)
+    model = window.results_model
+    wait(lambda: all(model.index(i).data(Qt.ItemDataRole.DecorationRole) is not None
+                     for i in range(min(8, model.rowCount()))
+                     if model.results()[i].kind == "image"), 30)
+    if select_second:
+        window.results.setCurrentIndex(model.index(1))
+    for _ in range(50):
+        app.processEvents()
+        time.sleep(0.02)
+    window.grab().save(str(out))
+    return ctl.last_page
 
 
 if __name__ == "__main__":

@@ -208,3 +208,17 @@ def test_a_query_longer_than_the_model_reads_says_so(qtbot, make_gui, photos):  
     window.search.selectAll()
     qtbot.keyClick(window.search, Qt.Key.Key_Backspace)
     assert not window.query_notice.isVisible() and window.page() == "hint"
+
+
+def test_the_badge_shows_the_calibrated_relevance_not_the_cosine(qtbot):
+    from indexer.search import SearchResult
+    from ui.models import ResultsModel, Roles, score_line, score_text
+
+    r = SearchResult(1, "/p/a.png", "/p/a.png", "image", 0.94, z=3.1, relevance=0.873,
+                     stands_out=True)
+    model = ResultsModel()
+    model.set_results([r], cutoff=1)
+    assert model.index(0).data(Roles.Relevance) == 87
+    assert score_text(r) == "87"
+    assert score_line(r).startswith("Relevance 87 of 100") and "0.94" in score_line(r)
+    assert "similarity 0.940" in model.index(0).data(Qt.ItemDataRole.ToolTipRole)

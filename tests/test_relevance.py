@@ -56,3 +56,69 @@ def test_relevance_is_in_range_monotone_and_marks_the_standouts(demo):
 def test_highlight_spans_find_whole_words():
     assert highlight_spans("Turn at the Blue triangle sign; bluebird", ["blue", "triangle"]) == [
         (12, 16), (17, 25)]
+
+
+# -- names: a query that names a file finds it first; a misleading name does not win ----------
+
+@pytest.fixture(scope="module")
+def named(tiny_encoder, tmp_path_factory):
+    """Three pictures of every colour x shape named IMG_…, five document scans named
+    invoice_2023_0N.png (the model cannot see the word "invoice"), and one red circle named
+    "blue square 9.jpg"."""
+    import random
+
+    from indexer.shapes import COLORS, SHAPES, make_demo_folder, render_shape
+
+    tmp = tmp_path_factory.mktemp("named")
+    items = make_demo_folder(tmp / "Pictures", n_images=3 * len(COLORS) * len(SHAPES), seed=11,
+                             image_size=96)
+    scans = tmp / "Pictures" / "Scans"
+    scans.mkdir()
+    rng = random.Random(5)
+    for i in range(1, 6):
+        c, s = rng.choice(list(COLORS)), rng.choice(SHAPES)
+        render_shape(c, s, random.Random(i), size=96).save(scans / f"invoice_2023_0{i}.png")
+    render_shape("red", "circle", random.Random(9), size=96).save(scans / "blue square 9.jpg")
+    library = Library.open(tmp / "lib", TINY_SHAPES)
+    Indexer(library, tiny_encoder, workers=0).run([tmp / "Pictures"])
+    yield Searcher(library, tiny_encoder), items
+    library.close()
+
+
+def test_a_word_only_in_file_names_finds_those_files_first(named):
+    s, _ = named
+    page = s.run(SearchRequest("invoice", k=30))
+    top = [Path(r.path).name for r in page.results[:5]]
+    assert sorted(top) == [f"invoice_2023_0{i}.png" for i in range(1, 6)]
+    assert all(r.stands_out and r.keyword_level == 4 for r in page.results[:5])
+
+
+def test_the_exact_file_name_ranks_that_file_first(named):
+    s, items = named
+    picture = next(i.path for i in items if i.color == "green" and i.shape == "star")
+    for query, name in ((picture.name, picture.name), (picture.stem.lower(), picture.name),
+                        ("blue square 9.jpg", "blue square 9.jpg")):
+        first = s.run(SearchRequest(query, k=30)).results[0]
+        assert Path(first.path).name == name
+        assert first.keyword_level == 5 and first.relevance == 1.0 and first.stands_out
+
+
+def test_a_misleading_name_ranks_below_pictures_that_match(named):
+    s, items = named
+    page = s.run(SearchRequest("a blue square", k=30))
+    names = [Path(r.path).name for r in page.results]
+    misnamed = names.index("blue square 9.jpg")
+    blue_squares = {str(i.path) for i in items if (i.color, i.shape) == ("blue", "square")}
+    ranks = [k for k, r in enumerate(page.results) if r.open_path in blue_squares]
+    assert len(ranks) == 3 and max(ranks) < misnamed
+
+
+def test_gibberish_says_no_strong_matches_and_still_lists_the_closest(named):
+    s, _ = named
+    for query in ("qwzx florp blarg", "vrumble snorkwhistle"):
+        page = s.run(SearchRequest(query, k=30))
+        assert page.no_strong_matches and len(page.results) == 30
+        assert all(r.relevance < 0.5 for r in page.results)
+    words_only = s.run(SearchRequest("invoice", k=30))  # a word the model cannot see either
+    assert words_only.cutoff == 5  # found by the names alone
+    assert not s.run(SearchRequest("a red circle", k=30)).no_strong_matches

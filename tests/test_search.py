@@ -203,3 +203,30 @@ def test_cutoff_keeps_every_match_and_little_else(demo_library, tiny_encoder, qu
     # a page smaller than the number of matches: every result shown is a match and stands out
     small = s.run(SearchRequest(f"a {query[0]} {query[1]}", k=3, mode="vector"))
     assert small.cutoff == 3 and {r.open_path for r in small.results} <= relevant
+
+
+def test_a_group_chance_would_make_does_not_stand_out():
+    from indexer.search import chance_of_group, null_floor, standout_floor
+
+    assert chance_of_group(2, 2.4, 300) > 0.5  # two random items at z 2.4 among 300: chance
+    assert chance_of_group(1, 2.51, 100) < 0.5  # the lone red circle of a 96-picture library
+    assert chance_of_group(91, 2.23, 6000) < 0.1  # 91 yellow stars among 6000
+    assert chance_of_group(3, 2.4, 300) < chance_of_group(2, 2.4, 300)
+    # the null model's "a orange square": two pictures at 2.41 / 2.39, then its tail from 1.86
+    rng = np.random.default_rng(0)
+    tail = list(1.86 - np.sort(np.abs(rng.standard_normal(298)))[: 298] * 0.6)
+    floor = standout_floor([2.41, 2.39] + tail, 300)
+    assert floor >= null_floor(300) > 2.41
+    # the same two at the top of a 100-item library with one true match above: still shown
+    assert standout_floor([2.7, 1.8] + [1.7 - 0.01 * i for i in range(98)], 100) < 2.7
+
+
+def test_each_kind_is_measured_against_its_own_background(lib, fake_encoder):
+    library, _ = lib
+    s = Searcher(library, fake_encoder)
+    page = s.run(SearchRequest("zucchini", k=30))
+    vec = s.text_vector("zucchini")
+    for r in page.results:
+        mu, sd = s.z_stats(vec, r.kind)
+        assert r.z == pytest.approx((r.score - mu) / sd)
+    assert s.z_stats(vec, "text") != s.z_stats(vec, "image")

@@ -119,7 +119,8 @@ def test_summary_says_what_the_library_holds():
     assert summary_text(60, 60, 1234, 35.2) == "60 stand out  ·  60 of 1,234 shown  ·  35 ms"
     assert summary_text(8, 1, 1234, 12) == "1 stands out  ·  8 of 1,234 shown  ·  12 ms"
     assert summary_text(5, 5, 5, 3) == "5 shown  ·  3 ms"  # everything the library holds
-    assert summary_text(12, 0, 40, 3) == "12 of 40 shown  ·  3 ms"
+    assert summary_text(12, 0, 40, 3) == ("No strong matches: the closest items  ·  12 of 40 "
+                                          "shown  ·  3 ms")  # nothing stands out: say so
 
 
 def test_cut_notice_only_when_something_was_cut():

@@ -182,7 +182,8 @@ class ResultDelegate(QStyledItemDelegate):
         if score is None:
             return
         standout = bool(index.data(Roles.Standout))
-        text = f"{score:.2f}"
+        pct = index.data(Roles.Relevance)  # the calibrated 0-100; raw cosine is the tooltip's
+        text = str(pct) if pct is not None else f"{score:.2f}"
         font = QFont(p.font())
         font.setPointSizeF(max(7.5, font.pointSizeF() - 1.5))
         font.setWeight(QFont.Weight.DemiBold)

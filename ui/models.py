@@ -37,15 +37,27 @@ class Roles:
     Standout = Qt.ItemDataRole.UserRole + 13  # inside the adaptive cutoff
     Copies = Qt.ItemDataRole.UserRole + 14  # how many identical files this result stands for
     Highlights = Qt.ItemDataRole.UserRole + 15  # (start, end) of query words in the snippet
+    Relevance = Qt.ItemDataRole.UserRole + 16  # calibrated 0-100 (50: the edge); None: unknown
+
+
+def relevance_of(r: Any) -> int | None:
+    """The calibrated relevance 0-100 a badge shows (the same meaning for every query and
+    model); None for results that carry only a similarity."""
+    pct = getattr(r, "relevance_pct", None)
+    return int(pct) if isinstance(pct, int) else None
 
 
 def score_text(r: Any) -> str:
-    return f"{r.score:.2f}"
+    pct = relevance_of(r)
+    return str(pct) if pct is not None else f"{r.score:.2f}"
 
 
 def score_line(r: Any) -> str:
-    """One line for the preview pane: the similarity, how much it stands out, why."""
-    parts = [f"Similarity {r.score:.2f}"]
+    """One line for the preview pane: the relevance, the similarity, how much it stands out,
+    why."""
+    pct = relevance_of(r)
+    parts = ([f"Relevance {pct} of 100"] if pct is not None else []) + [
+        f"similarity {r.score:.2f}" if pct is not None else f"Similarity {r.score:.2f}"]
     z = getattr(r, "z", None)
     if z:
         kind = "note" if getattr(r, "kind", "") == "text" else "picture"
@@ -245,6 +257,7 @@ _RESULT_ROLES: dict[int, Callable[[ResultsModel, Any, int], Any]] = {
     Roles.OpenPath: lambda m, r, row: r.open_path,
     Roles.Kind: lambda m, r, row: r.kind,
     Roles.Score: lambda m, r, row: float(r.score),
+    Roles.Relevance: lambda m, r, row: relevance_of(r),
     Roles.Snippet: lambda m, r, row: r.snippet or "",
     Roles.FileId: lambda m, r, row: int(r.file_id),
     Roles.Mark: lambda m, r, row: m._marks.get(r.file_id, 0),
