@@ -18,6 +18,7 @@ from indexer.jobs import FileError, IndexReport, Progress
 
 log = logging.getLogger(__name__)
 
+SMALL_UPDATE = 16  # a watcher batch of up to this many files decodes inline (no worker start-up)
 LIVE_COUNTS_S = 1.0  # while indexing: refresh counts at most this often
 LIVE_SEARCH_S = 2.0  # …and re-run the visible search at most this often
 RATE_SETTLE_S = 2.0  # the first seconds' rate is noise (notes embed in a blink)
@@ -56,6 +57,8 @@ class IndexingController(QObject):
         self.choose_folder: Callable[[], str | None] = window.choose_folder
         self.closing = False
         self._embed_started: float | None = None
+        self._queued_update: Job | None = None  # the watcher's update waiting in the queue
+        self._last_progress: Progress | None = None
         self._last_counts = 0.0
         self._last_live_search = 0.0
         r = self.runner
@@ -88,6 +91,7 @@ class IndexingController(QObject):
             job.on_started(job)
 
     def _on_progress(self, job: Job, p: Progress) -> None:
+        self._last_progress = p
         (job.on_progress or self.show_progress)(job, p)
 
     def _on_file_errors(self, job: Job, errors: list[FileError]) -> None:
@@ -97,6 +101,13 @@ class IndexingController(QObject):
         self._embed_started = None
         if job.on_finished is not None:
             job.on_finished(job)
+        self._last_progress = None
+
+    def indexing_visibly(self) -> bool:
+        """Is a job the person sees (indexing, resuming, re-indexing) running or queued? Quitting
+        then asks; the watcher's quiet updates and opening a library do not count."""
+        jobs = [j for j in (self.runner.current, *self.runner.pending) if j is not None]
+        return any(not j.quiet and j.kind in ("index", "migrate") for j in jobs)
 
     def show_progress(self, job: Job, p: Progress) -> None:
         """The progress panel for a job that indexes: phase, counts, a settled rate and ETA;
@@ -144,7 +155,7 @@ class IndexingController(QObject):
         if self.runner.busy:
             self.window.progress_stopping()
         elif dropped:
-            self.window.job_finished("Cancelled")
+            self.window.job_finished("Cancelled; nothing had started yet")
 
     # -- indexing ---------------------------------------------------------------------------
     def _on_add_folder(self) -> None:
@@ -214,8 +225,8 @@ class IndexingController(QObject):
         report = job.result
         if isinstance(report, IndexReport):
             self.last_report = report
-            self.window.notify(("Indexing cancelled; what was done is kept. " if report.cancelled
-                                else "Indexed: ") + report.summary(), 10000)
+            self.window.notify(cancelled_text(report) if report.cancelled
+                               else "Indexed: " + report.summary(), 10000)
         self.itemsChanged.emit(True)
         self.resultsStale.emit()
 
@@ -232,6 +243,78 @@ class IndexingController(QObject):
             self.itemsChanged.emit(True)
             return False
         return True
+
+    # -- following the folders and resuming -------------------------------------------------
+    def update(self, paths: list[str]) -> Job:
+        """Changed paths (a watcher's batch): a scoped update on the writer queue, behind the
+        job that is running. Batches that arrive while one update waits join it, so a burst
+        of changes never piles up jobs."""
+        from indexer.watch import collapse
+
+        queued = self._queued_update
+        if queued is not None and queued in self.runner.pending:
+            queued.roots = tuple(collapse([*queued.roots, *paths]))
+            return queued
+        target = self.target
+
+        def fn(control, on_progress, on_error):
+            from indexer.indexing import Indexer
+
+            wanted = list(job.roots)  # read when it starts: later batches may have joined
+            tune = target.tuning()
+            small = len(wanted) <= SMALL_UPDATE and not any(os.path.isdir(p) for p in wanted)
+            return Indexer(target.library, target.encoder, control=control,
+                           workers=0 if small else tune.workers, batch_size=tune.batch_size,
+                           on_progress=on_progress, on_error=on_error).update(wanted)
+
+        job = Job("update", "Updating", fn, needs_model=True, quiet=True,
+                  roots=tuple(collapse(paths)), on_progress=self._quiet_progress,
+                  on_finished=self._update_finished)
+        self._queued_update = job
+        return self.submit(job)
+
+    def _quiet_progress(self, job: Job, p: Progress) -> None:
+        now = time.monotonic()
+        if now - self._last_counts >= LIVE_COUNTS_S:
+            self._last_counts = now
+            self.itemsChanged.emit(False)
+
+    def _update_finished(self, job: Job) -> None:
+        if self._queued_update is job:
+            self._queued_update = None
+        if self.closing:
+            return
+        report = job.result
+        if job.error is not None:
+            log.warning("updating changed files failed: %s", job.message)
+            self.itemsChanged.emit(True)
+            return
+        if isinstance(report, IndexReport) and not report.cancelled and (
+                report.added or report.updated or report.moved or report.removed):
+            self.window.notify("Folders changed: " + changes_text(report), 8000)
+        self.itemsChanged.emit(True)
+        self.resultsStale.emit()
+
+    def resume(self, pending: int, roots: list[str]) -> Job:
+        """Finish the files an interrupted run left (each batch was committed, so only these
+        are left): nothing is rescanned, the waiting files are embedded."""
+        target = self.target
+
+        def fn(control, on_progress, on_error):
+            from indexer.indexing import Indexer
+
+            tune = target.tuning()
+            return Indexer(target.library, target.encoder, control=control,
+                           workers=tune.workers, batch_size=tune.batch_size,
+                           on_progress=on_progress, on_error=on_error).update([])
+
+        title = f"Resuming: {pending:,} file{'s' * (pending != 1)} left from last time"
+        self.window.notify(title, 8000)
+        job = self.submit(Job("index", title, fn, needs_model=True, roots=tuple(roots),
+                              on_started=self._mark_busy, on_finished=self._index_finished))
+        if self.runner.waiting_for_model() and job in self.runner.pending:
+            self.show_waiting()
+        return job
 
     # -- removing a folder ------------------------------------------------------------------
     def _on_remove_root(self, path: str) -> None:
@@ -261,3 +344,17 @@ class IndexingController(QObject):
                            "your files were not touched", 10000)
         self.itemsChanged.emit(True)
         self.resultsStale.emit()
+
+
+def cancelled_text(report: IndexReport) -> str:
+    """What a cancelled run did, in one sentence a person can act on."""
+    if report.to_embed:
+        return (f"Cancelled — {report.embedded_files:,} of {report.to_embed:,} done; "
+                "the rest resumes next time")
+    return "Cancelled before any file was indexed; the folders are indexed next time"
+
+
+def changes_text(report: IndexReport) -> str:
+    parts = [(report.added, "added"), (report.updated, "changed"), (report.moved, "moved"),
+             (report.removed, "removed")]
+    return ", ".join(f"{n:,} {word}" for n, word in parts if n)

@@ -78,6 +78,7 @@ class _Plan:
     added: int = 0
     updated: int = 0
     errors: int = 0
+    embedded: int = 0  # committed so far: what a cancelled run reports as done
 
 
 class Indexer:
@@ -155,6 +156,7 @@ class Indexer:
             embedded = self._embed(plan)
         except Cancelled:
             cancelled = True
+            embedded = plan.embedded
         finally:
             self.library.vectors.flush()
         report = IndexReport(
@@ -166,6 +168,7 @@ class Indexer:
             unchanged=plan.unchanged,
             errors=plan.errors,
             embedded_files=embedded,
+            to_embed=len(plan.to_embed),
             seconds=time.monotonic() - started,
             cancelled=cancelled,
         )
@@ -383,6 +386,7 @@ class Indexer:
                 plan.errors += 1
                 self.on_error(FileError(e.item.path, e.error))
         done += len(batch)
+        plan.embedded = done
         now = time.monotonic()
         paused = self.control.paused_seconds - paused_before
         elapsed = max(now - started - paused, 1e-6)
