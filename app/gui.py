@@ -120,6 +120,7 @@ class Controller(QObject):
         lib.switching.connect(search.clear_query)
         lib.demoStarted.connect(lambda: search.run_when_results(DEMO_QUERY))
         lib.rootsListed.connect(self._follow)
+        self.follower.reachChanged.connect(lambda _gone: lib.refresh_library_view())
         jobs.itemsChanged.connect(lib.refresh_library_view)
         jobs.resultsStale.connect(search.refresh)
         window.openRequested.connect(self.open_result)

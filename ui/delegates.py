@@ -1,6 +1,7 @@
 """Painting result cards (pictures and notes) and root folders."""
 from __future__ import annotations
 
+import os
 from collections import OrderedDict
 from collections.abc import Sequence
 
@@ -418,10 +419,20 @@ class ErrorDelegate(QStyledItemDelegate):
 
 
 def error_row_texts(fm: QFontMetrics, path: str, reason: str, width: int) -> tuple[str, str]:
-    """(the path as shown, the reason as shown) in `width` pixels: the reason keeps up to half
-    the row; the path gets the rest, elided in the middle."""
+    """(the path as shown, the reason as shown) in `width` pixels: the reason keeps up to a
+    third of the row; the path gets the rest, its folder elided in the middle so the file name
+    stays whole while there is room for it."""
     tail = f"  —  {reason}" if reason else ""
-    tail_w = min(fm.horizontalAdvance(tail), width // 2)
-    shown = _elide(fm, path, width - tail_w, Qt.TextElideMode.ElideMiddle)
+    tail_w = min(fm.horizontalAdvance(tail), width // 3)
+    room = width - tail_w
+    folder, name = os.path.split(path)
+    if fm.horizontalAdvance(path) <= room or not folder:
+        shown = _elide(fm, path, room, Qt.TextElideMode.ElideMiddle)
+    elif fm.horizontalAdvance(name) * 2 <= room:
+        name = os.sep + name
+        shown = _elide(fm, folder, room - fm.horizontalAdvance(name),
+                       Qt.TextElideMode.ElideMiddle) + name
+    else:
+        shown = _elide(fm, path, room, Qt.TextElideMode.ElideMiddle)
     rest = width - fm.horizontalAdvance(shown)
     return shown, _elide(fm, tail, rest, Qt.TextElideMode.ElideRight)
