@@ -293,10 +293,21 @@ def test_the_library_inside_a_watched_folder_is_not_followed(qtbot, tmp_path):
     folder = tmp_path / "home"
     pictures(folder, 2)
     enc = FakeEncoder()
-    window, ctl = gui(qtbot, folder / ".." / "home" / "magpie-lib", enc)
-    ctl.add_paths([str(folder)])  # refused: the library lives inside it
+    window, ctl = gui(qtbot, folder / "magpie-lib", enc)
+    seen: list[str] = []
+    ctl.follower.changed.connect(seen.extend)
+    ctl.add_paths([str(folder)])
     wait_idle(qtbot, ctl)
-    assert ctl.follower.batches == 0
+    qtbot.waitUntil(lambda: ctl.follower.watching == [str(folder)], timeout=WAIT)
+    first = solid(folder / "first.png", (7, 7, 7))  # indexing it writes to the library
+    qtbot.waitUntil(lambda: str(first) in indexed_paths(ctl), timeout=WAIT)
+    wait_idle(qtbot, ctl)
+    # events are delivered in order: once the next change is seen, any the library's writes
+    # had caused are seen too
+    second = solid(folder / "second.png", (9, 9, 9))
+    qtbot.waitUntil(lambda: str(second) in seen, timeout=WAIT)
+    assert str(first) in seen
+    assert not [p for p in seen if p.startswith(str(folder / "magpie-lib"))]
 
 
 # -- 3. never create a library without asking ------------------------------------------------------
