@@ -121,7 +121,8 @@ class IndexingController(QObject):
         settled = self._embed_started is not None and now - self._embed_started >= RATE_SETTLE_S
         self.window.show_progress(
             title, p.done, p.total, p.files_per_s if settled else 0.0,
-            p.eta_s if settled else None, p.current, p.errors, len(self.runner.pending))
+            p.eta_s if settled else None, p.current, p.errors,
+            sum(not j.quiet for j in self.runner.pending))  # the watcher's updates are quiet
         if now - self._last_counts >= LIVE_COUNTS_S:
             self._last_counts = now
             self.itemsChanged.emit(False)

@@ -448,6 +448,25 @@ def test_roots_model_states_are_told_apart():
     assert model.index(1).data(Roles.Kind) == "busy"  # being indexed wins over incomplete
 
 
+def test_sidebar_counts_stay_in_view_when_the_panel_narrows(qtbot):
+    """After a restart the window settles to its saved size once the folders are listed: rows
+    laid out for the wider panel hid the count behind a scroll bar (only "1" of "1,682")."""
+    from ui.mainwindow import MainWindow
+
+    window = MainWindow()
+    qtbot.addWidget(window)
+    window.resize(1280, 820)
+    window.show()
+    window.set_roots([("/media/photos/Holiday Photos", 1682)])
+    view = window.roots_panel.view
+    qtbot.waitUntil(lambda: view.visualRect(window.roots_model.index(0)).width() > 0)
+    window.splitter.setSizes([200, 600, 300])
+    qtbot.waitUntil(lambda: view.viewport().width() < 200)
+    qtbot.waitUntil(lambda: view.visualRect(window.roots_model.index(0)).right()
+                    < view.viewport().width(), timeout=5000)
+    assert view.horizontalScrollBar().maximum() == 0
+
+
 def test_the_title_names_magpie_once(qtbot, tmp_path):
     import app.gui as gui_module
 

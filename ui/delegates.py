@@ -338,7 +338,10 @@ class RootDelegate(QStyledItemDelegate):
     ROW_H = 52
 
     def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex) -> QSize:  # noqa: N802
-        return QSize(max(120, option.rect.width()), self.ROW_H)
+        view = option.widget
+        width = view.viewport().width() if view is not None and hasattr(view, "viewport") \
+            else option.rect.width()
+        return QSize(max(120, width), self.ROW_H)
 
     def paint(self, p: QPainter, option: QStyleOptionViewItem, index: QModelIndex) -> None:
         t = theme.current()
