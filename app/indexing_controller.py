@@ -226,8 +226,15 @@ class IndexingController(QObject):
         report = job.result
         if isinstance(report, IndexReport):
             self.last_report = report
-            self.window.notify(cancelled_text(report) if report.cancelled
-                               else "Indexed: " + report.summary(), 10000)
+            if report.cancelled:
+                text = cancelled_text(report)
+            elif job.kind == "index" and job.title.startswith("Resuming"):
+                text = (f"Finished what was left from last time: {report.embedded_files:,} "
+                        f"file{'s' * (report.embedded_files != 1)} indexed"
+                        + (f", {report.errors:,} could not be read" if report.errors else ""))
+            else:
+                text = "Indexed: " + report.summary()
+            self.window.notify(text, 10000)
         self.itemsChanged.emit(True)
         self.resultsStale.emit()
 

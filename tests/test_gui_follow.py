@@ -122,6 +122,8 @@ def test_start_resumes_an_interrupted_run_and_marks_the_folder_incomplete(qtbot,
     assert ctl.library.reader().counts()["pending"] == 0
     assert window.roots_model.index(0).data(Roles.Kind) == ""  # complete again
     assert "30 items in 1 folder" in window.roots_panel.total.text()
+    assert window.statusBar().currentMessage() == \
+        f"Finished what was left from last time: {left:,} files indexed"
 
 
 def test_incomplete_folder_is_marked_until_the_resume_finishes(qtbot, tmp_path):
