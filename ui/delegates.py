@@ -383,7 +383,8 @@ class RootDelegate(QStyledItemDelegate):
         path = index.data(Roles.Path) or ""
         sub = (index.data(Roles.Reason) or path) if state else path
         p.drawText(QRect(left, top + bfm.height(), width, sfm.height()), Qt.AlignmentFlag.AlignLeft,
-                   _elide(sfm, sub, width, Qt.TextElideMode.ElideMiddle))
+                   _elide(sfm, sub, width, Qt.TextElideMode.ElideRight if state
+                          else Qt.TextElideMode.ElideMiddle))
         pill = QRectF(r.right() - 10 - cw, r.center().y() - (sfm.height() + 4) / 2, cw,
                       sfm.height() + 4)
         p.setPen(Qt.PenStyle.NoPen)

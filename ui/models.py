@@ -315,14 +315,16 @@ class RootsModel(_RowsModel):
             return "offline"
         return "incomplete" if self._pending.get(path) else ""
 
-    def state_text(self, path: str) -> str:
+    def state_text(self, path: str, short: bool = False) -> str:
+        """What the folder's row says under its name (short) or in its tooltip."""
         state = self.state(path)
         if state == "busy":
             return "indexing…"
         if state == "offline":
-            return "offline — its entries are kept"
+            return "offline" if short else "offline — not reachable; its entries are kept"
         if state == "incomplete":
-            return f"incomplete — {self._pending[path]:,} left"
+            left = f"{self._pending[path]:,} left"
+            return left if short else f"incomplete — {left} (indexing resumes them)"
         return ""
 
     def path(self, row: int) -> str | None:
@@ -350,7 +352,7 @@ class RootsModel(_RowsModel):
         if role == Roles.Kind:
             return self.state(path)
         if role == Roles.Reason:
-            return self.state_text(path)
+            return self.state_text(path, short=True)
         return None
 
 
