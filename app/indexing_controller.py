@@ -135,8 +135,10 @@ class IndexingController(QObject):
         """A job waits for the model: say so instead of showing a stalled bar."""
         target = self.target
         error = target.model_error if target is not None else None
+        head = self.runner.pending[0] if self.runner.pending else None
+        resuming = head is not None and head.title.startswith("Resuming")
         self.window.show_waiting(
-            "Waiting for the model",
+            head.title if resuming else "Waiting for the model",
             "Indexing starts as soon as the model is ready." if error is None
             else "Indexing starts once the model's weights are available.")
 

@@ -145,6 +145,9 @@ def test_incomplete_folder_is_marked_until_the_resume_finishes(qtbot, tmp_path):
     assert window.roots_model.state_text(str(folder), short=True) == f"{left:,} left"
     assert window.roots_model.index(0).data(Roles.Reason) == f"{left:,} left"
     assert f"incomplete — {left:,} left" in window.roots_model.index(0).data(Qt_ToolTip())
+    qtbot.waitUntil(lambda: window.progress.isVisible(), timeout=WAIT)  # waits for the model
+    assert window.progress.title.text() == f"Resuming: {left:,} files left from last time"
+    assert "model" in window.progress.detail.text()
     release.set()
     wait_idle(qtbot, ctl)
     qtbot.waitUntil(lambda: window.roots_model.index(0).data(Roles.Kind) == "", timeout=WAIT)
