@@ -272,14 +272,19 @@ def make_window(library: str | None = None, **kw) -> tuple[MainWindow, Controlle
     return window, controller
 
 
+def configure_app(app: QApplication) -> None:
+    """Names for the desktop. No application display name: Qt appends it to every window
+    title on X11 and Windows, and the title already starts with "Magpie" ("Magpie — lib")."""
+    app.setApplicationName("Magpie")
+    app.setOrganizationName("Magpie")
+    app.setDesktopFileName("magpie")
+
+
 def run_gui(library: str | None) -> int:
     """Open the window; returns the exit status."""
     logging.basicConfig(level=os.environ.get("MAGPIE_LOG", "WARNING"))
     app = QApplication.instance() or QApplication(sys.argv[:1])
-    app.setApplicationName("Magpie")
-    app.setOrganizationName("Magpie")
-    # no application display name: Qt would append it to every title ("Magpie — lib — Magpie")
-    app.setDesktopFileName("magpie")
+    configure_app(app)
     theme.apply(app)
     window, controller = make_window(library)
     restored = window.restore_state(window_settings())

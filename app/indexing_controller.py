@@ -154,7 +154,11 @@ class IndexingController(QObject):
                 self.window.job_finished()
 
     def cancel_jobs(self) -> None:
-        dropped = self.runner.cancel_all()
+        """The Cancel button: every job the person sees; the watcher's quiet updates stay
+        (dropping them would lose changes until the next start)."""
+        jobs = [j for j in (self.runner.current, *self.runner.pending) if j is not None]
+        kinds = tuple({j.kind for j in jobs} - {"update"})
+        dropped = self.runner.cancel_all(kinds) if kinds else []
         if self.runner.busy:
             self.window.progress_stopping()
         elif dropped:

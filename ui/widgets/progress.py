@@ -111,8 +111,6 @@ class ProgressPanel(QFrame):
             parts.append(f"{errors:,} could not be read")
         if queued:
             parts.append(f"{queued} more queued")
-        if self.paused:
-            parts.append("paused")
         self.detail.setText("  ·  ".join(parts))
         self._current_path = current
         self._elide_current()
