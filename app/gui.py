@@ -222,7 +222,7 @@ class Controller(QObject):
         was = self.follower.enabled
         self.follower.set_enabled(on)
         if on and not was and self.library is not None and self.roots():
-            self.jobs.update(self.roots())
+            self.jobs.catch_up(self.roots(), "Indexing what changed while not following")
 
     # -- opening ----------------------------------------------------------------------------
     def open_result(self, r) -> None:

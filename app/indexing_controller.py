@@ -18,6 +18,7 @@ from indexer.jobs import FileError, IndexReport, Progress
 
 log = logging.getLogger(__name__)
 
+VISIBLE_UPDATE = 50  # a watcher's update with this many files to embed shows its progress
 SMALL_UPDATE = 16  # a watcher batch of up to this many files decodes inline (no worker start-up)
 LIVE_COUNTS_S = 1.0  # while indexing: refresh counts at most this often
 LIVE_SEARCH_S = 2.0  # …and re-run the visible search at most this often
@@ -154,10 +155,10 @@ class IndexingController(QObject):
                 self.window.job_finished()
 
     def cancel_jobs(self) -> None:
-        """The Cancel button: every job the person sees; the watcher's quiet updates stay
-        (dropping them would lose changes until the next start)."""
-        jobs = [j for j in (self.runner.current, *self.runner.pending) if j is not None]
-        kinds = tuple({j.kind for j in jobs} - {"update"})
+        """The Cancel button: the running job and the queued ones; the watcher's queued
+        updates stay (dropping them would lose changes until the next start)."""
+        self.runner.cancel()  # the running job, whatever it is: it is the one on screen
+        kinds = tuple({j.kind for j in self.runner.pending} - {"update"})
         dropped = self.runner.cancel_all(kinds) if kinds else []
         if self.runner.busy:
             self.window.progress_stopping()
@@ -279,15 +280,24 @@ class IndexingController(QObject):
             small = len(wanted) <= SMALL_UPDATE and not any(os.path.isdir(p) for p in wanted)
             return Indexer(target.library, target.encoder, control=control,
                            workers=0 if small else tune.workers, batch_size=tune.batch_size,
-                           on_progress=on_progress, on_error=on_error).update(wanted)
+                           on_progress=on_progress, on_error=on_error).update(
+                               wanted, finish_pending=False)
 
-        job = Job("update", "Updating", fn, needs_model=True, quiet=True,
+        job = Job("update", "Indexing new and changed files", fn, needs_model=True, quiet=True,
                   roots=tuple(collapse(paths)), on_progress=self._quiet_progress,
                   on_finished=self._update_finished)
         self._queued_update = job
         return self.submit(job)
 
     def _quiet_progress(self, job: Job, p: Progress) -> None:
+        """A watcher's update is quiet, unless it has many files to embed (a camera import):
+        then it shows its progress, and can be paused or cancelled like any indexing."""
+        if job.quiet and p.phase == "embedding" and p.total >= VISIBLE_UPDATE:
+            job.quiet = False
+            self.window.job_started(job.title)
+        if not job.quiet:
+            self.show_progress(job, p)
+            return
         now = time.monotonic()
         if now - self._last_counts >= LIVE_COUNTS_S:
             self._last_counts = now
@@ -298,6 +308,8 @@ class IndexingController(QObject):
             self._queued_update = None
         if self.closing:
             return
+        if not job.quiet and not self.runner.busy and not self.runner.pending:
+            self.window.job_finished()
         report = job.result
         if job.error is not None:
             log.warning("updating changed files failed: %s", job.message)
@@ -329,6 +341,38 @@ class IndexingController(QObject):
         if self.runner.waiting_for_model() and job in self.runner.pending:
             self.show_waiting()
         return job
+
+    def catch_up(self, roots: list[str],
+                 title: str = "Indexing what changed while Magpie was closed") -> Job:
+        """What changed while Magpie was closed (or not following): each folder is rescanned
+        on the writer queue, shown like any indexing (unchanged files cost a stat each)."""
+        target = self.target
+
+        def fn(control, on_progress, on_error):
+            from indexer.indexing import Indexer
+
+            tune = target.tuning()
+            return Indexer(target.library, target.encoder, control=control,
+                           workers=tune.workers, batch_size=tune.batch_size,
+                           on_progress=on_progress, on_error=on_error).update(
+                               list(roots), finish_pending=False)
+
+        return self.submit(Job("index", title, fn,
+                               needs_model=True, roots=tuple(roots),
+                               on_started=self._mark_busy, on_finished=self._catch_up_finished))
+
+    def _catch_up_finished(self, job: Job) -> None:
+        if not self._writer_finished(job):
+            return
+        report = job.result
+        if isinstance(report, IndexReport):
+            self.last_report = report
+            if report.cancelled:
+                self.window.notify(cancelled_text(report), 10000)
+            elif report.added or report.updated or report.moved or report.removed:
+                self.window.notify("Caught up: " + changes_text(report), 10000)
+        self.itemsChanged.emit(True)
+        self.resultsStale.emit()
 
     # -- removing a folder ------------------------------------------------------------------
     def _on_remove_root(self, path: str) -> None:

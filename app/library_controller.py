@@ -200,7 +200,7 @@ class LibraryController(QObject):
         if pending and not self._demo_starting:
             self.jobs.resume(sum(pending.values()), sorted(pending))
         if self.settings.watch and roots and not self._demo_starting:
-            self.jobs.update(sorted(roots.values()))
+            self.jobs.catch_up(sorted(roots.values()))
 
     def _library_failed(self, job: Job) -> None:
         from indexer.library import LibraryInUse, ModelMismatch, NotALibrary

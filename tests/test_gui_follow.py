@@ -270,6 +270,51 @@ def test_cancel_stops_indexing_but_keeps_the_watchers_changes(qtbot, tmp_path):
     assert str(late) in indexed_paths(ctl)
 
 
+def test_a_watched_change_never_resumes_cancelled_work_out_of_sight(qtbot, tmp_path):
+    """The person cancelled the resume: a new file is indexed, the files left stay left
+    (they resume visibly at the next start), nothing runs unseen."""
+    folder = tmp_path / "photos"
+    pictures(folder, 30)
+    enc = GatedEncoder()
+    left = interrupted_library(tmp_path / "lib", folder, enc)
+    enc.go.clear()
+    window, ctl = gui(qtbot, tmp_path / "lib", enc)
+    qtbot.waitUntil(enc.waiting.is_set, timeout=WAIT)
+    window.progress.cancel_button.click()  # the resume and the catch-up behind it
+    enc.go.set()
+    wait_idle(qtbot, ctl)
+    still = ctl.library.reader().counts()["pending"]
+    assert still > 0
+    qtbot.waitUntil(lambda: ctl.follower.watching == [str(folder)], timeout=WAIT)
+    new = solid(folder / "new.png", (3, 3, 3))
+    qtbot.waitUntil(lambda: str(new) in indexed_paths(ctl), timeout=WAIT)
+    wait_idle(qtbot, ctl)
+    assert ctl.library.reader().counts()["pending"] == still
+    assert not window.progress.isVisible()
+
+
+def test_a_large_watched_change_shows_its_progress(qtbot, tmp_path, monkeypatch):
+    import app.indexing_controller as ic
+
+    monkeypatch.setattr(ic, "VISIBLE_UPDATE", 2)
+    folder = tmp_path / "photos"
+    pictures(folder, 1)
+    enc = GatedEncoder()
+    window, ctl = gui(qtbot, tmp_path / "lib", enc)
+    ctl.add_paths([str(folder)])
+    wait_idle(qtbot, ctl)
+    qtbot.waitUntil(lambda: ctl.follower.watching == [str(folder)], timeout=WAIT)
+    enc.go.clear()
+    pictures(folder / "import", 6, start=100)  # a camera import
+    qtbot.waitUntil(enc.waiting.is_set, timeout=WAIT)
+    qtbot.waitUntil(lambda: window.progress.isVisible(), timeout=WAIT)
+    assert window.progress.title.text() == "Indexing new and changed files"
+    enc.go.set()
+    wait_idle(qtbot, ctl)
+    assert not window.progress.isVisible()
+    assert ctl.library.reader().counts()["images"] == 7
+
+
 def test_an_unplugged_folder_keeps_its_entries_and_shows_offline(qtbot, tmp_path):
     folder = tmp_path / "drive" / "photos"
     pictures(folder, 3)
