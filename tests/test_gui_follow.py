@@ -500,6 +500,13 @@ def test_error_rows_show_the_full_path_elided_in_the_middle(qtbot):
     assert tail.startswith("  —  not an")  # the reason follows (elided at the end)
     shown, _ = error_row_texts(fm, path, "x", 4000)
     assert shown == path  # room enough: the whole path
+    panel.resize(500, 200)
+    panel.show()
+    panel.toggle.click()
+    qtbot.waitUntil(lambda: panel.view.isVisible())
+    qtbot.waitUntil(lambda: 0 < panel.view.visualRect(idx).width()
+                    <= panel.view.viewport().width())
+    assert panel.view.horizontalScrollBar().maximum() == 0  # elided, not scrolled sideways
 
 
 def Qt_ToolTip():  # noqa: N802 - a role constant, read as one

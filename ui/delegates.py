@@ -399,6 +399,13 @@ class ErrorDelegate(QStyledItemDelegate):
     """A file that could not be indexed: its full path, elided in the middle so both the
     folder and the file name stay readable, then the reason (the tooltip has both in full)."""
 
+    def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex) -> QSize:  # noqa: N802
+        size = super().sizeHint(option, index)
+        view = option.widget
+        if view is not None and hasattr(view, "viewport"):  # as wide as the list: no scrolling
+            size.setWidth(view.viewport().width())
+        return size
+
     def paint(self, p: QPainter, option: QStyleOptionViewItem, index: QModelIndex) -> None:
         opt = QStyleOptionViewItem(option)
         self.initStyleOption(opt, index)

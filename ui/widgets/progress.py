@@ -171,6 +171,8 @@ class ErrorPanel(QFrame):
         self.view.setMaximumHeight(150)
         self.view.setAlternatingRowColors(True)
         self.view.setItemDelegate(ErrorDelegate(self.view))
+        self.view.setResizeMode(QListView.ResizeMode.Adjust)  # rows elide, never scroll sideways
+        self.view.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.view.hide()
         lay.addWidget(self.view)
         model.rowsInserted.connect(self._sync)
