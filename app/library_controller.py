@@ -142,6 +142,12 @@ class LibraryController(QObject):
         self.library_path = Path(path)
         self._demo_starting = prepare is not None
         self._allow_non_empty = allow_non_empty
+        if old is not None:  # the old library's folders and errors are not this one's
+            self.window.set_roots([])
+            self.window.set_root_states({}, set())
+            self.window.set_errors([])
+            if not self._query_active():
+                self.show_idle_page()
         self.window.setWindowTitle(f"Magpie — {self.library_path.name}")
         self.window.set_status("Opening library…", "", "")
         drain, settings = self._drain_searches, self.settings

@@ -595,11 +595,15 @@ def test_the_demo_start_never_shows_the_drop_a_folder_page(qtbot, tiny_encoder, 
     window.show()
     ctl.start()
     qtbot.waitUntil(lambda: ctl.searcher is not None, timeout=WAIT)
+    mine = isolated_dirs.parent / "mine"
+    pictures(mine, 2)
+    ctl.add_paths([str(mine)])
+    wait_idle(qtbot, ctl)
     pages: list[str] = []
     window.stack.currentChanged.connect(lambda _i: pages.append(window.page()))
     ctl.start_demo()
-    qtbot.waitUntil(lambda: window.page() == "message", timeout=WAIT)
-    assert "demo" in window.message.title.text().lower()
+    assert window.page() == "message" and "demo" in window.message.title.text().lower()
+    assert str(mine) not in window.root_paths()  # the old library's folders are gone
     wait_idle(qtbot, ctl)
     qtbot.waitUntil(lambda: window.page() == "results", timeout=WAIT)
     assert "empty" not in pages, pages
