@@ -48,7 +48,7 @@ def main() -> int:
     from indexer.shapes import make_demo_folder
     from indexer.specs import TINY_SHAPES
 
-    app = QApplication.instance() or QApplication([])
+    app = QApplication.instance() or QApplication([])  # noqa: F841 - kept alive for the run
 
     def pump_until(cond, limit: float) -> float:
         start = time.monotonic()
@@ -85,8 +85,8 @@ def main() -> int:
             start = time.monotonic()
             shutil.copyfile(src, dest)
             # fetched by the refreshed search (a made-up name may rank under "Show more")
-            pump_until(lambda: any(r.path == str(dest)
-                                   for r in window.results_model._all), 60)
+            pump_until(lambda d=str(dest): any(r.path == d for r in window.results_model._all),
+                       60)
             latencies.append(time.monotonic() - start)
             pump_until(lambda: not ctl.runner.busy and not ctl.runner.pending, 60)
 
