@@ -59,7 +59,6 @@ class IndexingController(QObject):
         self.closing = False
         self._embed_started: float | None = None
         self._queued_update: Job | None = None  # the watcher's update waiting in the queue
-        self._last_progress: Progress | None = None
         self._last_counts = 0.0
         self._last_live_search = 0.0
         r = self.runner
@@ -92,7 +91,6 @@ class IndexingController(QObject):
             job.on_started(job)
 
     def _on_progress(self, job: Job, p: Progress) -> None:
-        self._last_progress = p
         (job.on_progress or self.show_progress)(job, p)
 
     def _on_file_errors(self, job: Job, errors: list[FileError]) -> None:
@@ -102,7 +100,6 @@ class IndexingController(QObject):
         self._embed_started = None
         if job.on_finished is not None:
             job.on_finished(job)
-        self._last_progress = None
 
     def indexing_visibly(self) -> bool:
         """Is a job the person sees (indexing, resuming, re-indexing) running or queued? Quitting
@@ -409,7 +406,7 @@ def cancelled_text(report: IndexReport) -> str:
     if report.to_embed:
         return (f"Cancelled — {report.embedded_files:,} of {report.to_embed:,} done; "
                 "the rest resumes next time")
-    return "Cancelled before any file was indexed; the folders are indexed next time"
+    return "Cancelled before any file was indexed"
 
 
 def changes_text(report: IndexReport) -> str:

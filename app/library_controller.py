@@ -98,8 +98,7 @@ class LibraryController(QObject):
         # asked before a library is made in a folder that already holds other things
         self.confirm_create: Callable[[Path, list[str]], bool] = window.confirm_new_library
         self.closing = False
-        self._demo_starting = False
-        self._allow_non_empty = False
+        self._demo_starting = False  # the demo is being made: its page, not the drop zone
         self._actions: dict[str, Callable[[], Any]] = {
             "download": self.download_weights,
             "choose": self.choose_weights,
@@ -141,7 +140,6 @@ class LibraryController(QObject):
         self.rootsListed.emit([])  # stop following the old library's folders
         self.library_path = Path(path)
         self._demo_starting = prepare is not None
-        self._allow_non_empty = allow_non_empty
         if old is not None:  # the old library's folders and errors are not this one's
             self.window.set_roots([])
             self.window.set_root_states({}, set())
@@ -526,6 +524,8 @@ class LibraryController(QObject):
             log.debug("refresh failed: %s", exc)
             return
         self.window.set_roots(rows)
+        if rows:
+            self._demo_starting = False
         # an unplugged drive keeps its entries and is shown as offline until it is back
         self.window.set_root_states(pending, {p for p, _ in rows if not os.path.isdir(p)})
         self.rootsListed.emit([p for p, _ in rows])
