@@ -28,7 +28,8 @@ from app.indexing_controller import IndexingController
 from app.library_controller import LibraryController
 from app.search_controller import SearchController
 from app.search_page import Page, run_search
-from app.settings import Settings, data_dir
+from app.settings import Settings, cache_dir, data_dir
+from app.watching import FolderFollower
 from indexer.specs import ModelSpec
 from ui import theme
 from ui.mainwindow import MainWindow
@@ -105,13 +106,21 @@ class Controller(QObject):
         self.search.model_error = lambda: self.lib.model_error
         self.opener: Callable[[str], bool] = open_path
         self.revealer: Callable[[str], bool] = reveal_path
+        # asked when the window closes while indexing: True quits (the rest resumes next time)
+        self.ask_quit: Callable[[str], bool] = window.ask_quit_while_indexing
         self._shutting_down = False
+        # the library's folders are followed while the window is open (Settings.watch)
+        self.follower = FolderFollower(self.jobs.update, enabled=self.lib.settings.watch,
+                                       parent=self)
+        window.close_guard = self._may_close  # type: ignore[attr-defined]
 
         lib, jobs, search = self.lib, self.jobs, self.search
         lib.searcherChanged.connect(search.set_searcher)
         lib.modelFailed.connect(search.on_model_failed)
         lib.switching.connect(search.clear_query)
         lib.demoStarted.connect(lambda: search.run_when_results(DEMO_QUERY))
+        lib.rootsListed.connect(self._follow)
+        self.follower.reachChanged.connect(lambda _gone: lib.refresh_library_view())
         jobs.itemsChanged.connect(lib.refresh_library_view)
         jobs.resultsStale.connect(search.refresh)
         window.openRequested.connect(self.open_result)
@@ -188,6 +197,33 @@ class Controller(QObject):
     def start_demo(self) -> None:
         self.lib.start_demo()
 
+    def open_folder_as_library(self, path, spec: ModelSpec | None = None) -> bool:
+        """Any way of opening a library by folder goes through here: a folder that holds
+        other things becomes a library only after the person agrees."""
+        return self.lib.open_folder_as_library(path, spec)
+
+    # -- following the folders --------------------------------------------------------------
+    def _follow(self, roots: list[str]) -> None:
+        # never follow Magpie's own writes (a library or cache inside an indexed folder)
+        self.follower.follow(roots, ignore=[str(self.lib.library_path), str(data_dir()),
+                                            str(cache_dir())])
+
+    @property
+    def watching(self) -> bool:
+        return self.follower.enabled
+
+    def set_watching(self, on: bool) -> None:
+        """Follow the folders (or stop) from now on, and remember it (Settings.watch). Turned
+        on, what changed meanwhile is picked up at once."""
+        settings = self.lib.settings
+        if settings.watch != on:
+            settings.watch = on
+            self.lib.save_settings()
+        was = self.follower.enabled
+        self.follower.set_enabled(on)
+        if on and not was and self.library is not None and self.roots():
+            self.jobs.catch_up(self.roots(), "Indexing what changed while not following")
+
     # -- opening ----------------------------------------------------------------------------
     def open_result(self, r) -> None:
         if not self.opener(r.open_path):
@@ -198,6 +234,17 @@ class Controller(QObject):
             self.window.notify(f"Could not show {r.path}", 6000)
 
     # -- shutdown ---------------------------------------------------------------------------
+    def _may_close(self) -> bool:
+        """Quitting while indexing asks; either answer loses nothing (batches are committed
+        as they are done, and what is left resumes at the next start)."""
+        if self._shutting_down or not self.jobs.indexing_visibly():
+            return True
+        current = self.runner.current
+        what = current.title if current is not None else "Folders are waiting to be indexed."
+        if not what.endswith((".", "…")):
+            what += "."
+        return bool(self.ask_quit(what))
+
     def shutdown(self) -> None:
         if self._shutting_down:
             return
@@ -208,6 +255,7 @@ class Controller(QObject):
             self.window.save_state(window_settings())
         except Exception:  # noqa: BLE001
             pass
+        self.follower.close()
         self.runner.cancel_all()
         self.runner.wait(60_000)
         self.searches.invalidate()
@@ -224,14 +272,19 @@ def make_window(library: str | None = None, **kw) -> tuple[MainWindow, Controlle
     return window, controller
 
 
+def configure_app(app: QApplication) -> None:
+    """Names for the desktop. No application display name: Qt appends it to every window
+    title on X11 and Windows, and the title already starts with "Magpie" ("Magpie — lib")."""
+    app.setApplicationName("Magpie")
+    app.setOrganizationName("Magpie")
+    app.setDesktopFileName("magpie")
+
+
 def run_gui(library: str | None) -> int:
     """Open the window; returns the exit status."""
     logging.basicConfig(level=os.environ.get("MAGPIE_LOG", "WARNING"))
     app = QApplication.instance() or QApplication(sys.argv[:1])
-    app.setApplicationName("Magpie")
-    app.setOrganizationName("Magpie")
-    app.setApplicationDisplayName("Magpie")
-    app.setDesktopFileName("magpie")
+    configure_app(app)
     theme.apply(app)
     window, controller = make_window(library)
     restored = window.restore_state(window_settings())

@@ -18,6 +18,8 @@ from indexer.jobs import FileError, IndexReport, Progress
 
 log = logging.getLogger(__name__)
 
+VISIBLE_UPDATE = 50  # a watcher's update with this many files to embed shows its progress
+SMALL_UPDATE = 16  # a watcher batch of up to this many files decodes inline (no worker start-up)
 LIVE_COUNTS_S = 1.0  # while indexing: refresh counts at most this often
 LIVE_SEARCH_S = 2.0  # …and re-run the visible search at most this often
 RATE_SETTLE_S = 2.0  # the first seconds' rate is noise (notes embed in a blink)
@@ -56,6 +58,7 @@ class IndexingController(QObject):
         self.choose_folder: Callable[[], str | None] = window.choose_folder
         self.closing = False
         self._embed_started: float | None = None
+        self._queued_update: Job | None = None  # the watcher's update waiting in the queue
         self._last_counts = 0.0
         self._last_live_search = 0.0
         r = self.runner
@@ -98,6 +101,12 @@ class IndexingController(QObject):
         if job.on_finished is not None:
             job.on_finished(job)
 
+    def indexing_visibly(self) -> bool:
+        """Is a job the person sees (indexing, resuming, re-indexing) running or queued? Quitting
+        then asks; the watcher's quiet updates and opening a library do not count."""
+        jobs = [j for j in (self.runner.current, *self.runner.pending) if j is not None]
+        return any(not j.quiet and j.kind in ("index", "migrate") for j in jobs)
+
     def show_progress(self, job: Job, p: Progress) -> None:
         """The progress panel for a job that indexes: phase, counts, a settled rate and ETA;
         the library's counts and the visible results follow, throttled."""
@@ -110,7 +119,8 @@ class IndexingController(QObject):
         settled = self._embed_started is not None and now - self._embed_started >= RATE_SETTLE_S
         self.window.show_progress(
             title, p.done, p.total, p.files_per_s if settled else 0.0,
-            p.eta_s if settled else None, p.current, p.errors, len(self.runner.pending))
+            p.eta_s if settled else None, p.current, p.errors,
+            sum(not j.quiet for j in self.runner.pending))  # the watcher's updates are quiet
         if now - self._last_counts >= LIVE_COUNTS_S:
             self._last_counts = now
             self.itemsChanged.emit(False)
@@ -123,8 +133,10 @@ class IndexingController(QObject):
         """A job waits for the model: say so instead of showing a stalled bar."""
         target = self.target
         error = target.model_error if target is not None else None
+        head = self.runner.pending[0] if self.runner.pending else None
+        resuming = head is not None and head.title.startswith("Resuming")
         self.window.show_waiting(
-            "Waiting for the model",
+            head.title if resuming else "Waiting for the model",
             "Indexing starts as soon as the model is ready." if error is None
             else "Indexing starts once the model's weights are available.")
 
@@ -140,11 +152,15 @@ class IndexingController(QObject):
                 self.window.job_finished()
 
     def cancel_jobs(self) -> None:
-        dropped = self.runner.cancel_all()
+        """The Cancel button: the running job and the queued ones; the watcher's queued
+        updates stay (dropping them would lose changes until the next start)."""
+        self.runner.cancel()  # the running job, whatever it is: it is the one on screen
+        kinds = tuple({j.kind for j in self.runner.pending} - {"update"})
+        dropped = self.runner.cancel_all(kinds) if kinds else []
         if self.runner.busy:
             self.window.progress_stopping()
         elif dropped:
-            self.window.job_finished("Cancelled")
+            self.window.job_finished("Cancelled; nothing had started yet")
 
     # -- indexing ---------------------------------------------------------------------------
     def _on_add_folder(self) -> None:
@@ -214,8 +230,15 @@ class IndexingController(QObject):
         report = job.result
         if isinstance(report, IndexReport):
             self.last_report = report
-            self.window.notify(("Indexing cancelled; what was done is kept. " if report.cancelled
-                                else "Indexed: ") + report.summary(), 10000)
+            if report.cancelled:
+                text = cancelled_text(report)
+            elif job.kind == "index" and job.title.startswith("Resuming"):
+                text = (f"Finished what was left from last time: {report.embedded_files:,} "
+                        f"file{'s' * (report.embedded_files != 1)} indexed"
+                        + (f", {report.errors:,} could not be read" if report.errors else ""))
+            else:
+                text = "Indexed: " + report.summary()
+            self.window.notify(text, 10000)
         self.itemsChanged.emit(True)
         self.resultsStale.emit()
 
@@ -232,6 +255,121 @@ class IndexingController(QObject):
             self.itemsChanged.emit(True)
             return False
         return True
+
+    # -- following the folders and resuming -------------------------------------------------
+    def update(self, paths: list[str]) -> Job:
+        """Changed paths (a watcher's batch): a scoped update on the writer queue, behind the
+        job that is running. Batches that arrive while one update waits join it, so a burst
+        of changes never piles up jobs."""
+        from indexer.watch import collapse
+
+        queued = self._queued_update
+        if queued is not None and queued in self.runner.pending:
+            queued.roots = tuple(collapse([*queued.roots, *paths]))
+            return queued
+        target = self.target
+
+        def fn(control, on_progress, on_error):
+            from indexer.indexing import Indexer
+
+            wanted = list(job.roots)  # read when it starts: later batches may have joined
+            tune = target.tuning()
+            small = len(wanted) <= SMALL_UPDATE and not any(os.path.isdir(p) for p in wanted)
+            return Indexer(target.library, target.encoder, control=control,
+                           workers=0 if small else tune.workers, batch_size=tune.batch_size,
+                           on_progress=on_progress, on_error=on_error).update(
+                               wanted, finish_pending=False)
+
+        job = Job("update", "Indexing new and changed files", fn, needs_model=True, quiet=True,
+                  roots=tuple(collapse(paths)), on_progress=self._quiet_progress,
+                  on_finished=self._update_finished)
+        self._queued_update = job
+        return self.submit(job)
+
+    def _quiet_progress(self, job: Job, p: Progress) -> None:
+        """A watcher's update is quiet, unless it has many files to embed (a camera import):
+        then it shows its progress, and can be paused or cancelled like any indexing."""
+        if job.quiet and p.phase == "embedding" and p.total >= VISIBLE_UPDATE:
+            job.quiet = False
+            self.window.job_started(job.title)
+        if not job.quiet:
+            self.show_progress(job, p)
+            return
+        now = time.monotonic()
+        if now - self._last_counts >= LIVE_COUNTS_S:
+            self._last_counts = now
+            self.itemsChanged.emit(False)
+
+    def _update_finished(self, job: Job) -> None:
+        if self._queued_update is job:
+            self._queued_update = None
+        if self.closing:
+            return
+        if not job.quiet and not self.runner.busy and not self.runner.pending:
+            self.window.job_finished()
+        report = job.result
+        if job.error is not None:
+            log.warning("updating changed files failed: %s", job.message)
+            self.itemsChanged.emit(True)
+            return
+        if isinstance(report, IndexReport) and not report.cancelled and (
+                report.added or report.updated or report.moved or report.removed):
+            self.window.notify("Folders changed: " + changes_text(report), 8000)
+        self.itemsChanged.emit(True)
+        self.resultsStale.emit()
+
+    def resume(self, pending: int, roots: list[str]) -> Job:
+        """Finish the files an interrupted run left (each batch was committed, so only these
+        are left): nothing is rescanned, the waiting files are embedded."""
+        target = self.target
+
+        def fn(control, on_progress, on_error):
+            from indexer.indexing import Indexer
+
+            tune = target.tuning()
+            return Indexer(target.library, target.encoder, control=control,
+                           workers=tune.workers, batch_size=tune.batch_size,
+                           on_progress=on_progress, on_error=on_error).update([])
+
+        title = f"Resuming: {pending:,} file{'s' * (pending != 1)} left from last time"
+        self.window.notify(title, 8000)
+        job = self.submit(Job("index", title, fn, needs_model=True, roots=tuple(roots),
+                              on_started=self._mark_busy, on_finished=self._index_finished))
+        if self.runner.waiting_for_model() and job in self.runner.pending:
+            self.show_waiting()
+        return job
+
+    def catch_up(self, roots: list[str],
+                 title: str = "Indexing what changed while Magpie was closed") -> Job:
+        """What changed while Magpie was closed (or not following): each folder is rescanned
+        on the writer queue, shown like any indexing (unchanged files cost a stat each)."""
+        target = self.target
+
+        def fn(control, on_progress, on_error):
+            from indexer.indexing import Indexer
+
+            tune = target.tuning()
+            return Indexer(target.library, target.encoder, control=control,
+                           workers=tune.workers, batch_size=tune.batch_size,
+                           on_progress=on_progress, on_error=on_error).update(
+                               list(roots), finish_pending=False)
+
+        return self.submit(Job("index", title, fn,
+                               needs_model=True, roots=tuple(roots),
+                               on_started=self._mark_busy, on_finished=self._catch_up_finished))
+
+    def _catch_up_finished(self, job: Job) -> None:
+        if not self._writer_finished(job):
+            return
+        report = job.result
+        if isinstance(report, IndexReport):
+            self.last_report = report
+            if report.cancelled:
+                self.window.notify(cancelled_text(report), 10000)
+            elif report.added or report.updated or report.moved or report.removed:
+                self.window.notify("Caught up: " + changes_text(report), 10000)
+        self.itemsChanged.emit(True)
+        self.resultsStale.emit()
 
     # -- removing a folder ------------------------------------------------------------------
     def _on_remove_root(self, path: str) -> None:
@@ -261,3 +399,17 @@ class IndexingController(QObject):
                            "your files were not touched", 10000)
         self.itemsChanged.emit(True)
         self.resultsStale.emit()
+
+
+def cancelled_text(report: IndexReport) -> str:
+    """What a cancelled run did, in one sentence a person can act on."""
+    if report.to_embed:
+        return (f"Cancelled — {report.embedded_files:,} of {report.to_embed:,} done; "
+                "the rest resumes next time")
+    return "Cancelled before any file was indexed"
+
+
+def changes_text(report: IndexReport) -> str:
+    parts = [(report.added, "added"), (report.updated, "changed"), (report.moved, "moved"),
+             (report.removed, "removed")]
+    return ", ".join(f"{n:,} {word}" for n, word in parts if n)

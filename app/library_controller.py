@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,7 @@ class LibraryController(QObject):
     modelFailed = Signal(str)  # the model could not be loaded: its message
     switching = Signal()  # another library (or the demo) replaces this one: forget the query
     demoStarted = Signal()  # the demo is being indexed: show its query once results exist
+    rootsListed = Signal(list)  # the open library's folders (none while switching): watch them
 
     def __init__(
         self,
@@ -93,7 +95,10 @@ class LibraryController(QObject):
         self.weights_task: Task | None = None
         self.counts: dict[str, int] = {}
         self.choose_file: Callable[[], str | None] = self._choose_weights_file
+        # asked before a library is made in a folder that already holds other things
+        self.confirm_create: Callable[[Path, list[str]], bool] = window.confirm_new_library
         self.closing = False
+        self._demo_starting = False  # the demo is being made: its page, not the drop zone
         self._actions: dict[str, Callable[[], Any]] = {
             "download": self.download_weights,
             "choose": self.choose_weights,
@@ -103,6 +108,7 @@ class LibraryController(QObject):
             "default-library": lambda: self.switch_library(default_library()),
             "migrate": self._migrate_if_offered,
             "cancel-download": self.cancel_download,
+            "create-here": self._create_here,
         }
         w = window
         w.bannerAction.connect(self.on_banner_action)
@@ -120,16 +126,26 @@ class LibraryController(QObject):
 
     # -- opening a library ------------------------------------------------------------------
     def open_library(self, path: Path, spec: ModelSpec | None, *,
-                     prepare: Callable[[Callable[[Progress], None]], None] | None = None) -> None:
+                     prepare: Callable[[Callable[[Progress], None]], None] | None = None,
+                     allow_non_empty: bool = False) -> None:
         """Open (or create) the library at `path` on the writer queue; the previous one is
-        closed there once the searches running on it have finished."""
+        closed there once the searches running on it have finished. A folder that holds
+        other things becomes a library only with `allow_non_empty` (the person said yes)."""
         from app.wiring import choose_spec
         from indexer.library import Library
 
         old, self.library = self.library, None
         self._set_searcher(None)
         self.jobs.runner.set_model_ready(False)
+        self.rootsListed.emit([])  # stop following the old library's folders
         self.library_path = Path(path)
+        self._demo_starting = prepare is not None
+        if old is not None:  # the old library's folders and errors are not this one's
+            self.window.set_roots([])
+            self.window.set_root_states({}, set())
+            self.window.set_errors([])
+            if not self._query_active():
+                self.show_idle_page()
         self.window.setWindowTitle(f"Magpie — {self.library_path.name}")
         self.window.set_status("Opening library…", "", "")
         drain, settings = self._drain_searches, self.settings
@@ -141,7 +157,7 @@ class LibraryController(QObject):
             if prepare is not None:
                 prepare(on_progress)
             chosen = spec or choose_spec(path, None, settings)
-            return Library.open(path, chosen)
+            return Library.open(path, chosen, allow_non_empty=allow_non_empty)
 
         self.jobs.submit(Job("switch", "Preparing the demo" if prepare else "Opening library",
                              fn, quiet=prepare is None, on_progress=self._show_opening,
@@ -165,6 +181,7 @@ class LibraryController(QObject):
         self.spec = self.library.spec
         self.window.hide_banner()
         self.refresh_library_view(errors=True)
+        self._resume_and_catch_up()
         if self.encoder is not None and getattr(self.encoder, "spec", self.spec) == self.spec \
                 and not self._spec_mismatch():
             self._model_ready()
@@ -173,8 +190,24 @@ class LibraryController(QObject):
             self.load_model()
         self.jobs.sync_waiting()
 
+    def _resume_and_catch_up(self) -> None:
+        """An interrupted run left files pending: finish them now, and say so. While the
+        folders are followed, also pick up what changed while Magpie was closed."""
+        try:
+            reader = self.library.reader()
+            roots = dict(reader.roots())
+            pending = {roots[rid]: n for rid, n in reader.root_pending_counts().items()
+                       if rid in roots and n}
+        except Exception as exc:  # noqa: BLE001 - a busy database: the next start resumes
+            log.debug("reading pending work failed: %s", exc)
+            return
+        if pending and not self._demo_starting:
+            self.jobs.resume(sum(pending.values()), sorted(pending))
+        if self.settings.watch and roots and not self._demo_starting:
+            self.jobs.catch_up(sorted(roots.values()))
+
     def _library_failed(self, job: Job) -> None:
-        from indexer.library import LibraryInUse, ModelMismatch
+        from indexer.library import LibraryInUse, ModelMismatch, NotALibrary
         from indexer.specs import SPECS
 
         self.jobs.runner.cancel_all()
@@ -187,6 +220,9 @@ class LibraryController(QObject):
         title = ("This library is open in another Magpie window" if in_use
                  else "The library could not be opened")
         self.migrate_target = None
+        if isinstance(job.error, NotALibrary):
+            title = "This folder is not a Magpie library"
+            actions = [("create-here", "Create a library here…", "primary"), *actions[1:]]
         if isinstance(job.error, ModelMismatch):
             # Offer the migration: re-embed side by side, switch when complete.
             self.migrate_target = self.spec_override or SPECS.get(job.error.requested_model)
@@ -195,19 +231,49 @@ class LibraryController(QObject):
                        *actions[1:]]
         self.window.show_banner(title, job.message, actions=actions, tone="error")
 
-    def switch_library(self, path: Path | str, spec: ModelSpec | None = None) -> None:
+    def switch_library(self, path: Path | str, spec: ModelSpec | None = None, *,
+                       allow_non_empty: bool = False) -> None:
         path = Path(path)
         self.jobs.runner.cancel_all()
         self.switching.emit()
         self.settings.library = "" if path == default_library() else str(path)
         self.save_settings()
         self.spec_override = spec
-        self.open_library(path, spec)
+        self.open_library(path, spec, allow_non_empty=allow_non_empty)
 
     def _on_open_library(self) -> None:
         path = self.window.choose_library_folder(str(self.library_path.parent))
         if path:
-            self.switch_library(path)
+            self.open_folder_as_library(path)
+
+    def open_folder_as_library(self, path: Path | str, spec: ModelSpec | None = None) -> bool:
+        """Switch to the library in `path`. A folder that holds other things (not a library)
+        becomes one only if the person agrees; declining writes nothing. False: declined."""
+        consent = self.consent_to_create(Path(path))
+        if consent is False:
+            self.window.notify("Nothing was changed; choose an empty folder or an existing "
+                               "library", 8000)
+            return False
+        self.switch_library(path, spec, allow_non_empty=bool(consent))
+        return True
+
+    def consent_to_create(self, path: Path) -> bool | None:
+        """None: no question needed (a library, an empty or new folder); else the answer."""
+        from indexer.library import foreign_entries, is_library
+
+        path = Path(path).expanduser().absolute()
+        if not path.is_dir() or is_library(path):
+            return None
+        others = foreign_entries(path)
+        if not others:
+            return None
+        return bool(self.confirm_create(path, others))
+
+    def _create_here(self) -> None:
+        """The banner's "Create a library here…" after a refused open."""
+        path = self.library_path
+        if self.consent_to_create(path) is not False:
+            self.open_library(path, self.spec_override, allow_non_empty=True)
 
     # -- the model --------------------------------------------------------------------------
     def _spec_mismatch(self) -> bool:
@@ -447,7 +513,10 @@ class LibraryController(QObject):
         try:
             reader = self.library.reader()
             counts_by_root = reader.root_counts()
-            rows = [(p, counts_by_root.get(rid, 0)) for rid, p in reader.roots()]
+            pending_by_root = reader.root_pending_counts()
+            roots = reader.roots()
+            rows = [(p, counts_by_root.get(rid, 0)) for rid, p in roots]
+            pending = {p: pending_by_root[rid] for rid, p in roots if pending_by_root.get(rid)}
             self.counts = reader.counts()
             if errors:
                 self.window.set_errors(reader.errors())
@@ -455,12 +524,24 @@ class LibraryController(QObject):
             log.debug("refresh failed: %s", exc)
             return
         self.window.set_roots(rows)
+        if rows:
+            self._demo_starting = False
+        # an unplugged drive keeps its entries and is shown as offline until it is back
+        self.window.set_root_states(pending, {p for p, _ in rows if not os.path.isdir(p)})
+        self.rootsListed.emit([p for p, _ in rows])
         self.refresh_status()
         if not self._query_active():
             self.show_idle_page()
 
     def show_idle_page(self) -> None:
         """No query: the drop zone for an empty library, else what it holds and examples."""
+        if not self.window.has_roots() and self._demo_starting:
+            self.window.show_message(
+                "Preparing the demo…", "Sample pictures are being made and indexed with the "
+                "small bundled model. Results appear here as soon as the first ones are in.",
+                "sparkle")
+            self.window.set_summary("")
+            return
         if not self.window.has_roots():
             self.window.show_page("empty")
             self.window.set_summary("")

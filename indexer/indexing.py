@@ -78,6 +78,7 @@ class _Plan:
     added: int = 0
     updated: int = 0
     errors: int = 0
+    embedded: int = 0  # committed so far: what a cancelled run reports as done
 
 
 class Indexer:
@@ -137,7 +138,8 @@ class Indexer:
         return self._run(targets)
 
     def _run(self, targets: list[tuple[int, str]],
-             scopes: dict[tuple[int, str], list[str]] | None = None) -> IndexReport:
+             scopes: dict[tuple[int, str], list[str]] | None = None,
+             finish_pending: bool = True) -> IndexReport:
         started = time.monotonic()
         cat = self.library.catalogue
         plan = _Plan()
@@ -149,12 +151,13 @@ class Indexer:
                 self._plan_root(rid, rpath, plan, within)
             # Files left pending by an interrupted run are finished too.
             queued = {w.file_id for w in plan.to_embed}
-            for row in cat.pending_files():
+            for row in cat.pending_files() if finish_pending else ():
                 if row.id not in queued:
                     plan.to_embed.append(WorkItem(row.id, os.fsdecode(row.path_raw), row.kind))
             embedded = self._embed(plan)
         except Cancelled:
             cancelled = True
+            embedded = plan.embedded
         finally:
             self.library.vectors.flush()
         report = IndexReport(
@@ -166,16 +169,20 @@ class Indexer:
             unchanged=plan.unchanged,
             errors=plan.errors,
             embedded_files=embedded,
+            to_embed=len(plan.to_embed),
             seconds=time.monotonic() - started,
             cancelled=cancelled,
         )
         self.on_progress(Progress("done", embedded, len(plan.to_embed), errors=plan.errors))
         return report
 
-    def update(self, paths: list[str | os.PathLike]) -> IndexReport:
+    def update(self, paths: list[str | os.PathLike], *,
+               finish_pending: bool = True) -> IndexReport:
         """Bring the library up to date for these changed paths only (a watcher's batch):
         files and folders at or under them are rescanned; the rest of each root is not
-        walked. Paths outside every root are ignored; an unreachable root keeps its entries."""
+        walked. Paths outside every root are ignored; an unreachable root keeps its entries.
+        finish_pending=False leaves files an interrupted run left elsewhere for a run the
+        person can see (the window resumes them visibly; a watcher's batch stays small)."""
         cat = self.library.catalogue
         roots = cat.roots()
         scoped: dict[tuple[int, str], list[str]] = {}
@@ -185,7 +192,7 @@ class Indexer:
                 if path == rpath or path.startswith(rpath.rstrip(os.sep) + os.sep):
                     scoped.setdefault((rid, rpath), []).append(path)
                     break
-        return self._run(list(scoped), scopes=scoped)
+        return self._run(list(scoped), scopes=scoped, finish_pending=finish_pending)
 
     def _plan_root(self, root_id: int, root: str, plan: _Plan,
                    within: list[str] | None = None) -> None:
@@ -383,6 +390,7 @@ class Indexer:
                 plan.errors += 1
                 self.on_error(FileError(e.item.path, e.error))
         done += len(batch)
+        plan.embedded = done
         now = time.monotonic()
         paused = self.control.paused_seconds - paused_before
         elapsed = max(now - started - paused, 1e-6)

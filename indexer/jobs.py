@@ -84,6 +84,7 @@ class IndexReport:
     unchanged: int = 0
     errors: int = 0
     embedded_files: int = 0
+    to_embed: int = 0  # files this run set out to embed (a cancelled run did part of them)
     seconds: float = 0.0
     cancelled: bool = False
 

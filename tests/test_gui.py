@@ -61,6 +61,7 @@ def make_gui(qtbot, tmp_path):
         ctl.opener = lambda p: opened.append(p) or True
         ctl.revealer = lambda p: revealed.append(p) or True
         ctl.confirm = lambda title, text: True
+        ctl.ask_quit = lambda what: True  # closing mid-index at teardown: never a modal dialog
         if start:
             ctl.start()
             qtbot.waitUntil(lambda: ctl.searcher is not None, timeout=10_000)

@@ -1,6 +1,7 @@
 """Painting result cards (pictures and notes) and root folders."""
 from __future__ import annotations
 
+import os
 from collections import OrderedDict
 from collections.abc import Sequence
 
@@ -338,7 +339,10 @@ class RootDelegate(QStyledItemDelegate):
     ROW_H = 52
 
     def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex) -> QSize:  # noqa: N802
-        return QSize(max(120, option.rect.width()), self.ROW_H)
+        view = option.widget
+        width = view.viewport().width() if view is not None and hasattr(view, "viewport") \
+            else option.rect.width()
+        return QSize(max(120, width), self.ROW_H)
 
     def paint(self, p: QPainter, option: QStyleOptionViewItem, index: QModelIndex) -> None:
         t = theme.current()
@@ -352,9 +356,12 @@ class RootDelegate(QStyledItemDelegate):
             p.setBrush(QColor(t.accent_soft if selected else t.hover))
             p.drawRoundedRect(r, 8, 8)
         ratio = p.device().devicePixelRatioF() if p.device() else 1.0
-        busy = index.data(Roles.Kind) == "busy"
+        state = index.data(Roles.Kind) or ""
+        busy = state == "busy"
+        tone = {"busy": t.accent, "offline": t.faint, "incomplete": t.warn_border}.get(
+            state, t.muted)
         p.drawPixmap(int(r.left() + 10), int(r.center().y() - 10),
-                     icons.pixmap("folder", t.accent if busy else t.muted, 20, ratio))
+                     icons.pixmap("folder", tone, 20, ratio))
         count = index.data(Roles.Count) or 0
         count_text = f"{count:,}"
         small = QFont(p.font())
@@ -375,9 +382,10 @@ class RootDelegate(QStyledItemDelegate):
         p.setFont(small)
         p.setPen(QColor(t.muted))
         path = index.data(Roles.Path) or ""
-        sub = "indexing…" if busy else path
+        sub = (index.data(Roles.Reason) or path) if state else path
         p.drawText(QRect(left, top + bfm.height(), width, sfm.height()), Qt.AlignmentFlag.AlignLeft,
-                   _elide(sfm, sub, width, Qt.TextElideMode.ElideMiddle))
+                   _elide(sfm, sub, width, Qt.TextElideMode.ElideRight if state
+                          else Qt.TextElideMode.ElideMiddle))
         pill = QRectF(r.right() - 10 - cw, r.center().y() - (sfm.height() + 4) / 2, cw,
                       sfm.height() + 4)
         p.setPen(Qt.PenStyle.NoPen)
@@ -386,3 +394,57 @@ class RootDelegate(QStyledItemDelegate):
         p.setPen(QColor(t.muted))
         p.drawText(pill, Qt.AlignmentFlag.AlignCenter, count_text)
         p.restore()
+
+
+class ErrorDelegate(QStyledItemDelegate):
+    """A file that could not be indexed: its full path, elided in the middle so both the
+    folder and the file name stay readable, then the reason (the tooltip has both in full)."""
+
+    def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex) -> QSize:  # noqa: N802
+        size = super().sizeHint(option, index)
+        view = option.widget
+        if view is not None and hasattr(view, "viewport"):  # as wide as the list: no scrolling
+            size.setWidth(view.viewport().width())
+        return size
+
+    def paint(self, p: QPainter, option: QStyleOptionViewItem, index: QModelIndex) -> None:
+        opt = QStyleOptionViewItem(option)
+        self.initStyleOption(opt, index)
+        opt.text = ""
+        style = opt.widget.style() if opt.widget is not None else None
+        if style is not None:
+            style.drawControl(QStyle.ControlElement.CE_ItemViewItem, opt, p, opt.widget)
+        t = theme.current()
+        fm = QFontMetrics(opt.font)
+        r = opt.rect.adjusted(6, 0, -6, 0)
+        path, tail = error_row_texts(fm, index.data(Roles.Path) or "",
+                                     index.data(Roles.Reason) or "", r.width())
+        used = fm.horizontalAdvance(path)
+        align = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter
+        p.save()
+        p.setPen(QColor(t.text))
+        p.drawText(QRect(r.left(), r.top(), used + 2, r.height()), align, path)
+        p.setPen(QColor(t.muted))
+        p.drawText(QRect(r.left() + used, r.top(), max(0, r.width() - used), r.height()), align,
+                   tail)
+        p.restore()
+
+
+def error_row_texts(fm: QFontMetrics, path: str, reason: str, width: int) -> tuple[str, str]:
+    """(the path as shown, the reason as shown) in `width` pixels: the reason keeps up to a
+    third of the row; the path gets the rest, its folder elided in the middle so the file name
+    stays whole while there is room for it."""
+    tail = f"  —  {reason}" if reason else ""
+    tail_w = min(fm.horizontalAdvance(tail), width // 3)
+    room = width - tail_w
+    folder, name = os.path.split(path)
+    if fm.horizontalAdvance(path) <= room or not folder:
+        shown = _elide(fm, path, room, Qt.TextElideMode.ElideMiddle)
+    elif fm.horizontalAdvance(name) * 2 <= room:
+        name = os.sep + name
+        shown = _elide(fm, folder, room - fm.horizontalAdvance(name),
+                       Qt.TextElideMode.ElideMiddle) + name
+    else:
+        shown = _elide(fm, path, room, Qt.TextElideMode.ElideMiddle)
+    rest = width - fm.horizontalAdvance(shown)
+    return shown, _elide(fm, tail, rest, Qt.TextElideMode.ElideRight)

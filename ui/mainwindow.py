@@ -523,6 +523,10 @@ class MainWindow(QMainWindow):
     def set_busy_roots(self, paths: Sequence[str]) -> None:
         self.roots_model.set_busy(list(paths))
 
+    def set_root_states(self, pending: dict[str, int], offline: set[str]) -> None:
+        """Folders an interrupted run left incomplete (files left) and unreachable ones."""
+        self.roots_model.set_states(pending, offline)
+
     def set_errors(self, rows: Sequence[tuple[str, str]]) -> None:
         self.errors_model.set_errors(rows)
 
@@ -595,6 +599,16 @@ class MainWindow(QMainWindow):
         remove = box.addButton("Remove", QMessageBox.ButtonRole.DestructiveRole)
         box.exec()
         return box.clickedButton() is remove
+
+    def confirm_new_library(self, folder, entries: list[str]) -> bool:
+        from ui.prompts import confirm_new_library
+
+        return confirm_new_library(self, folder, entries)
+
+    def ask_quit_while_indexing(self, what: str) -> bool:
+        from ui.prompts import ask_quit_while_indexing
+
+        return ask_quit_while_indexing(self, what)
 
     def choose_folder(self) -> str | None:
         return QFileDialog.getExistingDirectory(self, "Choose a folder to index",
@@ -674,5 +688,9 @@ class MainWindow(QMainWindow):
         return ok
 
     def closeEvent(self, e: QCloseEvent) -> None:  # noqa: N802
+        guard = getattr(self, "close_guard", None)  # the controller may ask first (indexing)
+        if guard is not None and not guard():
+            e.ignore()
+            return
         self.closing.emit()
         super().closeEvent(e)

@@ -291,6 +291,8 @@ class RootsModel(_RowsModel):
         super().__init__(parent)
         self._rows: list[tuple[str, int]] = []
         self._busy: set[str] = set()
+        self._pending: dict[str, int] = {}
+        self._offline: set[str] = set()
 
     def set_roots(self, rows: Sequence[tuple[str, int]]) -> None:
         rows = list(rows)
@@ -309,6 +311,35 @@ class RootsModel(_RowsModel):
         if self._rows:
             self.dataChanged.emit(self.index(0), self.index(len(self._rows) - 1))
 
+    def set_states(self, pending: dict[str, int], offline: set[str]) -> None:
+        """Files left per folder by an interrupted run; folders that are not reachable."""
+        pending, offline = dict(pending), set(offline)
+        if (pending, offline) == (self._pending, self._offline):
+            return
+        self._pending, self._offline = pending, offline
+        if self._rows:
+            self.dataChanged.emit(self.index(0), self.index(len(self._rows) - 1))
+
+    def state(self, path: str) -> str:
+        """"busy" (being indexed), "offline" (not reachable), "incomplete" (files left) or ""."""
+        if path in self._busy:
+            return "busy"
+        if path in self._offline:
+            return "offline"
+        return "incomplete" if self._pending.get(path) else ""
+
+    def state_text(self, path: str, short: bool = False) -> str:
+        """What the folder's row says under its name (short) or in its tooltip."""
+        state = self.state(path)
+        if state == "busy":
+            return "indexing…"
+        if state == "offline":
+            return "offline" if short else "offline — not reachable; its entries are kept"
+        if state == "incomplete":
+            left = f"{self._pending[path]:,} left"
+            return left if short else f"incomplete — {left} (indexing resumes them)"
+        return ""
+
     def path(self, row: int) -> str | None:
         return self._rows[row][0] if 0 <= row < len(self._rows) else None
 
@@ -325,14 +356,16 @@ class RootsModel(_RowsModel):
         if role == Qt.ItemDataRole.DisplayRole:
             return os.path.basename(path.rstrip("/")) or path
         if role == Qt.ItemDataRole.ToolTipRole:
-            state = " — indexing…" if path in self._busy else ""
-            return f"{path}\n{count:,} items indexed{state}"
+            state = self.state_text(path)
+            return f"{path}\n{count:,} items indexed" + (f" — {state}" if state else "")
         if role == Roles.Path:
             return path
         if role == Roles.Count:
             return count
         if role == Roles.Kind:
-            return "busy" if path in self._busy else ""
+            return self.state(path)
+        if role == Roles.Reason:
+            return self.state_text(path, short=True)
         return None
 
 
@@ -375,7 +408,7 @@ class ErrorsModel(_RowsModel):
             return None
         path, reason = self._rows[index.row()]
         if role == Qt.ItemDataRole.DisplayRole:
-            return f"{os.path.basename(path) or path} — {reason}"
+            return f"{path} — {reason}"  # the full path: a name alone is often ambiguous
         if role == Qt.ItemDataRole.ToolTipRole:
             return f"{path}\n{reason}"
         if role == Roles.Path:

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
 )
 
 from ui import icons, theme
+from ui.delegates import ErrorDelegate
 from ui.models import ErrorsModel
 from ui.widgets.common import button, label, repolish
 
@@ -56,6 +57,7 @@ class ProgressPanel(QFrame):
         lay.addWidget(self.current)
         self.paused = False
         self._current_path = ""
+        self._last: tuple | None = None  # the last progress shown, redrawn on pause/resume
         self.hide()
 
     def _toggle(self) -> None:
@@ -73,11 +75,14 @@ class ProgressPanel(QFrame):
         repolish(self.bar)
         if paused:
             self.title.setText("Paused")
+        if self._last is not None:  # a paused job has no speed and no time left: redraw
+            self.update_progress(*self._last)
 
     def start(self, title: str) -> None:
         self.set_paused(False)
         self.title.setText(title)
         self.detail.setText("Starting…")
+        self._last = None
         self.current.setText("")
         self.bar.setRange(0, 0)
         self.pause_button.setEnabled(True)
@@ -86,7 +91,10 @@ class ProgressPanel(QFrame):
 
     def update_progress(self, title: str, done: int, total: int, rate: float,
                         eta: float | None, current: str, errors: int, queued: int = 0) -> None:
-        if not self.paused:
+        self._last = (title, done, total, rate, eta, current, errors, queued)
+        if self.paused:
+            rate, eta = 0.0, None  # the last speed and time left mean nothing while paused
+        else:
             self.title.setText(title)
         if total > 0:
             self.bar.setRange(0, total)
@@ -162,6 +170,9 @@ class ErrorPanel(QFrame):
         self.view.setUniformItemSizes(True)
         self.view.setMaximumHeight(150)
         self.view.setAlternatingRowColors(True)
+        self.view.setItemDelegate(ErrorDelegate(self.view))
+        self.view.setResizeMode(QListView.ResizeMode.Adjust)  # rows elide, never scroll sideways
+        self.view.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.view.hide()
         lay.addWidget(self.view)
         model.rowsInserted.connect(self._sync)
