@@ -25,7 +25,8 @@ from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import QApplication
 
 from app.indexing_controller import IndexingController
-from app.library_controller import LibraryController
+from app.library_controller import LibraryController, device_label
+from app.preferences import PreferencesController
 from app.search_controller import SearchController
 from app.search_page import Page, run_search
 from app.settings import Settings, data_dir
@@ -101,6 +102,7 @@ class Controller(QObject):
             settings=settings, demo_images=demo_images, drain_searches=self.search.searches.wait,
             query_active=lambda: not self.search.state.empty(), parent=self)
         self.jobs.target = self.lib
+        self.prefs = PreferencesController(window, self.lib, parent=self)
         self.search.show_idle = self.lib.show_idle_page
         self.search.model_error = lambda: self.lib.model_error
         self.opener: Callable[[str], bool] = open_path
@@ -117,6 +119,7 @@ class Controller(QObject):
         window.openRequested.connect(self.open_result)
         window.revealRequested.connect(self.reveal_result)
         window.closing.connect(self.shutdown)
+        window.aboutRequested.connect(self.show_about)
 
     def start(self) -> None:
         """Open the library and load its model, both in the background."""
@@ -196,6 +199,24 @@ class Controller(QObject):
     def reveal_result(self, r) -> None:
         if not self.revealer(r.open_path):
             self.window.notify(f"Could not show {r.path}", 6000)
+
+    def about_info(self):
+        from app.about import about_info
+
+        enc = self.lib.encoder
+        return about_info(self.lib.spec, enc,
+                          device_label(getattr(enc, "device", None)) if enc is not None else "")
+
+    def show_about(self) -> None:
+        from ui.widgets.about import AboutDialog
+
+        dialog = AboutDialog(self.about_info(), self.window)
+        self.show_dialog(dialog)
+        dialog.deleteLater()
+
+    def show_dialog(self, dialog) -> None:
+        """Runs a modal dialog (tests replace it)."""
+        dialog.exec()
 
     # -- shutdown ---------------------------------------------------------------------------
     def shutdown(self) -> None:

@@ -53,6 +53,8 @@ class MainWindow(QMainWindow):
     downloadWeightsRequested = Signal()
     openLibraryRequested = Signal()
     defaultLibraryRequested = Signal()
+    preferencesRequested = Signal()
+    aboutRequested = Signal()
     closing = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -231,8 +233,19 @@ class MainWindow(QMainWindow):
         self.library_action = act("Open library…", self.openLibraryRequested, "folder")
         self.default_library_action = act("Use my default library", self.defaultLibraryRequested)
         m.addSeparator()
+        self.preferences_action = act("Preferences…", self.preferencesRequested, "cpu",
+                                      QKeySequence("Ctrl+,"))
+        self.preferences_action.setMenuRole(QAction.MenuRole.PreferencesRole)
+        help_menu = m.addMenu("Help")
+        self.about_action = QAction("About Magpie", self)
+        self.about_action.setMenuRole(QAction.MenuRole.AboutRole)
+        self.about_action.triggered.connect(self.aboutRequested)
+        help_menu.addAction(self.about_action)
+        self.help_menu = help_menu
+        m.addSeparator()
         quit_action = act("Quit", self.close, None, QKeySequence.StandardKey.Quit)
         quit_action.setMenuRole(QAction.MenuRole.QuitRole)
+        self.quit_action = quit_action
         self.menu = m
         self.menu_button.setMenu(m)
 
