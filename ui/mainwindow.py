@@ -201,8 +201,10 @@ class MainWindow(QMainWindow):
         sb.addPermanentWidget(self.device_label)
 
         self._build_menu()
+        self._name_controls()
         self.show_page("empty")
         self._sync_bottom()
+        self._set_tab_order()
 
     def _build_menu(self) -> None:
         t = theme.current()
@@ -243,7 +245,8 @@ class MainWindow(QMainWindow):
         help_menu.addAction(self.about_action)
         self.help_menu = help_menu
         m.addSeparator()
-        quit_action = act("Quit", self.close, None, QKeySequence.StandardKey.Quit)
+        # Ctrl+Q everywhere: some platforms (and Qt's offscreen one) bind nothing to Quit
+        quit_action = act("Quit", self.close, None, QKeySequence("Ctrl+Q"))
         quit_action.setMenuRole(QAction.MenuRole.QuitRole)
         self.quit_action = quit_action
         self.menu = m
@@ -255,6 +258,54 @@ class MainWindow(QMainWindow):
             a.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
             a.triggered.connect(self.focus_search)
             self.addAction(a)
+
+    def _name_controls(self) -> None:
+        """Names and descriptions a screen reader announces for controls whose text alone
+        does not say what they do (or that have none)."""
+        self.menu_button.setAccessibleName("Menu")
+        self.menu_button.setAccessibleDescription("Folders, model, library, preferences, about")
+        f = self.filters
+        for combo, name in ((f.kind, "Kind of items"), (f.folder, "Folder"),
+                            (f.date, "Date"), (f.sort, "Sort order"),
+                            (f.after, "From date"), (f.before, "Until date")):
+            combo.setAccessibleName(name)
+            combo.setAccessibleDescription(combo.toolTip())
+        self.preview.setAccessibleName("Preview")
+        self.preview.text.setAccessibleName("Note text")
+        self.preview.text.setTabChangesFocus(True)
+        self.preview.open_button.setAccessibleDescription(self.preview.open_button.toolTip())
+        self.preview.reveal_button.setAccessibleDescription(
+            "Show the file selected in your file manager")
+        self.errors.toggle.setAccessibleName("Show the files that could not be indexed")
+        self.errors.clear_button.setAccessibleName("Dismiss the list of files that could not "
+                                                   "be indexed")
+        self.errors.view.setAccessibleName("Files that could not be indexed")
+        self.progress.pause_button.setAccessibleDescription("Pause or resume indexing")
+        self.progress.cancel_button.setAccessibleDescription(
+            "Stop indexing; what was done is kept")
+        self.show_more_button.setAccessibleDescription("Show the results below the cutoff")
+
+    def tab_chain(self) -> list[QWidget]:
+        """The order Tab visits the window's controls: the query, its filters, the banner's
+        actions, the folders, the results, the preview, then progress and errors."""
+        f, rp, pv = self.filters, self.roots_panel, self.preview
+        chain: list[QWidget] = [self.image_chip.close_button, self.search, self.menu_button,
+                                f.kind, f.folder, f.date, f.after, f.before, f.sort,
+                                self.show_more_button]
+        chain += list(self.banner._buttons.values())
+        if getattr(self.banner, "details_button", None) is not None:
+            chain.append(self.banner.details_button)
+        chain += [rp.rescan_all, rp.add_button, rp.view, rp.rescan_button, rp.remove_button,
+                  self.empty.add_button, self.empty.demo_button, self.results, pv.text,
+                  pv.open_button, pv.reveal_button, pv.similar_button, pv.more_button,
+                  pv.less_button, self.progress.pause_button, self.progress.cancel_button,
+                  self.errors.toggle, self.errors.clear_button, self.errors.view]
+        return chain
+
+    def _set_tab_order(self) -> None:
+        chain = self.tab_chain()
+        for a, b in zip(chain, chain[1:]):
+            QWidget.setTabOrder(a, b)
 
     def _wire(self) -> None:
         self.search.textEdited.connect(self.queryEdited)
@@ -277,6 +328,7 @@ class MainWindow(QMainWindow):
         self.banner.action.connect(self.bannerAction)
         self.results.openRequested.connect(lambda idx: self._emit_for(idx, self.openRequested))
         self.results.contextRequested.connect(self._context_menu)
+        self.results.copyRequested.connect(self._copy_indexes)
         self.results.delegate.markClicked.connect(self._on_mark_clicked)
         self.results.selectionModel().currentChanged.connect(self._on_current)
         self.results_model.modelReset.connect(self._on_results_reset)
@@ -487,8 +539,19 @@ class MainWindow(QMainWindow):
         return menu
 
     def copy_path(self, r) -> None:
-        QGuiApplication.clipboard().setText(r.path)
-        self.statusBar().showMessage(f"Copied {r.path}", 3000)
+        self.copy_paths([r])
+
+    def copy_paths(self, results: Sequence) -> None:
+        """Full paths, one a line (what a terminal or a file dialog accepts)."""
+        paths = [r.path for r in results]
+        if not paths:
+            return
+        QGuiApplication.clipboard().setText("\n".join(paths))
+        self.statusBar().showMessage(
+            f"Copied {paths[0]}" if len(paths) == 1 else f"Copied {len(paths)} paths", 3000)
+
+    def _copy_indexes(self, indexes: list) -> None:
+        self.copy_paths([r for r in (i.data(Roles.Result) for i in indexes) if r is not None])
 
     def _on_current(self, current: QModelIndex, _previous: QModelIndex) -> None:
         r = current.data(Roles.Result) if current.isValid() else None
@@ -589,6 +652,7 @@ class MainWindow(QMainWindow):
     def show_banner(self, *args, **kwargs) -> None:
         self.banner.show_message(*args, **kwargs)
         self.banner_holder.show()
+        self._set_tab_order()  # its new buttons come right after the query row
 
     def hide_banner(self) -> None:
         self.banner.hide()

@@ -191,6 +191,27 @@ QProgressBar[paused="true"]::chunk {{ background: {t.faint}; }}
 #Banner[tone="info"] {{ background: {t.accent_soft}; border: 1px solid {t.accent}; }}
 #Banner[tone="error"] {{ border: 1px solid {t.danger}; }}
 
+QLineEdit {{ background: {t.surface}; border: 1px solid {t.border}; border-radius: 6px;
+    padding: 4px 8px; color: {t.text}; selection-background-color: {t.accent}; }}
+QCheckBox {{ color: {t.text}; padding: 3px 4px; border: 1px solid transparent;
+    border-radius: 6px; }}
+
+/* Keyboard focus: every control that takes focus shows it with the same accent ring, drawn
+   with a border of the same width the control already has (nothing shifts when it moves). */
+QPushButton:focus {{ border: 2px solid {t.accent}; padding: 5px 13px; }}
+QPushButton[kind="primary"]:focus {{ border: 2px solid {t.text}; }}
+QPushButton[kind="flat"]:focus {{ border: 2px solid {t.accent}; padding: 2px 6px; }}
+QToolButton:focus {{ border: 2px solid {t.accent}; padding: 2px; }}
+QComboBox:focus, QDateEdit:focus {{ border: 2px solid {t.accent}; padding: 3px 9px; }}
+QDateEdit:focus {{ padding: 3px 7px; }}
+QLineEdit:focus {{ border: 2px solid {t.accent}; padding: 3px 7px; }}
+QCheckBox:focus {{ border: 1px solid {t.accent}; background: {t.accent_soft}; }}
+#ResultsView, #RootsList, #ErrorsList, QTableWidget {{ border: 2px solid transparent;
+    border-radius: 8px; }}
+#ResultsView:focus, #RootsList:focus, #ErrorsList:focus, QTableWidget:focus {{
+    border: 2px solid {t.accent}; }}
+QTextBrowser:focus, QPlainTextEdit:focus {{ border: 1px solid {t.accent}; }}
+
 QTextBrowser, QPlainTextEdit {{ background: {t.surface}; border: 1px solid {t.border};
     border-radius: 8px; padding: 8px; color: {t.text}; }}
 
