@@ -9,11 +9,13 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
-from PySide6.QtCore import QByteArray, QModelIndex, QPoint, QSettings, QSize, Qt, Signal
+from PySide6.QtCore import (
+    QByteArray, QEvent, QModelIndex, QPoint, QSettings, QSize, Qt, QTimer, Signal,
+)
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
-    QFileDialog, QFrame, QHBoxLayout, QLabel, QMainWindow, QMenu, QMessageBox, QSizePolicy,
-    QSplitter, QStackedWidget, QToolButton, QVBoxLayout, QWidget,
+    QFileDialog, QFrame, QHBoxLayout, QLabel, QMainWindow, QMenu, QMessageBox, QScrollArea,
+    QSizePolicy, QSplitter, QStackedWidget, QToolButton, QVBoxLayout, QWidget,
 )
 
 from ui import icons, theme
@@ -23,6 +25,7 @@ from ui.widgets import (
     Banner, DropOverlay, EmptyState, ErrorPanel, FilterBar, ImageChip, MessageView, PreviewPane,
     ProgressPanel, ResultsView, RootsPanel, SearchField, SearchHint, button, label, local_paths,
 )
+from ui.widgets.elided import ElidedLabel
 
 PREVIEW = 900  # px, the preview pane's decode size
 SEARCH_PLACEHOLDER = "Describe what you're looking for — or drop an image here"
@@ -68,6 +71,7 @@ class MainWindow(QMainWindow):
         self.roots_model = RootsModel(self)
         self.errors_model = ErrorsModel(self)
         self._image_query: str | None = None
+        self.last_notice = ""
         self._build()
         self._wire()
 
@@ -113,7 +117,7 @@ class MainWindow(QMainWindow):
         self.filters = FilterBar()
         second.addWidget(self.filters)
         second.addStretch(1)
-        self.summary = label("", "muted")
+        self.summary = ElidedLabel("", "muted", min_chars=10)
         self.query_notice = label("", "warn")
         self.query_notice.setObjectName("query-notice")
         self.query_notice.setWordWrap(True)
@@ -143,10 +147,11 @@ class MainWindow(QMainWindow):
         body_l = QVBoxLayout(self.body)
         body_l.setContentsMargins(0, 0, 0, 0)
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
-        self.splitter.setChildrenCollapsible(False)
         self.splitter.setHandleWidth(1)
         self.roots_panel = RootsPanel(self.roots_model)
-        self.roots_panel.setMinimumWidth(200)
+        # panes may shrink to what their controls need, never below it (no fixed minimum
+        # that would squeeze their buttons), and the side panes may be dragged shut
+        self.splitter.setChildrenCollapsible(True)
         self.stack = QStackedWidget()
         self.stack.setObjectName("ResultsArea")
         self.empty = EmptyState()
@@ -158,10 +163,11 @@ class MainWindow(QMainWindow):
         rl = QVBoxLayout(results_page)
         rl.setContentsMargins(10, 8, 4, 4)
         rl.addWidget(self.results)
-        for w in (self.empty, self.hint, results_page, self.message):
+        # the centred pages scroll in a window too short for them rather than being cut
+        self._pages = {"empty": _scrolling(self.empty), "hint": _scrolling(self.hint),
+                       "results": results_page, "message": _scrolling(self.message)}
+        for w in self._pages.values():
             self.stack.addWidget(w)
-        self._pages = {"empty": self.empty, "hint": self.hint, "results": results_page,
-                       "message": self.message}
         self.preview = PreviewPane()
         self.splitter.addWidget(self.roots_panel)
         self.splitter.addWidget(self.stack)
@@ -169,6 +175,7 @@ class MainWindow(QMainWindow):
         self.splitter.setStretchFactor(0, 0)
         self.splitter.setStretchFactor(1, 1)
         self.splitter.setStretchFactor(2, 0)
+        self.splitter.setCollapsible(1, False)
         self.splitter.setSizes([250, 760, 320])
         body_l.addWidget(self.splitter)
         root.addWidget(self.body, 1)
@@ -184,6 +191,8 @@ class MainWindow(QMainWindow):
         self.errors = ErrorPanel(self.errors_model)
         bl.addWidget(self.progress)
         bl.addWidget(self.errors)
+        self.body.installEventFilter(self)
+        self.errors.toggle.toggled.connect(lambda _on: QTimer.singleShot(0, self._fit_errors))
         self.bottom = bottom
         root.addWidget(bottom)
         self.setCentralWidget(central)
@@ -191,10 +200,11 @@ class MainWindow(QMainWindow):
         # status bar: items | model | device
         sb = self.statusBar()
         sb.setSizeGripEnabled(False)
-        self.items_label = QLabel("No library yet")
-        self.model_label = QLabel("")
+        # each line elides (full text in its tooltip) rather than being cut in a narrow window
+        self.items_label = ElidedLabel("No library yet", min_chars=14)
+        self.model_label = ElidedLabel("", min_chars=8)
         self.model_label.setObjectName("model-label")
-        self.device_label = QLabel("")
+        self.device_label = ElidedLabel("", min_chars=6)
         self.device_label.setObjectName("device-label")
         sb.addWidget(self.items_label, 1)
         sb.addPermanentWidget(self.model_label)
@@ -547,8 +557,8 @@ class MainWindow(QMainWindow):
         if not paths:
             return
         QGuiApplication.clipboard().setText("\n".join(paths))
-        self.statusBar().showMessage(
-            f"Copied {paths[0]}" if len(paths) == 1 else f"Copied {len(paths)} paths", 3000)
+        self.notify(f"Copied {paths[0]}" if len(paths) == 1 else f"Copied {len(paths)} paths",
+                    3000)
 
     def _copy_indexes(self, indexes: list) -> None:
         self.copy_paths([r for r in (i.data(Roles.Result) for i in indexes) if r is not None])
@@ -626,8 +636,15 @@ class MainWindow(QMainWindow):
         self.progress.stopping()
 
     def notify(self, text: str, ms: int = 6000) -> None:
-        """A passing message in the status bar."""
-        self.statusBar().showMessage(text, ms)
+        """A passing message in the status bar; elided to the room left of the model and
+        device lines, the whole message in the status bar's tooltip."""
+        sb = self.statusBar()
+        room = sb.width() - sum(w.width() + 12 for w in (self.model_label, self.device_label)
+                                if w.isVisible()) - 16
+        shown = sb.fontMetrics().elidedText(text, Qt.TextElideMode.ElideRight, max(80, room))
+        sb.setToolTip(text if shown != text else "")
+        sb.showMessage(shown, ms)
+        self.last_notice = text  # what was said, whole (tests and scripts read it)
 
     def job_started(self, title: str) -> None:
         self.progress.start(title)
@@ -638,7 +655,7 @@ class MainWindow(QMainWindow):
         self.roots_model.set_busy([])
         self._sync_bottom()
         if message:
-            self.statusBar().showMessage(message, 8000)
+            self.notify(message, 8000)
 
     def _sync_bottom(self, *args) -> None:
         self.bottom.setVisible(self.progress.isVisibleTo(self.bottom) or
@@ -730,6 +747,50 @@ class MainWindow(QMainWindow):
         super().resizeEvent(e)
         if self.overlay.isVisible():
             self.overlay.setGeometry(self.body.rect())
+        # the items count keeps its room; the model and device lines elide first
+        self.model_label.setMaximumWidth(max(120, self.width() * 3 // 10))
+        self.device_label.setMaximumWidth(max(90, self.width() // 5))
+        QTimer.singleShot(0, self._balance_panes)
+
+    RESULTS_MIN = 400  # px: below this the side panes give up width first
+
+    def _balance_panes(self) -> None:
+        """In a narrow window the folders and preview panes shrink to their minimum before
+        the results do (QSplitter alone takes it all from the results)."""
+        sizes = self.splitter.sizes()
+        if len(sizes) != 3 or sizes[1] >= self.RESULTS_MIN or not self.splitter.isVisible():
+            return
+        want = self.RESULTS_MIN - sizes[1]
+        for i in (2, 0):  # the preview first, then the folders
+            w = self.splitter.widget(i)
+            if sizes[i] == 0 or not w.isVisible():
+                continue
+            floor = max(w.minimumSizeHint().width(), w.minimumWidth())
+            give = max(0, min(want, sizes[i] - floor))
+            sizes[i] -= give
+            sizes[1] += give
+            want -= give
+        self.splitter.setSizes(sizes)
+
+    def eventFilter(self, obj, e) -> bool:  # noqa: N802
+        if obj is self.body and e.type() == QEvent.Type.Resize:
+            QTimer.singleShot(0, self._fit_errors)
+        return super().eventFilter(obj, e)
+
+    ERRORS_SHARE = 3  # the errors panel takes at most a third of the results area's height
+
+    def _fit_errors(self) -> None:
+        """Cap the list of failed files so the panel (summary + list) stays within a third of
+        the results area: E <= G / 3 with G + E the height they share, i.e. E <= (G + E) / 4."""
+        shared = self.body.height() + (self.errors.height() if self.errors.isVisible() else 0)
+        cap = shared // (self.ERRORS_SHARE + 1)
+        view = self.errors.view
+        spacing = self.errors.layout().spacing()
+        # the panel without its list: summary row, margins, and the gap above the list
+        rest = self.errors.height() - view.height() if view.isVisible() else \
+            self.errors.height() + spacing
+        one_row = max(20, view.sizeHintForRow(0)) + 2 * view.frameWidth() + 4
+        view.setMaximumHeight(max(one_row, min(150, cap - rest)))
 
     # -- persistence ------------------------------------------------------------------------
     def save_state(self, s: QSettings) -> None:
@@ -753,3 +814,16 @@ class MainWindow(QMainWindow):
     def closeEvent(self, e: QCloseEvent) -> None:  # noqa: N802
         self.closing.emit()
         super().closeEvent(e)
+
+
+def _scrolling(page: QWidget) -> QScrollArea:
+    """A page in a frameless, see-through scroll area (vertical only)."""
+    area = QScrollArea()
+    area.setObjectName("PageScroll")
+    area.setFrameShape(QFrame.Shape.NoFrame)
+    area.setWidgetResizable(True)
+    area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    area.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+    page.setObjectName(page.objectName() or "Page")
+    area.setWidget(page)
+    return area

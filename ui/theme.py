@@ -136,6 +136,8 @@ QLabel[role="warn"] {{ color: {t.text}; background: {t.warn_bg}; border: 1px sol
 #Header {{ background: {t.surface}; border-bottom: 1px solid {t.border}; }}
 #Sidebar {{ background: {t.window}; border-right: 1px solid {t.border}; }}
 #Preview {{ background: {t.surface}; border-left: 1px solid {t.border}; }}
+#PreviewScroll, #PreviewInner, #PageScroll, #PageScroll > QWidget > QWidget {{
+    background: transparent; }}
 #ResultsArea {{ background: {t.window}; }}
 #Bottom {{ background: {t.surface}; border-top: 1px solid {t.border}; }}
 

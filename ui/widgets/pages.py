@@ -10,6 +10,7 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from ui import icons, theme
 from ui.widgets.common import button, label
+from ui.widgets.flow import FlowLayout
 
 
 class EmptyState(QWidget):
@@ -31,14 +32,13 @@ class EmptyState(QWidget):
         self.art.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.art.setPixmap(icons.pixmap("drop", theme.current().accent, 56,
                                         self.devicePixelRatioF(), stroke=1.5))
-        self.title = label("Drop a folder here to index it", "title")
+        self.title = label("Drop a folder here to index it", "title", wrap=True)
         self.title.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.body = label(
             "Magpie looks at every picture and note inside, so you can find them by describing "
             "them. Everything stays on this computer.", "muted", wrap=True)
         self.body.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.body.setFixedWidth(440)
-        self.body.setMinimumHeight(self.body.heightForWidth(440))
+        self.body.setMaximumWidth(440)
         row = QHBoxLayout()
         row.setSpacing(10)
         row.addStretch()
@@ -51,14 +51,16 @@ class EmptyState(QWidget):
         row.addWidget(self.add_button)
         row.addWidget(self.demo_button)
         row.addStretch()
-        self.hint = label("You can also drag folders onto this window at any time.", "faint")
+        self.hint = label("You can also drag folders onto this window at any time.", "faint",
+                          wrap=True)
         self.hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        for w in (self.art, self.title, self.body):
-            box.addWidget(w, 0, Qt.AlignmentFlag.AlignHCenter)
+        box.addWidget(self.art, 0, Qt.AlignmentFlag.AlignHCenter)
+        for w in (self.title, self.body):  # full width, so they wrap in a narrow window
+            box.addWidget(w)
         box.addSpacing(8)
         box.addLayout(row)
         box.addSpacing(4)
-        box.addWidget(self.hint, 0, Qt.AlignmentFlag.AlignHCenter)
+        box.addWidget(self.hint)
         outer.addLayout(box)
         outer.addStretch(3)
 
@@ -92,22 +94,17 @@ class SearchHint(QWidget):
         self.art.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.art.setPixmap(icons.pixmap("search", theme.current().faint, 52,
                                         self.devicePixelRatioF(), stroke=1.4))
-        self.title = label("Search your pictures and notes", "title")
+        self.title = label("Search your pictures and notes", "title", wrap=True)
         self.title.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.body = label("", "muted", wrap=True)
         self.body.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.examples = QHBoxLayout()
-        self.examples.setSpacing(8)
+        self.examples = FlowLayout(spacing=8)
         outer.addWidget(self.art)
         outer.addSpacing(6)
         outer.addWidget(self.title)
         outer.addWidget(self.body)
         outer.addSpacing(10)
-        holder = QHBoxLayout()
-        holder.addStretch()
-        holder.addLayout(self.examples)
-        holder.addStretch()
-        outer.addLayout(holder)
+        outer.addLayout(self.examples)
         outer.addStretch(3)
 
     def set_info(self, body: str, examples: Sequence[str]) -> None:
@@ -134,7 +131,7 @@ class MessageView(QWidget):
         lay.addStretch(2)
         self.art = QLabel()
         self.art.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.title = label("", "heading")
+        self.title = label("", "heading", wrap=True)
         self.title.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.body = label("", "muted", wrap=True)
         self.body.setAlignment(Qt.AlignmentFlag.AlignCenter)
