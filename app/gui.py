@@ -27,6 +27,7 @@ from PySide6.QtWidgets import QApplication
 from app.indexing_controller import IndexingController
 from app.library_controller import LibraryController, device_label
 from app.preferences import PreferencesController
+from app.reveal import Revealer
 from app.search_controller import SearchController
 from app.search_page import Page, run_search
 from app.settings import Settings, data_dir
@@ -48,31 +49,6 @@ def window_settings() -> QSettings:
 
 def open_path(path: str) -> bool:
     return QDesktopServices.openUrl(QUrl.fromLocalFile(path))
-
-
-def reveal_path(path: str) -> bool:
-    """Show a file selected in the system's file manager (its folder, where we can't select)."""
-    if sys.platform == "darwin":
-        from PySide6.QtCore import QProcess
-
-        return QProcess.startDetached("open", ["-R", path])
-    if sys.platform.startswith("win"):
-        from PySide6.QtCore import QProcess
-
-        return QProcess.startDetached("explorer", ["/select,", os.path.normpath(path)])
-    try:
-        from PySide6.QtDBus import QDBusConnection, QDBusInterface
-
-        bus = QDBusConnection.sessionBus()
-        if bus.isConnected():
-            iface = QDBusInterface("org.freedesktop.FileManager1", "/org/freedesktop/FileManager1",
-                                   "org.freedesktop.FileManager1", bus)
-            if iface.isValid():
-                iface.asyncCall("ShowItems", [QUrl.fromLocalFile(path).toString()], "")
-                return True
-    except Exception:  # noqa: BLE001 - fall back to opening the folder
-        pass
-    return open_path(os.path.dirname(path))
 
 
 class Controller(QObject):
@@ -106,7 +82,9 @@ class Controller(QObject):
         self.search.show_idle = self.lib.show_idle_page
         self.search.model_error = lambda: self.lib.model_error
         self.opener: Callable[[str], bool] = open_path
-        self.revealer: Callable[[str], bool] = reveal_path
+        self.reveal = Revealer(self)
+        self.reveal.failed.connect(lambda p: window.notify(f"Could not show {p}", 6000))
+        self.revealer: Callable[[str], bool] = self.reveal
         self._shutting_down = False
 
         lib, jobs, search = self.lib, self.jobs, self.search
