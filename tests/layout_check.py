@@ -6,7 +6,8 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QFontMetrics
 from PySide6.QtGui import Qt as GuiQt
 from PySide6.QtWidgets import (
-    QAbstractButton, QComboBox, QLabel, QPushButton, QStyle, QStyleOptionComboBox, QWidget,
+    QAbstractButton, QCheckBox, QComboBox, QLabel, QPushButton, QRadioButton, QStyle,
+    QStyleOptionComboBox, QWidget,
 )
 
 ELLIPSIS = "…"
@@ -20,7 +21,7 @@ def cut_text(root: QWidget) -> list[str]:
             continue
         if isinstance(w, QLabel):
             problems += _label(w)
-        elif isinstance(w, QPushButton):
+        elif isinstance(w, (QPushButton, QCheckBox, QRadioButton)):
             problems += _button(w)
         elif isinstance(w, QComboBox):
             problems += _combo(w)

@@ -120,3 +120,14 @@ def test_the_dialogs_fit_their_text_at_their_minimum_size(qtbot, busy_window):
         d.resize(d.minimumSizeHint())
         qtbot.wait(20)
         assert cut_text(d) == [], d.windowTitle()
+    # each model's description and note are shown whole, whichever is chosen
+    prefs = dialogs[0]
+    prefs.model.setCurrentIndex(prefs.model.findData("tiny-shapes"))  # the shortest text
+    qtbot.wait(30)
+    prefs.resize(prefs.minimumWidth(), prefs.layout().totalHeightForWidth(prefs.minimumWidth()))
+    qtbot.wait(30)
+    for i in range(prefs.model.count()):
+        if prefs.model.itemData(i):
+            prefs.model.setCurrentIndex(i)
+            qtbot.wait(30)
+            assert cut_text(prefs) == [], prefs.model.itemData(i)

@@ -200,6 +200,7 @@ QCheckBox {{ color: {t.text}; padding: 3px 4px; border: 1px solid transparent;
 
 /* Keyboard focus: every control that takes focus shows it with the same accent ring, drawn
    with a border of the same width the control already has (nothing shifts when it moves). */
+QPushButton, QToolButton, QCheckBox {{ outline: none; }}  /* the ring below replaces the dotted rect */
 QPushButton:focus {{ border: 2px solid {t.accent}; padding: 5px 13px; }}
 QPushButton[kind="primary"]:focus {{ border: 2px solid {t.text}; }}
 QPushButton[kind="flat"]:focus {{ border: 2px solid {t.accent}; padding: 2px 6px; }}

@@ -12,7 +12,8 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import (
     QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QHBoxLayout,
     QLabel, QLineEdit, QVBoxLayout, QWidget,
@@ -117,18 +118,27 @@ class PreferencesDialog(QDialog):
         self.device_now = label(f"In use now: {device_now}" if device_now else "", "faint")
         form.addRow("", self.device_now)
         lay.addLayout(form)
-        self.watch = QCheckBox("&Follow my folders: pick up new, changed and deleted files "
-                               "while Magpie is open")
+        self.watch = QCheckBox("&Follow my folders while Magpie is open")
         self.watch.setChecked(values.watch)
-        self.ocr = QCheckBox("&Read the words in pictures (screenshots, scans) when indexing")
+        self.ocr = QCheckBox("&Read the words in pictures (OCR)")
         self.ocr.setChecked(values.ocr)
-        for c in (self.watch, self.ocr):
+        for c, what in ((self.watch, "New, changed, moved and deleted files are picked up "
+                                     "within seconds, without a rescan."),
+                        (self.ocr, "Screenshots and scans are found by the text they show; "
+                                   "indexing pictures takes longer.")):
             c.setAccessibleName(c.text().replace("&", ""))
+            c.setAccessibleDescription(what)
+            c.setToolTip(what)
             lay.addWidget(c)
+            note = label(what, "faint", wrap=True)
+            note.setContentsMargins(28, 0, 0, 4)
+            lay.addWidget(note)
 
         lay.addStretch(1)
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok |
                                         QDialogButtonBox.StandardButton.Cancel)
+        for b in self.buttons.buttons():
+            b.setIcon(QIcon())  # the platform's stock icons clash with the theme's line icons
         self.buttons.accepted.connect(self.accept)
         self.buttons.rejected.connect(self.reject)
         lay.addWidget(self.buttons)
@@ -165,6 +175,21 @@ class PreferencesDialog(QDialog):
         elif changing:
             self.model_note.setText(f"This library is empty: OK switches it to {spec.name}.")
         self.model_note.setVisible(changing)
+        QTimer.singleShot(0, self._fit_height)
+
+    def _fit_height(self) -> None:
+        """Grow to show the whole description and note of the model now chosen (wrapped text
+        would otherwise be cut at the bottom of a dialog sized for another model)."""
+        lay = self.layout()
+        lay.activate()
+        need = lay.totalHeightForWidth(self.width()) if lay.hasHeightForWidth() else \
+            lay.totalSizeHint().height()
+        if need > self.height():
+            self.resize(self.width(), need)
+
+    def resizeEvent(self, e) -> None:  # noqa: N802
+        super().resizeEvent(e)
+        QTimer.singleShot(0, self._fit_height)
 
     def _pick_library(self) -> None:
         start = self.library.text() or os.path.expanduser("~")
