@@ -261,6 +261,7 @@ class MainWindow(QMainWindow):
         self.quit_action = quit_action
         self.menu = m
         self.menu_button.setMenu(m)
+        m.aboutToShow.connect(lambda: QTimer.singleShot(0, self._align_menu))
 
         for seq in ("Ctrl+F", "Ctrl+L"):
             a = QAction(self)
@@ -316,6 +317,13 @@ class MainWindow(QMainWindow):
         chain = self.tab_chain()
         for a, b in zip(chain, chain[1:]):
             QWidget.setTabOrder(a, b)
+
+    def _align_menu(self) -> None:
+        """The menu hangs from the right edge of its button, inside the window (Qt opens it
+        to the right, past the window's edge)."""
+        b, m = self.menu_button, self.menu
+        pos = b.mapToGlobal(QPoint(b.width() - m.width(), b.height()))
+        m.move(max(self.mapToGlobal(QPoint(0, 0)).x(), pos.x()), pos.y())
 
     def _wire(self) -> None:
         self.search.textEdited.connect(self.queryEdited)

@@ -14,6 +14,8 @@ from PySide6.QtWidgets import (
     QLabel, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
 )
 
+from PySide6.QtGui import QIcon
+
 from ui import icons
 from ui.widgets.common import label
 
@@ -48,6 +50,9 @@ class AboutDialog(QDialog):
         head.addLayout(title, 1)
         lay.addLayout(head)
         self.fields: dict[str, QLabel] = {}
+        fm = self.fontMetrics()
+        key_width = max((fm.horizontalAdvance(what + ":") for what, _ in
+                         (*info.model, *info.runtime)), default=0) + 4
         for section, rows in (("MODEL OF THIS LIBRARY", info.model),
                               ("RUNNING ON", info.runtime)):
             if not rows:
@@ -61,7 +66,9 @@ class AboutDialog(QDialog):
                                           Qt.TextInteractionFlag.TextSelectableByKeyboard)
                 v.setAccessibleName(what)
                 self.fields[what] = v
-                form.addRow(label(what + ":", "muted"), v)
+                key = label(what + ":", "muted")
+                key.setMinimumWidth(key_width)  # both sections' values line up
+                form.addRow(key, v)
             lay.addLayout(form)
         lay.addWidget(label("LICENCES", "section"))
         self.licences = QTableWidget(len(info.licences), 3)
@@ -84,6 +91,8 @@ class AboutDialog(QDialog):
         self.licences.setMinimumHeight(180)
         lay.addWidget(self.licences, 1)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        for b in buttons.buttons():
+            b.setIcon(QIcon())
         buttons.rejected.connect(self.reject)
         buttons.accepted.connect(self.accept)
         lay.addWidget(buttons)
