@@ -67,6 +67,8 @@ def _combo(w: QComboBox) -> list[str]:
     text = w.currentText()
     if not text:
         return []
+    if w.width() < w.minimumSizeHint().width():  # squeezed below what its items need
+        return [f'QComboBox "{text}" (minimum {w.minimumSizeHint().width()}, has {w.width()})']
     opt = QStyleOptionComboBox()
     w.initStyleOption(opt)
     field = w.style().subControlRect(QStyle.ComplexControl.CC_ComboBox, opt,

@@ -45,6 +45,8 @@ def busy_window(qtbot, make_gui, tmp_path, themed):  # noqa: F811
     window.show_progress("Indexing Holiday photos from the summer of 2024 at the seaside",
                          120, 1682, 12.5, 130, str(root / "beach-3.png"), 1, 2)
     window.set_status(*LONG_STATUS)
+    window.set_summary("2 stand out  ·  8 of 102 shown  ·  59 ms  ·  text on onnxruntime")
+    window.offer_load_more(94)
     window.notify("Indexed: 13 added, 0 changed, 0 moved, 0 removed, 0 unchanged, 0 errors in "
                   "4.2 s", 60_000)
     return window, ctl

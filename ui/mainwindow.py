@@ -117,7 +117,7 @@ class MainWindow(QMainWindow):
         self.filters = FilterBar()
         second.addWidget(self.filters)
         second.addStretch(1)
-        self.summary = ElidedLabel("", "muted", min_chars=10)
+        self.summary = ElidedLabel("", "muted", min_chars=6)
         self.query_notice = label("", "warn")
         self.query_notice.setObjectName("query-notice")
         self.query_notice.setWordWrap(True)
@@ -211,6 +211,13 @@ class MainWindow(QMainWindow):
         sb.addPermanentWidget(self.device_label)
 
         self._build_menu()
+        # never narrower than the controls need (the filter row, the three panes at their
+        # minimum): a window can't be shrunk into cutting them
+        central.layout().activate()
+        need = central.minimumSizeHint().width()
+        if self.show_more_button.isHidden():  # it comes with results: keep room for it
+            need += self.show_more_button.sizeHint().width() + 10
+        self.setMinimumSize(QSize(max(760, need), 520))
         self._name_controls()
         self.show_page("empty")
         self._sync_bottom()
