@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import sys
 from collections.abc import Callable
 
@@ -25,9 +26,16 @@ FM_INTERFACE = "org.freedesktop.FileManager1"
 CALL_TIMEOUT_MS = 5000
 
 
-def open_folder(path: str) -> bool:
-    """Open a file's folder (no selection) in the default file manager."""
-    return QDesktopServices.openUrl(QUrl.fromLocalFile(os.path.dirname(path)))
+def open_folder(path: str, *, which: Callable[[str], str | None] = shutil.which,
+                start: Callable[[str, list[str]], bool] = QProcess.startDetached) -> bool:
+    """Open a file's folder (no selection) in the default file manager: QDesktopServices
+    (which relies on xdg-open on most Linux desktops), else GLib's `gio open`, which finds
+    the folder handler from the .desktop files itself."""
+    folder = os.path.dirname(path)
+    if QDesktopServices.openUrl(QUrl.fromLocalFile(folder)):
+        return True
+    gio = which("gio")
+    return bool(gio) and bool(start(gio, ["open", folder]))
 
 
 def file_uri(path: str) -> str:

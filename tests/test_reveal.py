@@ -128,3 +128,17 @@ def test_show_in_folder_in_the_window_uses_it(qtbot, tmp_path):
     ctl.reveal_result(R())
     assert opened == [NAME]
     assert window.last_notice == f"Could not show {NAME}"
+
+
+def test_the_folder_opens_with_gio_where_qt_cannot(monkeypatch):
+    """No xdg-open (a bare X session): QDesktopServices says no, `gio open` is the fallback."""
+    from PySide6.QtGui import QDesktopServices
+
+    from app import reveal
+
+    monkeypatch.setattr(QDesktopServices, "openUrl", staticmethod(lambda url: False))
+    started = []
+    ok = reveal.open_folder(NAME, which=lambda n: f"/usr/bin/{n}",
+                            start=lambda prog, args: started.append((prog, args)) or True)
+    assert ok and started == [("/usr/bin/gio", ["open", "/home/ann/Pictures/Beach day"])]
+    assert not reveal.open_folder(NAME, which=lambda n: None, start=lambda *a: True)
