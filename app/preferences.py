@@ -24,6 +24,16 @@ from ui.widgets.preferences import PreferencesDialog, PrefsValues
 log = logging.getLogger(__name__)
 
 
+def gpu_found() -> bool:
+    """Is there a CUDA GPU? Answered without importing torch when no driver is installed."""
+    from indexer.model import guess_device
+
+    try:
+        return guess_device("auto").startswith("cuda")
+    except Exception:  # noqa: BLE001 - a broken torch install: say no GPU
+        return False
+
+
 class PreferencesController(QObject):
     watchChanged = Signal(bool)
     ocrChanged = Signal(bool)
@@ -53,7 +63,7 @@ class PreferencesController(QObject):
             self.current(), list(SPECS.values()),
             in_use=lib.spec.name if lib.spec is not None else "",
             device_now=device, has_vectors=lib.item_count() > 0 or self.window.has_roots(),
-            parent=self.window)
+            gpu_found=gpu_found(), parent=self.window)
 
     def open(self) -> None:
         dialog = self.dialog = self.make_dialog()

@@ -138,3 +138,23 @@ def test_every_control_on_the_tab_path_has_a_name_and_shows_focus(qtbot, make_gu
         assert before != after, f"focus on {w.objectName() or w!r} ({name}) shows nothing"
         checked += 1
     assert checked >= 15
+
+
+def test_tab_reaches_the_example_queries_on_the_idle_page(qtbot, make_gui, photos):  # noqa: F811
+    window, ctl, _ = with_results(qtbot, make_gui, photos)
+    window.search.clear()
+    ctl.lib.show_idle_page()
+    assert window.page() == "hint"
+    examples = window.hint.example_buttons()
+    assert examples and all(b.accessibleName().startswith("Search for ") for b in examples)
+    window.search.setFocus()
+    visited = []
+    for _ in range(40):
+        qtbot.keyClick(focused(), Qt.Key.Key_Tab)
+        if focused() is window.search:
+            break
+        visited.append(focused())
+    chain = window.tab_chain()
+    assert all(b in visited for b in examples)
+    where = [chain.index(w) for w in visited]
+    assert where == sorted(where)

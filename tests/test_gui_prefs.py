@@ -279,3 +279,17 @@ def test_about_gives_a_download_models_licence_from_its_pin():
     rt = dict(runtime_rows(Lazy(), "CPU"))
     assert rt["Text queries"].startswith("ONNX Runtime 1.32.0")
     assert "loaded when pictures are indexed" in rt["Pictures"]
+
+
+def test_the_gpu_choice_says_when_there_is_none(qtbot, gui, monkeypatch):
+    from app import preferences
+
+    window, ctl = gui()
+    monkeypatch.setattr(preferences, "gpu_found", lambda: False)
+    d = ctl.prefs.make_dialog()
+    qtbot.addWidget(d)
+    assert "none found" in d.device.itemText(d.device.findData("cuda"))
+    monkeypatch.setattr(preferences, "gpu_found", lambda: True)
+    d2 = ctl.prefs.make_dialog()
+    qtbot.addWidget(d2)
+    assert d2.device.itemText(d2.device.findData("cuda")) == "GPU (CUDA)"

@@ -314,7 +314,8 @@ class MainWindow(QMainWindow):
         if getattr(self.banner, "details_button", None) is not None:
             chain.append(self.banner.details_button)
         chain += [rp.rescan_all, rp.add_button, rp.view, rp.rescan_button, rp.remove_button,
-                  self.empty.add_button, self.empty.demo_button, self.results, pv.text,
+                  self.empty.add_button, self.empty.demo_button, *self.hint.example_buttons(),
+                  self.results, pv.text,
                   pv.open_button, pv.reveal_button, pv.similar_button, pv.more_button,
                   pv.less_button, self.progress.pause_button, self.progress.cancel_button,
                   self.errors.toggle, self.errors.clear_button, self.errors.view]
@@ -380,6 +381,7 @@ class MainWindow(QMainWindow):
 
     def show_hint(self, body: str, examples: Sequence[str]) -> None:
         self.hint.set_info(body, examples)
+        self._set_tab_order()  # its example buttons may be new
         self.show_page("hint")
         self.set_summary("")
 

@@ -118,8 +118,14 @@ class SearchHint(QWidget):
                 item.widget().deleteLater()
         for ex in examples:
             b = button(f"“{ex}”", "flat")
+            b.setAccessibleName(f"Search for {ex}")
             b.clicked.connect(lambda _=False, q=ex: self.exampleClicked.emit(q))
             self.examples.addWidget(b)
+
+
+    def example_buttons(self) -> list[QWidget]:
+        return [self.examples.itemAt(i).widget() for i in range(self.examples.count())
+                if self.examples.itemAt(i).widget() is not None]
 
 
 class MessageView(QWidget):

@@ -45,7 +45,7 @@ class PreferencesDialog(QDialog):
 
     def __init__(self, values: PrefsValues, models: Sequence[ModelSpec], *,
                  in_use: str = "", device_now: str = "", has_vectors: bool = False,
-                 parent: QWidget | None = None) -> None:
+                 gpu_found: bool = True, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Preferences")
         self.setObjectName("Preferences")
@@ -108,6 +108,8 @@ class PreferencesDialog(QDialog):
         self.device = QComboBox()
         self.device.setAccessibleName("Device")
         for text, data in DEVICE_CHOICES:
+            if data == "cuda" and not gpu_found:
+                text += " — none found: the CPU is used"
             self.device.addItem(text, data)
         self.device.setCurrentIndex(max(0, self.device.findData(values.device)))
         self.device.setToolTip("Where the model runs. The vectors are the same on either; a "
