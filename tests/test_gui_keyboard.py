@@ -11,11 +11,12 @@ from test_gui import drop, make_gui, photos, search, wait_idle  # noqa: F401 - f
 from ui import theme
 
 
-@pytest.fixture
-def themed(qapp):
-    """The real style sheet (run_gui applies it; most tests don't need it)."""
-    theme.apply(qapp, dark=False)
+@pytest.fixture(params=[False, True], ids=["light", "dark"])
+def themed(qapp, request):
+    """The real style sheet, light and dark (run_gui applies it; most tests don't need it)."""
+    theme.apply(qapp, dark=request.param)
     yield
+    theme.apply(qapp, dark=False)
     qapp.setStyleSheet("")
 
 

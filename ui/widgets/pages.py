@@ -55,8 +55,12 @@ class EmptyState(QWidget):
                           wrap=True)
         self.hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
         box.addWidget(self.art, 0, Qt.AlignmentFlag.AlignHCenter)
-        for w in (self.title, self.body):  # full width, so they wrap in a narrow window
-            box.addWidget(w)
+        box.addWidget(self.title)  # full width, so it wraps in a narrow window
+        centred = QHBoxLayout()  # the body: at most 440 px, centred, narrower when it must be
+        centred.addStretch(1)
+        centred.addWidget(self.body, 100)
+        centred.addStretch(1)
+        box.addLayout(centred)
         box.addSpacing(8)
         box.addLayout(row)
         box.addSpacing(4)
