@@ -195,6 +195,8 @@ QProgressBar[paused="true"]::chunk {{ background: {t.faint}; }}
 
 QLineEdit {{ background: {t.surface}; border: 1px solid {t.border}; border-radius: 6px;
     padding: 4px 8px; color: {t.text}; selection-background-color: {t.accent}; }}
+QAbstractSpinBox QLineEdit, QComboBox QLineEdit, QAbstractSpinBox QLineEdit:focus,
+QComboBox QLineEdit:focus {{ border: none; padding: 0; background: transparent; }}
 QCheckBox {{ color: {t.text}; padding: 3px 4px; border: 1px solid transparent;
     border-radius: 6px; }}
 
