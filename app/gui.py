@@ -25,7 +25,9 @@ from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import QApplication
 
 from app.indexing_controller import IndexingController
-from app.library_controller import LibraryController
+from app.library_controller import LibraryController, device_label
+from app.preferences import PreferencesController
+from app.reveal import Revealer
 from app.search_controller import SearchController
 from app.search_page import Page, run_search
 from app.settings import Settings, cache_dir, data_dir
@@ -48,31 +50,6 @@ def window_settings() -> QSettings:
 
 def open_path(path: str) -> bool:
     return QDesktopServices.openUrl(QUrl.fromLocalFile(path))
-
-
-def reveal_path(path: str) -> bool:
-    """Show a file selected in the system's file manager (its folder, where we can't select)."""
-    if sys.platform == "darwin":
-        from PySide6.QtCore import QProcess
-
-        return QProcess.startDetached("open", ["-R", path])
-    if sys.platform.startswith("win"):
-        from PySide6.QtCore import QProcess
-
-        return QProcess.startDetached("explorer", ["/select,", os.path.normpath(path)])
-    try:
-        from PySide6.QtDBus import QDBusConnection, QDBusInterface
-
-        bus = QDBusConnection.sessionBus()
-        if bus.isConnected():
-            iface = QDBusInterface("org.freedesktop.FileManager1", "/org/freedesktop/FileManager1",
-                                   "org.freedesktop.FileManager1", bus)
-            if iface.isValid():
-                iface.asyncCall("ShowItems", [QUrl.fromLocalFile(path).toString()], "")
-                return True
-    except Exception:  # noqa: BLE001 - fall back to opening the folder
-        pass
-    return open_path(os.path.dirname(path))
 
 
 class Controller(QObject):
@@ -102,10 +79,13 @@ class Controller(QObject):
             settings=settings, demo_images=demo_images, drain_searches=self.search.searches.wait,
             query_active=lambda: not self.search.state.empty(), parent=self)
         self.jobs.target = self.lib
+        self.prefs = PreferencesController(window, self.lib, parent=self)
         self.search.show_idle = self.lib.show_idle_page
         self.search.model_error = lambda: self.lib.model_error
         self.opener: Callable[[str], bool] = open_path
-        self.revealer: Callable[[str], bool] = reveal_path
+        self.reveal = Revealer(self)
+        self.reveal.failed.connect(lambda p: window.notify(f"Could not show {p}", 6000))
+        self.revealer: Callable[[str], bool] = self.reveal
         # asked when the window closes while indexing: True quits (the rest resumes next time)
         self.ask_quit: Callable[[str], bool] = window.ask_quit_while_indexing
         self._shutting_down = False
@@ -113,6 +93,7 @@ class Controller(QObject):
         self.follower = FolderFollower(self.jobs.update, enabled=self.lib.settings.watch,
                                        parent=self)
         window.close_guard = self._may_close  # type: ignore[attr-defined]
+        self.prefs.watchChanged.connect(self.set_watching)
 
         lib, jobs, search = self.lib, self.jobs, self.search
         lib.searcherChanged.connect(search.set_searcher)
@@ -126,6 +107,7 @@ class Controller(QObject):
         window.openRequested.connect(self.open_result)
         window.revealRequested.connect(self.reveal_result)
         window.closing.connect(self.shutdown)
+        window.aboutRequested.connect(self.show_about)
 
     def start(self) -> None:
         """Open the library and load its model, both in the background."""
@@ -232,6 +214,24 @@ class Controller(QObject):
     def reveal_result(self, r) -> None:
         if not self.revealer(r.open_path):
             self.window.notify(f"Could not show {r.path}", 6000)
+
+    def about_info(self):
+        from app.about import about_info
+
+        enc = self.lib.encoder
+        return about_info(self.lib.spec, enc,
+                          device_label(getattr(enc, "device", None)) if enc is not None else "")
+
+    def show_about(self) -> None:
+        from ui.widgets.about import AboutDialog
+
+        dialog = AboutDialog(self.about_info(), self.window)
+        self.show_dialog(dialog)
+        dialog.deleteLater()
+
+    def show_dialog(self, dialog) -> None:
+        """Runs a modal dialog (tests replace it)."""
+        dialog.exec()
 
     # -- shutdown ---------------------------------------------------------------------------
     def _may_close(self) -> bool:

@@ -322,6 +322,15 @@ class LibraryController(QObject):
         self.model_task = task
         task.start()
 
+    def reload_model(self) -> None:
+        """Load the model again (another device was chosen). The caller makes sure no job is
+        using the encoder; queued jobs that need the model wait for the new one."""
+        if self.spec is None or self.library is None:
+            return
+        self.jobs.runner.set_model_ready(False)
+        self._drop_encoder()
+        self.load_model()
+
     def _on_model_loaded(self, spec: ModelSpec, encoder, weights: str | None) -> None:
         if self.closing or spec != self.spec:
             if self._owns_encoder:
@@ -468,10 +477,15 @@ class LibraryController(QObject):
             from indexer.migrate import migrate
 
             encoder = self.load_encoder(spec, self.settings.weights.get(spec.name))
-            tune = self._tuning or tuning_for(getattr(encoder, "device", "cpu"), self.settings)
-            return migrate(path, spec, encoder, control=control, workers=tune.workers,
-                           batch_size=tune.batch_size, on_progress=on_progress,
-                           on_error=on_error, source=source)
+            try:
+                tune = self._tuning or tuning_for(getattr(encoder, "device", "cpu"),
+                                                  self.settings)
+                return migrate(path, spec, encoder, control=control, workers=tune.workers,
+                               batch_size=tune.batch_size, on_progress=on_progress,
+                               on_error=on_error, source=source)
+            finally:  # the window loads the new model itself once it has switched
+                if self._owns_encoder:
+                    encoder.close()
 
         return self.jobs.submit(Job("migrate", f"Re-indexing with {spec.name}", fn,
                                     roots=(str(path),), on_finished=self._migration_finished))

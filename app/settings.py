@@ -45,6 +45,9 @@ def demo_library() -> Path:
     return data_dir() / "demo-library"
 
 
+DEVICES = ("auto", "cuda", "cpu")  # the choices Preferences offers (Settings.device)
+
+
 @dataclass
 class Settings:
     library: str = ""
@@ -53,6 +56,8 @@ class Settings:
     workers: int = 0  # 0 = automatic
     batch_size: int = 0  # 0 = automatic
     watch: bool = True  # follow the library's folders while the window is open
+    ocr: bool = True  # read the words in pictures (screenshots, scans) when indexing
+    device: str = "auto"  # where the model runs: "auto" (a GPU when there is one), "cuda", "cpu"
 
     @staticmethod
     def path() -> Path:
@@ -71,6 +76,8 @@ class Settings:
             return cls()
         defaults = asdict(cls())
         known = {k: v for k, v in raw.items() if k in defaults and _fits(v, defaults[k])}
+        if known.get("device") not in (None, *DEVICES):
+            del known["device"]
         return cls(**known)
 
     def save(self) -> None:

@@ -55,7 +55,10 @@ def load_model(spec: ModelSpec, weights: str | None = None, **kw):
     nothing to embed and a text search therefore never import torch."""
     from indexer.lazy_encoder import LazyEncoder
 
-    return LazyEncoder(spec, weights_path(spec, weights, **kw), cache_dir=cache_dir())
+    settings = kw.get("settings") or Settings.load()
+    device = settings.device if settings.device != "auto" else None
+    return LazyEncoder(spec, weights_path(spec, weights, **kw), cache_dir=cache_dir(),
+                       device=device)
 
 
 @dataclass(frozen=True)

@@ -142,6 +142,20 @@ class ModelSpec:
         avg = f", 38-dataset average {_percent(q.avg_38)}" if q.avg_38 is not None else ""
         return f"ImageNet zero-shot {_percent(q.imagenet_top1)}{avg} (source: {q.source})"
 
+    def short_facts(self) -> str:
+        """Size, speed and quality in a few words, for a list of models to choose from."""
+        parts = [f"{self.size_mb:,.0f} MB" if self.size_mb >= 10 else f"{self.size_mb:.1f} MB"]
+        if self.speed is not None:
+            parts.append(f"{self.speed.images_per_s:g} images/s per core")
+        if self.quality is not None:
+            parts.append(f"ImageNet {_percent(self.quality.imagenet_top1)}")
+        return " · ".join(parts)
+
+    @property
+    def for_users(self) -> bool:
+        """A model people index their own pictures with (not a bundled demo/test model)."""
+        return not self.bundled
+
     def bundled_path(self) -> Path | None:
         return ASSETS_DIR / self.bundled if self.bundled else None
 

@@ -9,11 +9,13 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
-from PySide6.QtCore import QByteArray, QModelIndex, QPoint, QSettings, QSize, Qt, Signal
+from PySide6.QtCore import (
+    QByteArray, QEvent, QModelIndex, QPoint, QSettings, QSize, Qt, QTimer, Signal,
+)
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
-    QFileDialog, QFrame, QHBoxLayout, QLabel, QMainWindow, QMenu, QMessageBox, QSizePolicy,
-    QSplitter, QStackedWidget, QToolButton, QVBoxLayout, QWidget,
+    QFileDialog, QFrame, QHBoxLayout, QLabel, QMainWindow, QMenu, QMessageBox, QScrollArea,
+    QSizePolicy, QSplitter, QStackedWidget, QToolButton, QVBoxLayout, QWidget,
 )
 
 from ui import icons, theme
@@ -23,6 +25,7 @@ from ui.widgets import (
     Banner, DropOverlay, EmptyState, ErrorPanel, FilterBar, ImageChip, MessageView, PreviewPane,
     ProgressPanel, ResultsView, RootsPanel, SearchField, SearchHint, button, label, local_paths,
 )
+from ui.widgets.elided import ElidedLabel
 
 PREVIEW = 900  # px, the preview pane's decode size
 SEARCH_PLACEHOLDER = "Describe what you're looking for — or drop an image here"
@@ -53,6 +56,8 @@ class MainWindow(QMainWindow):
     downloadWeightsRequested = Signal()
     openLibraryRequested = Signal()
     defaultLibraryRequested = Signal()
+    preferencesRequested = Signal()
+    aboutRequested = Signal()
     closing = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -66,6 +71,7 @@ class MainWindow(QMainWindow):
         self.roots_model = RootsModel(self)
         self.errors_model = ErrorsModel(self)
         self._image_query: str | None = None
+        self.last_notice = ""
         self._build()
         self._wire()
 
@@ -111,7 +117,7 @@ class MainWindow(QMainWindow):
         self.filters = FilterBar()
         second.addWidget(self.filters)
         second.addStretch(1)
-        self.summary = label("", "muted")
+        self.summary = ElidedLabel("", "muted", min_chars=6)
         self.query_notice = label("", "warn")
         self.query_notice.setObjectName("query-notice")
         self.query_notice.setWordWrap(True)
@@ -141,10 +147,11 @@ class MainWindow(QMainWindow):
         body_l = QVBoxLayout(self.body)
         body_l.setContentsMargins(0, 0, 0, 0)
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
-        self.splitter.setChildrenCollapsible(False)
         self.splitter.setHandleWidth(1)
         self.roots_panel = RootsPanel(self.roots_model)
-        self.roots_panel.setMinimumWidth(200)
+        # panes may shrink to what their controls need, never below it (no fixed minimum
+        # that would squeeze their buttons), and the side panes may be dragged shut
+        self.splitter.setChildrenCollapsible(True)
         self.stack = QStackedWidget()
         self.stack.setObjectName("ResultsArea")
         self.empty = EmptyState()
@@ -156,10 +163,11 @@ class MainWindow(QMainWindow):
         rl = QVBoxLayout(results_page)
         rl.setContentsMargins(10, 8, 4, 4)
         rl.addWidget(self.results)
-        for w in (self.empty, self.hint, results_page, self.message):
+        # the centred pages scroll in a window too short for them rather than being cut
+        self._pages = {"empty": _scrolling(self.empty), "hint": _scrolling(self.hint),
+                       "results": results_page, "message": _scrolling(self.message)}
+        for w in self._pages.values():
             self.stack.addWidget(w)
-        self._pages = {"empty": self.empty, "hint": self.hint, "results": results_page,
-                       "message": self.message}
         self.preview = PreviewPane()
         self.splitter.addWidget(self.roots_panel)
         self.splitter.addWidget(self.stack)
@@ -167,6 +175,7 @@ class MainWindow(QMainWindow):
         self.splitter.setStretchFactor(0, 0)
         self.splitter.setStretchFactor(1, 1)
         self.splitter.setStretchFactor(2, 0)
+        self.splitter.setCollapsible(1, False)
         self.splitter.setSizes([250, 760, 320])
         body_l.addWidget(self.splitter)
         root.addWidget(self.body, 1)
@@ -182,6 +191,8 @@ class MainWindow(QMainWindow):
         self.errors = ErrorPanel(self.errors_model)
         bl.addWidget(self.progress)
         bl.addWidget(self.errors)
+        self.body.installEventFilter(self)
+        self.errors.toggle.toggled.connect(lambda _on: QTimer.singleShot(0, self._fit_errors))
         self.bottom = bottom
         root.addWidget(bottom)
         self.setCentralWidget(central)
@@ -189,18 +200,28 @@ class MainWindow(QMainWindow):
         # status bar: items | model | device
         sb = self.statusBar()
         sb.setSizeGripEnabled(False)
-        self.items_label = QLabel("No library yet")
-        self.model_label = QLabel("")
+        # each line elides (full text in its tooltip) rather than being cut in a narrow window
+        self.items_label = ElidedLabel("No library yet", min_chars=14)
+        self.model_label = ElidedLabel("", min_chars=8)
         self.model_label.setObjectName("model-label")
-        self.device_label = QLabel("")
+        self.device_label = ElidedLabel("", min_chars=6)
         self.device_label.setObjectName("device-label")
         sb.addWidget(self.items_label, 1)
         sb.addPermanentWidget(self.model_label)
         sb.addPermanentWidget(self.device_label)
 
         self._build_menu()
+        # never narrower than the controls need (the filter row, the three panes at their
+        # minimum): a window can't be shrunk into cutting them
+        central.layout().activate()
+        need = central.minimumSizeHint().width()
+        if self.show_more_button.isHidden():  # it comes with results: keep room for it
+            need += self.show_more_button.sizeHint().width() + 10
+        self.setMinimumSize(QSize(max(760, need), 520))
+        self._name_controls()
         self.show_page("empty")
         self._sync_bottom()
+        self._set_tab_order()
 
     def _build_menu(self) -> None:
         t = theme.current()
@@ -231,10 +252,23 @@ class MainWindow(QMainWindow):
         self.library_action = act("Open library…", self.openLibraryRequested, "folder")
         self.default_library_action = act("Use my default library", self.defaultLibraryRequested)
         m.addSeparator()
-        quit_action = act("Quit", self.close, None, QKeySequence.StandardKey.Quit)
+        self.preferences_action = act("Preferences…", self.preferencesRequested, "cpu",
+                                      QKeySequence("Ctrl+,"))
+        self.preferences_action.setMenuRole(QAction.MenuRole.PreferencesRole)
+        help_menu = m.addMenu("Help")
+        self.about_action = QAction("About Magpie", self)
+        self.about_action.setMenuRole(QAction.MenuRole.AboutRole)
+        self.about_action.triggered.connect(self.aboutRequested)
+        help_menu.addAction(self.about_action)
+        self.help_menu = help_menu
+        m.addSeparator()
+        # Ctrl+Q everywhere: some platforms (and Qt's offscreen one) bind nothing to Quit
+        quit_action = act("Quit", self.close, None, QKeySequence("Ctrl+Q"))
         quit_action.setMenuRole(QAction.MenuRole.QuitRole)
+        self.quit_action = quit_action
         self.menu = m
         self.menu_button.setMenu(m)
+        m.aboutToShow.connect(lambda: QTimer.singleShot(0, self._align_menu))
 
         for seq in ("Ctrl+F", "Ctrl+L"):
             a = QAction(self)
@@ -242,6 +276,62 @@ class MainWindow(QMainWindow):
             a.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
             a.triggered.connect(self.focus_search)
             self.addAction(a)
+
+    def _name_controls(self) -> None:
+        """Names and descriptions a screen reader announces for controls whose text alone
+        does not say what they do (or that have none)."""
+        self.menu_button.setAccessibleName("Menu")
+        self.menu_button.setAccessibleDescription("Folders, model, library, preferences, about")
+        f = self.filters
+        for combo, name in ((f.kind, "Kind of items"), (f.folder, "Folder"),
+                            (f.date, "Date"), (f.sort, "Sort order"),
+                            (f.after, "From date"), (f.before, "Until date")):
+            combo.setAccessibleName(name)
+            combo.setAccessibleDescription(combo.toolTip())
+        self.preview.setAccessibleName("Preview")
+        self.preview.text.setAccessibleName("Note text")
+        self.preview.text.setTabChangesFocus(True)
+        self.preview.open_button.setAccessibleDescription(self.preview.open_button.toolTip())
+        self.preview.reveal_button.setAccessibleDescription(
+            "Show the file selected in your file manager")
+        self.errors.toggle.setAccessibleName("Show the files that could not be indexed")
+        self.errors.clear_button.setAccessibleName("Dismiss the list of files that could not "
+                                                   "be indexed")
+        self.errors.view.setAccessibleName("Files that could not be indexed")
+        self.progress.pause_button.setAccessibleDescription("Pause or resume indexing")
+        self.progress.cancel_button.setAccessibleDescription(
+            "Stop indexing; what was done is kept")
+        self.show_more_button.setAccessibleDescription("Show the results below the cutoff")
+
+    def tab_chain(self) -> list[QWidget]:
+        """The order Tab visits the window's controls: the query, its filters, the banner's
+        actions, the folders, the results, the preview, then progress and errors."""
+        f, rp, pv = self.filters, self.roots_panel, self.preview
+        chain: list[QWidget] = [self.image_chip.close_button, self.search, self.menu_button,
+                                f.kind, f.folder, f.date, f.after, f.before, f.sort,
+                                self.show_more_button]
+        chain += list(self.banner._buttons.values())
+        if getattr(self.banner, "details_button", None) is not None:
+            chain.append(self.banner.details_button)
+        chain += [rp.rescan_all, rp.add_button, rp.view, rp.rescan_button, rp.remove_button,
+                  self.empty.add_button, self.empty.demo_button, *self.hint.example_buttons(),
+                  self.results, pv.text,
+                  pv.open_button, pv.reveal_button, pv.similar_button, pv.more_button,
+                  pv.less_button, self.progress.pause_button, self.progress.cancel_button,
+                  self.errors.toggle, self.errors.clear_button, self.errors.view]
+        return chain
+
+    def _set_tab_order(self) -> None:
+        chain = self.tab_chain()
+        for a, b in zip(chain, chain[1:]):
+            QWidget.setTabOrder(a, b)
+
+    def _align_menu(self) -> None:
+        """The menu hangs from the right edge of its button, inside the window (Qt opens it
+        to the right, past the window's edge)."""
+        b, m = self.menu_button, self.menu
+        pos = b.mapToGlobal(QPoint(b.width() - m.width(), b.height()))
+        m.move(max(self.mapToGlobal(QPoint(0, 0)).x(), pos.x()), pos.y())
 
     def _wire(self) -> None:
         self.search.textEdited.connect(self.queryEdited)
@@ -264,6 +354,7 @@ class MainWindow(QMainWindow):
         self.banner.action.connect(self.bannerAction)
         self.results.openRequested.connect(lambda idx: self._emit_for(idx, self.openRequested))
         self.results.contextRequested.connect(self._context_menu)
+        self.results.copyRequested.connect(self._copy_indexes)
         self.results.delegate.markClicked.connect(self._on_mark_clicked)
         self.results.selectionModel().currentChanged.connect(self._on_current)
         self.results_model.modelReset.connect(self._on_results_reset)
@@ -290,6 +381,7 @@ class MainWindow(QMainWindow):
 
     def show_hint(self, body: str, examples: Sequence[str]) -> None:
         self.hint.set_info(body, examples)
+        self._set_tab_order()  # its example buttons may be new
         self.show_page("hint")
         self.set_summary("")
 
@@ -474,8 +566,19 @@ class MainWindow(QMainWindow):
         return menu
 
     def copy_path(self, r) -> None:
-        QGuiApplication.clipboard().setText(r.path)
-        self.statusBar().showMessage(f"Copied {r.path}", 3000)
+        self.copy_paths([r])
+
+    def copy_paths(self, results: Sequence) -> None:
+        """Full paths, one a line (what a terminal or a file dialog accepts)."""
+        paths = [r.path for r in results]
+        if not paths:
+            return
+        QGuiApplication.clipboard().setText("\n".join(paths))
+        self.notify(f"Copied {paths[0]}" if len(paths) == 1 else f"Copied {len(paths)} paths",
+                    3000)
+
+    def _copy_indexes(self, indexes: list) -> None:
+        self.copy_paths([r for r in (i.data(Roles.Result) for i in indexes) if r is not None])
 
     def _on_current(self, current: QModelIndex, _previous: QModelIndex) -> None:
         r = current.data(Roles.Result) if current.isValid() else None
@@ -554,8 +657,15 @@ class MainWindow(QMainWindow):
         self.progress.stopping()
 
     def notify(self, text: str, ms: int = 6000) -> None:
-        """A passing message in the status bar."""
-        self.statusBar().showMessage(text, ms)
+        """A passing message in the status bar; elided to the room left of the model and
+        device lines, the whole message in the status bar's tooltip."""
+        sb = self.statusBar()
+        room = sb.width() - sum(w.width() + 12 for w in (self.model_label, self.device_label)
+                                if w.isVisible()) - 16
+        shown = sb.fontMetrics().elidedText(text, Qt.TextElideMode.ElideRight, max(80, room))
+        sb.setToolTip(text if shown != text else "")
+        sb.showMessage(shown, ms)
+        self.last_notice = text  # what was said, whole (tests and scripts read it)
 
     def job_started(self, title: str) -> None:
         self.progress.start(title)
@@ -566,7 +676,7 @@ class MainWindow(QMainWindow):
         self.roots_model.set_busy([])
         self._sync_bottom()
         if message:
-            self.statusBar().showMessage(message, 8000)
+            self.notify(message, 8000)
 
     def _sync_bottom(self, *args) -> None:
         self.bottom.setVisible(self.progress.isVisibleTo(self.bottom) or
@@ -580,6 +690,7 @@ class MainWindow(QMainWindow):
     def show_banner(self, *args, **kwargs) -> None:
         self.banner.show_message(*args, **kwargs)
         self.banner_holder.show()
+        self._set_tab_order()  # its new buttons come right after the query row
 
     def hide_banner(self) -> None:
         self.banner.hide()
@@ -667,6 +778,50 @@ class MainWindow(QMainWindow):
         super().resizeEvent(e)
         if self.overlay.isVisible():
             self.overlay.setGeometry(self.body.rect())
+        # the items count keeps its room; the model and device lines elide first
+        self.model_label.setMaximumWidth(max(120, self.width() * 3 // 10))
+        self.device_label.setMaximumWidth(max(90, self.width() // 5))
+        QTimer.singleShot(0, self._balance_panes)
+
+    RESULTS_MIN = 400  # px: below this the side panes give up width first
+
+    def _balance_panes(self) -> None:
+        """In a narrow window the folders and preview panes shrink to their minimum before
+        the results do (QSplitter alone takes it all from the results)."""
+        sizes = self.splitter.sizes()
+        if len(sizes) != 3 or sizes[1] >= self.RESULTS_MIN or not self.splitter.isVisible():
+            return
+        want = self.RESULTS_MIN - sizes[1]
+        for i in (2, 0):  # the preview first, then the folders
+            w = self.splitter.widget(i)
+            if sizes[i] == 0 or not w.isVisible():
+                continue
+            floor = max(w.minimumSizeHint().width(), w.minimumWidth())
+            give = max(0, min(want, sizes[i] - floor))
+            sizes[i] -= give
+            sizes[1] += give
+            want -= give
+        self.splitter.setSizes(sizes)
+
+    def eventFilter(self, obj, e) -> bool:  # noqa: N802
+        if obj is self.body and e.type() == QEvent.Type.Resize:
+            QTimer.singleShot(0, self._fit_errors)
+        return super().eventFilter(obj, e)
+
+    ERRORS_SHARE = 3  # the errors panel takes at most a third of the results area's height
+
+    def _fit_errors(self) -> None:
+        """Cap the list of failed files so the panel (summary + list) stays within a third of
+        the results area: E <= G / 3 with G + E the height they share, i.e. E <= (G + E) / 4."""
+        shared = self.body.height() + (self.errors.height() if self.errors.isVisible() else 0)
+        cap = shared // (self.ERRORS_SHARE + 1)
+        view = self.errors.view
+        spacing = self.errors.layout().spacing()
+        # the panel without its list: summary row, margins, and the gap above the list
+        rest = self.errors.height() - view.height() if view.isVisible() else \
+            self.errors.height() + spacing
+        one_row = max(20, view.sizeHintForRow(0)) + 2 * view.frameWidth() + 4
+        view.setMaximumHeight(max(one_row, min(150, cap - rest)))
 
     # -- persistence ------------------------------------------------------------------------
     def save_state(self, s: QSettings) -> None:
@@ -694,3 +849,16 @@ class MainWindow(QMainWindow):
             return
         self.closing.emit()
         super().closeEvent(e)
+
+
+def _scrolling(page: QWidget) -> QScrollArea:
+    """A page in a frameless, see-through scroll area (vertical only)."""
+    area = QScrollArea()
+    area.setObjectName("PageScroll")
+    area.setFrameShape(QFrame.Shape.NoFrame)
+    area.setWidgetResizable(True)
+    area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    area.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+    page.setObjectName(page.objectName() or "Page")
+    area.setWidget(page)
+    return area

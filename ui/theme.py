@@ -136,6 +136,8 @@ QLabel[role="warn"] {{ color: {t.text}; background: {t.warn_bg}; border: 1px sol
 #Header {{ background: {t.surface}; border-bottom: 1px solid {t.border}; }}
 #Sidebar {{ background: {t.window}; border-right: 1px solid {t.border}; }}
 #Preview {{ background: {t.surface}; border-left: 1px solid {t.border}; }}
+#PreviewScroll, #PreviewInner, #PageScroll, #PageScroll > QWidget > QWidget {{
+    background: transparent; }}
 #ResultsArea {{ background: {t.window}; }}
 #Bottom {{ background: {t.surface}; border-top: 1px solid {t.border}; }}
 
@@ -190,6 +192,30 @@ QProgressBar[paused="true"]::chunk {{ background: {t.faint}; }}
 #Banner {{ background: {t.warn_bg}; border: 1px solid {t.warn_border}; border-radius: 12px; }}
 #Banner[tone="info"] {{ background: {t.accent_soft}; border: 1px solid {t.accent}; }}
 #Banner[tone="error"] {{ border: 1px solid {t.danger}; }}
+
+QLineEdit {{ background: {t.surface}; border: 1px solid {t.border}; border-radius: 6px;
+    padding: 4px 8px; color: {t.text}; selection-background-color: {t.accent}; }}
+QAbstractSpinBox QLineEdit, QComboBox QLineEdit, QAbstractSpinBox QLineEdit:focus,
+QComboBox QLineEdit:focus {{ border: none; padding: 0; background: transparent; }}
+QCheckBox {{ color: {t.text}; padding: 3px 4px; border: 1px solid transparent;
+    border-radius: 6px; }}
+
+/* Keyboard focus: every control that takes focus shows it with the same accent ring, drawn
+   with a border of the same width the control already has (nothing shifts when it moves). */
+QPushButton, QToolButton, QCheckBox {{ outline: none; }}  /* the ring below replaces the dotted rect */
+QPushButton:focus {{ border: 2px solid {t.accent}; padding: 5px 13px; }}
+QPushButton[kind="primary"]:focus {{ border: 2px solid {t.text}; }}
+QPushButton[kind="flat"]:focus {{ border: 2px solid {t.accent}; padding: 2px 6px; }}
+QToolButton:focus {{ border: 2px solid {t.accent}; padding: 2px; }}
+QComboBox:focus, QDateEdit:focus {{ border: 2px solid {t.accent}; padding: 3px 9px; }}
+QDateEdit:focus {{ padding: 3px 7px; }}
+QLineEdit:focus {{ border: 2px solid {t.accent}; padding: 3px 7px; }}
+QCheckBox:focus {{ border: 1px solid {t.accent}; background: {t.accent_soft}; }}
+#ResultsView, #RootsList, #ErrorsList, QTableWidget {{ border: 2px solid transparent;
+    border-radius: 8px; }}
+#ResultsView:focus, #RootsList:focus, #ErrorsList:focus, QTableWidget:focus {{
+    border: 2px solid {t.accent}; }}
+QTextBrowser:focus, QPlainTextEdit:focus {{ border: 1px solid {t.accent}; }}
 
 QTextBrowser, QPlainTextEdit {{ background: {t.surface}; border: 1px solid {t.border};
     border-radius: 8px; padding: 8px; color: {t.text}; }}

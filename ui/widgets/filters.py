@@ -31,7 +31,7 @@ class FilterBar(QWidget):
         self.kind = self._combo(KIND_CHOICES, "Show pictures, notes or both")
         self.folder = QComboBox()
         self.folder.setToolTip("Only results inside this folder")
-        self.folder.setMinimumContentsLength(12)
+        self.folder.setMinimumContentsLength(9)  # longer names: the item's tooltip has it
         self.folder.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.set_folders([])
         self.date = self._combo(DATE_CHOICES, "When the picture was taken (EXIF), else when the "

@@ -10,6 +10,7 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from ui import icons, theme
 from ui.widgets.common import button, label
+from ui.widgets.flow import FlowLayout
 
 
 class EmptyState(QWidget):
@@ -31,14 +32,13 @@ class EmptyState(QWidget):
         self.art.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.art.setPixmap(icons.pixmap("drop", theme.current().accent, 56,
                                         self.devicePixelRatioF(), stroke=1.5))
-        self.title = label("Drop a folder here to index it", "title")
+        self.title = label("Drop a folder here to index it", "title", wrap=True)
         self.title.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.body = label(
             "Magpie looks at every picture and note inside, so you can find them by describing "
             "them. Everything stays on this computer.", "muted", wrap=True)
         self.body.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.body.setFixedWidth(440)
-        self.body.setMinimumHeight(self.body.heightForWidth(440))
+        self.body.setMaximumWidth(440)
         row = QHBoxLayout()
         row.setSpacing(10)
         row.addStretch()
@@ -51,14 +51,20 @@ class EmptyState(QWidget):
         row.addWidget(self.add_button)
         row.addWidget(self.demo_button)
         row.addStretch()
-        self.hint = label("You can also drag folders onto this window at any time.", "faint")
+        self.hint = label("You can also drag folders onto this window at any time.", "faint",
+                          wrap=True)
         self.hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        for w in (self.art, self.title, self.body):
-            box.addWidget(w, 0, Qt.AlignmentFlag.AlignHCenter)
+        box.addWidget(self.art, 0, Qt.AlignmentFlag.AlignHCenter)
+        box.addWidget(self.title)  # full width, so it wraps in a narrow window
+        centred = QHBoxLayout()  # the body: at most 440 px, centred, narrower when it must be
+        centred.addStretch(1)
+        centred.addWidget(self.body, 100)
+        centred.addStretch(1)
+        box.addLayout(centred)
         box.addSpacing(8)
         box.addLayout(row)
         box.addSpacing(4)
-        box.addWidget(self.hint, 0, Qt.AlignmentFlag.AlignHCenter)
+        box.addWidget(self.hint)
         outer.addLayout(box)
         outer.addStretch(3)
 
@@ -92,22 +98,17 @@ class SearchHint(QWidget):
         self.art.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.art.setPixmap(icons.pixmap("search", theme.current().faint, 52,
                                         self.devicePixelRatioF(), stroke=1.4))
-        self.title = label("Search your pictures and notes", "title")
+        self.title = label("Search your pictures and notes", "title", wrap=True)
         self.title.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.body = label("", "muted", wrap=True)
         self.body.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.examples = QHBoxLayout()
-        self.examples.setSpacing(8)
+        self.examples = FlowLayout(spacing=8)
         outer.addWidget(self.art)
         outer.addSpacing(6)
         outer.addWidget(self.title)
         outer.addWidget(self.body)
         outer.addSpacing(10)
-        holder = QHBoxLayout()
-        holder.addStretch()
-        holder.addLayout(self.examples)
-        holder.addStretch()
-        outer.addLayout(holder)
+        outer.addLayout(self.examples)
         outer.addStretch(3)
 
     def set_info(self, body: str, examples: Sequence[str]) -> None:
@@ -121,8 +122,14 @@ class SearchHint(QWidget):
                 item.widget().deleteLater()
         for ex in examples:
             b = button(f"“{ex}”", "flat")
+            b.setAccessibleName(f"Search for {ex}")
             b.clicked.connect(lambda _=False, q=ex: self.exampleClicked.emit(q))
             self.examples.addWidget(b)
+
+
+    def example_buttons(self) -> list[QWidget]:
+        return [self.examples.itemAt(i).widget() for i in range(self.examples.count())
+                if self.examples.itemAt(i).widget() is not None]
 
 
 class MessageView(QWidget):
@@ -134,7 +141,7 @@ class MessageView(QWidget):
         lay.addStretch(2)
         self.art = QLabel()
         self.art.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.title = label("", "heading")
+        self.title = label("", "heading", wrap=True)
         self.title.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.body = label("", "muted", wrap=True)
         self.body.setAlignment(Qt.AlignmentFlag.AlignCenter)

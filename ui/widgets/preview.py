@@ -7,13 +7,15 @@ from collections.abc import Sequence
 from PySide6.QtCore import QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QPainter, QPainterPath, QPixmap, QTextCharFormat, QTextCursor
 from PySide6.QtWidgets import (
-    QFrame, QHBoxLayout, QPlainTextEdit, QSizePolicy, QTextEdit, QVBoxLayout, QWidget,
+    QFrame, QHBoxLayout, QPlainTextEdit, QScrollArea, QSizePolicy, QTextEdit, QVBoxLayout,
+    QWidget,
 )
 
 from indexer.query_feedback import highlight_spans
 from ui import icons, theme
 from ui.models import explain, score_line, when_text
 from ui.widgets.common import button, label, tool
+from ui.widgets.flow import FlowLayout
 
 
 class ScaledImage(QWidget):
@@ -83,8 +85,21 @@ class PreviewPane(QFrame):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("Preview")
-        self.setMinimumWidth(240)
-        lay = QVBoxLayout(self)
+        # the content scrolls when the window is too short for it (nothing is cut), and its
+        # buttons wrap when it is narrow; its width never drops below the widest button
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        self.scroll = QScrollArea()
+        self.scroll.setObjectName("PreviewScroll")
+        self.scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.scroll.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        inner = QWidget()
+        inner.setObjectName("PreviewInner")
+        self.scroll.setWidget(inner)
+        outer.addWidget(self.scroll)
+        lay = QVBoxLayout(inner)
         lay.setContentsMargins(16, 16, 16, 16)
         lay.setSpacing(10)
         self.image = ScaledImage()
@@ -97,13 +112,11 @@ class PreviewPane(QFrame):
         self.meta = label("", "muted", wrap=True)
         self.meta.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.score = label("", "faint", wrap=True)
-        actions = QHBoxLayout()
-        actions.setSpacing(6)
+        actions = FlowLayout(spacing=6, centred=False)
         self.open_button = button("Open", "primary", "open", "Open with the default app (Enter)")
         self.reveal_button = button("Show in folder", None, "folder-open")
         actions.addWidget(self.open_button)
         actions.addWidget(self.reveal_button)
-        actions.addStretch()
         refine = QHBoxLayout()
         refine.setSpacing(6)
         self.similar_button = button("Find similar", None, "similar",
@@ -141,6 +154,13 @@ class PreviewPane(QFrame):
         self.current = None
         self._words: tuple[str, ...] = ()
         self.clear()
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802
+        """Wide enough for the widest control and the scroll bar (the scroll area alone
+        would let the pane shrink until its buttons are cut)."""
+        inner = self.scroll.widget().minimumSizeHint()
+        bar = self.scroll.verticalScrollBar().sizeHint().width()
+        return QSize(inner.width() + bar + 2, 120)
 
     def set_highlight(self, words: Sequence[str]) -> None:
         """The query's words, marked wherever they occur in a note's text."""

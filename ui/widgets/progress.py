@@ -18,6 +18,7 @@ from ui import icons, theme
 from ui.delegates import ErrorDelegate
 from ui.models import ErrorsModel
 from ui.widgets.common import button, label, repolish
+from ui.widgets.elided import ElidedLabel
 
 
 class ProgressPanel(QFrame):
@@ -35,9 +36,8 @@ class ProgressPanel(QFrame):
         lay.setSpacing(6)
         top = QHBoxLayout()
         top.setSpacing(10)
-        self.title = label("Indexing", "heading")
-        self.detail = label("", "muted")
-        self.detail.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.title = ElidedLabel("Indexing", "heading", min_chars=12)
+        self.detail = ElidedLabel("", "muted", min_chars=12)
         top.addWidget(self.title)
         top.addWidget(self.detail, 1)
         self.pause_button = button("Pause", None, "pause")
@@ -118,7 +118,7 @@ class ProgressPanel(QFrame):
     def _elide_current(self) -> None:
         fm = QFontMetrics(self.current.font())
         self.current.setText(fm.elidedText(self._current_path, Qt.TextElideMode.ElideMiddle,
-                                           max(50, self.current.width() - 4)))
+                                           max(0, self.current.contentsRect().width())))
         self.current.setToolTip(self._current_path)
 
     def resizeEvent(self, e) -> None:  # noqa: N802
@@ -153,7 +153,7 @@ class ErrorPanel(QFrame):
         row = QHBoxLayout()
         self.art = QLabel()
         self.art.setPixmap(icons.pixmap("alert", "#b7791f", 16, self.devicePixelRatioF()))
-        self.summary = label("", "muted")
+        self.summary = ElidedLabel("", "muted", min_chars=16)
         self.toggle = button("Show", "flat")
         self.toggle.setCheckable(True)
         self.toggle.toggled.connect(self._toggled)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import QEvent, QModelIndex, QPoint, QSize, Qt, Signal
-from PySide6.QtGui import QKeyEvent
+from PySide6.QtGui import QKeyEvent, QKeySequence
 from PySide6.QtWidgets import QAbstractItemView, QListView, QToolTip, QWidget
 
 from ui.delegates import CELL, ResultDelegate
@@ -14,6 +14,7 @@ class ResultsView(QListView):
     openRequested = Signal(QModelIndex)
     contextRequested = Signal(QModelIndex, QPoint)
     upFromTop = Signal()
+    copyRequested = Signal(list)  # the selected indexes: copy their full paths
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -33,6 +34,8 @@ class ResultsView(QListView):
         self.setDragEnabled(False)
         self.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.setAccessibleName("Results")
+        self.setAccessibleDescription("Enter opens · Shift+F10 or the Menu key: more actions · "
+                                      "Ctrl+C copies the path · Esc returns to the search box")
         self.viewport().setAttribute(Qt.WidgetAttribute.WA_Hover, True)
         self.delegate = ResultDelegate(self)
         self.setItemDelegate(self.delegate)
@@ -74,7 +77,16 @@ class ResultsView(QListView):
         if e.key() == Qt.Key.Key_Escape:
             self.upFromTop.emit()
             return
-        if e.key() == Qt.Key.Key_Menu:
+        if e.matches(QKeySequence.StandardKey.Copy):
+            # the full path of each selected result (Qt's own copy puts the file name there)
+            picked = self.selectionModel().selectedIndexes() or \
+                ([self.currentIndex()] if self.currentIndex().isValid() else [])
+            if picked:
+                self.copyRequested.emit(sorted(picked, key=lambda i: i.row()))
+            return
+        menu_key = e.key() == Qt.Key.Key_Menu or (
+            e.key() == Qt.Key.Key_F10 and e.modifiers() == Qt.KeyboardModifier.ShiftModifier)
+        if menu_key:
             idx = self.currentIndex()
             if idx.isValid():
                 self.contextRequested.emit(idx, self.viewport().mapToGlobal(

@@ -46,6 +46,8 @@ class RootsPanel(QFrame):
         self.view.setMouseTracking(True)
         self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
         self.view.setAccessibleName("Indexed folders")
+        # names are elided by the delegate (full path in the tooltip): never a sideways scroll
+        self.view.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.rescan_action = QAction(icons.icon("refresh", theme.current().text), "Rescan", self)
         self.rescan_action.triggered.connect(self._rescan_selected)
         self.remove_action = QAction(icons.icon("trash", theme.current().danger),
