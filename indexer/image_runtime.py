@@ -35,12 +35,13 @@ from typing import Any
 import numpy as np
 
 from .specs import ModelSpec
-from .text_runtime import _atomic_save, _file_stamp, onnxruntime_version
+from .text_runtime import (_atomic_save, _file_stamp, onnxruntime_version,
+                           save_with_external_weights, weights_path)
 
 log = logging.getLogger(__name__)
 
 ENV_IMAGE_RUNTIME = "MAGPIE_IMAGE_RUNTIME"  # "auto" (default) or "torch"
-FORMAT = 1
+FORMAT = 1  # the weights in a separate, memory-mapped file (text_runtime's external data)
 OPSET = 17
 MAX_ABS_DIFF = 1e-5
 CHECK_IMAGES = 4
@@ -54,6 +55,10 @@ def runtime_wanted() -> bool:
 class ExportPaths:
     graph: Path
     meta: Path
+
+    @property
+    def weights(self) -> Path:
+        return weights_path(self.graph)
 
 
 def export_paths(spec: ModelSpec, cache_dir: Path, ort_version: str) -> ExportPaths:
@@ -152,6 +157,7 @@ def load_image_runtime(spec: ModelSpec, cache_dir: Path | None,
             and meta.get("onnxruntime") == ver
             and float(meta.get("max_abs_diff_normalised", 1.0)) <= MAX_ABS_DIFF
             and meta.get("graph") == _file_stamp(paths.graph)
+            and meta.get("weights") == _file_stamp(paths.weights)
         )
     except OSError:
         ok = False
@@ -232,7 +238,7 @@ def _export(spec: ModelSpec, model: Any, cache_dir: Path, ver: str) -> dict | No
         finally:
             torch.backends.mha.set_fastpath_enabled(fast)
 
-    _atomic_save(paths.graph, write_graph)
+    save_with_external_weights(write_graph, paths.graph)
 
     # check: ONNX Runtime against open_clip's encode_image on the same pixels, normalised the
     # way model.Encoder does it
@@ -264,11 +270,13 @@ def _export(spec: ModelSpec, model: Any, cache_dir: Path, ver: str) -> dict | No
         "max_allowed": MAX_ABS_DIFF,
         "export_seconds": round(time.perf_counter() - started, 2),
         "graph": _file_stamp(paths.graph),
+        "weights": _file_stamp(paths.weights),
     }
     if diff_unit > MAX_ABS_DIFF:
         log.warning("%s: ONNX image tower differs from open_clip by %.2e (> %.0e); not used",
                     spec.name, diff_unit, MAX_ABS_DIFF)
         paths.graph.unlink(missing_ok=True)
+        paths.weights.unlink(missing_ok=True)
         return None
     _atomic_save(paths.meta, lambda tmp: tmp.write_text(json.dumps(meta, indent=1), "utf-8"))
     log.info("exported the %s image tower to ONNX (max abs diff %.1e, %.1f s)",
