@@ -97,20 +97,31 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--tree", type=Path, default=ROOT, help="the Magpie source tree to run")
     ap.add_argument("--timeout", type=float, default=120)
+    ap.add_argument("--before", type=Path,
+                    help="another Magpie tree, run in turn with --tree (A B A B ...)")
     args = ap.parse_args(argv)
-    one_run(args.library, args.query, args.tree, args.timeout)  # warm-up: page cache
-    runs = []
+    trees = {"this": args.tree, **({"before": args.before} if args.before else {})}
+    for tree in trees.values():
+        one_run(args.library, args.query, tree, args.timeout)  # warm-up: page cache
+    runs: dict[str, list[dict]] = {name: [] for name in trees}
     for _ in range(args.runs):
-        load = os.getloadavg()[0]
-        m = one_run(args.library, args.query, args.tree, args.timeout)
-        runs.append(m)
-        print(f"window {m['window']:.2f} s, first results {m['results']:.2f} s "
-              f"({m['n']} shown), torch imported: {m['torch']}, open_clip: {m['open_clip']}, "
-              f"peak {m['peak_mb']:.0f} MB, load {load:.1f}", flush=True)
-    med = lambda k: statistics.median(r[k] for r in runs)  # noqa: E731
-    print(f"median of {len(runs)}: window {med('window'):.2f} s, first search answered "
-          f"{med('results'):.2f} s, peak {med('peak_mb'):.0f} MB; torch imported in "
-          f"{sum(r['torch'] for r in runs)} of {len(runs)} runs; load {os.getloadavg()[0]:.1f}")
+        for name, tree in trees.items():
+            load = os.getloadavg()[0]
+            m = one_run(args.library, args.query, tree, args.timeout)
+            runs[name].append(m)
+            print(f"{name}: window {m['window']:.2f} s, first results {m['results']:.2f} s "
+                  f"({m['n']} shown), torch imported: {m['torch']}, open_clip: "
+                  f"{m['open_clip']}, peak {m['peak_mb']:.0f} MB, load {load:.1f}", flush=True)
+    for name, rs in runs.items():
+        med = lambda k: statistics.median(r[k] for r in rs)  # noqa: E731
+        print(f"{name}: median of {len(rs)}: window {med('window'):.2f} s, first search "
+              f"answered {med('results'):.2f} s, peak {med('peak_mb'):.0f} MB; torch imported "
+              f"in {sum(r['torch'] for r in rs)} of {len(rs)} runs; load "
+              f"{os.getloadavg()[0]:.1f}")
+    if args.before:
+        ratio = statistics.median(a["results"] / b["results"]
+                                  for a, b in zip(runs["this"], runs["before"]))
+        print(f"first results, this / before: {ratio:.2f} (median of pairs)")
     return 0
 
 
