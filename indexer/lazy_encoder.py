@@ -185,6 +185,11 @@ class LazyEncoder:
 
         if self.device != "cpu":
             return None  # a GPU runs torch's own tower
+        if self._text is not None:
+            # indexing embeds notes before pictures: let the text session (and the memory its
+            # batches of long notes grew) go before the image session comes; a later query
+            # loads it again in a fraction of a second
+            self._text, self._text_tried = None, False
         threads = self.model_threads or current_plan().model_threads
         image = load_image_runtime(self.spec, self.cache_dir, threads=threads)
         if image is not None:

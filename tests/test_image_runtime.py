@@ -134,6 +134,25 @@ def test_lazy_encoder_exports_then_lets_torch_go(tiny_encoder, tmp_path, monkeyp
     assert lazy_encoder.LazyEncoder(MOBILECLIP_S2, Path("x")).interpolation == "bilinear"
 
 
+def test_text_session_goes_before_the_image_session(tiny_encoder, tmp_path, monkeypatch):
+    """Indexing embeds notes, then pictures: the text session is let go when the image one
+    loads (the mixed-folder peak went 1,027 -> 656 MB), and a later query loads it again."""
+    from indexer import text_runtime
+    from indexer.lazy_encoder import LazyEncoder
+
+    monkeypatch.setenv("MAGPIE_DEVICE", "cpu")
+    cache = tmp_path / "cache"
+    assert text_runtime.export_text_tower(TINY_SHAPES, tiny_encoder._model, cache)
+    assert image_runtime.export_image_tower(TINY_SHAPES, tiny_encoder._model, cache)
+    enc = LazyEncoder(TINY_SHAPES, TINY_SHAPES.bundled_path(), cache_dir=cache)
+    before = enc.encode_texts(["a red circle"])
+    assert enc.loaded == "text"
+    enc.encode_images(_pixels(64, n=2))
+    assert enc.loaded == "onnx" and enc._text is None
+    again = enc.encode_texts(["a red circle"])
+    assert enc._text is not None and np.array_equal(before, again)
+
+
 # -- whole process: indexing new pictures with the exports cached imports no torch -------------
 PROBE = (
     "import sys\n"
