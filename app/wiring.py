@@ -5,7 +5,6 @@ constructors, so tests can pass fakes and small libraries.
 """
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,17 +67,21 @@ class Tuning:
 
 
 def tuning_for(device: str, settings: Settings | None = None) -> Tuning:
-    """Decode workers and batch size, chosen by bench/index_rate.py (see bench/RESULTS.md).
+    """Decode workers and batch size (bench/index_rate.py and bench/RESULTS.md chose them).
 
-    GPU: every core decodes (the GPU runs the model), big batches. CPU: one decode process per
-    core and torch left on every core too: on a quiet 2-core box that indexed 12 MP photos ~20%
-    faster than 1 decoder and ~55% faster than splitting the cores (1 decoder + 1 torch thread),
-    because the decoders fill the gaps torch leaves between and inside its batches. (On a box
-    already busy with other work the split wins instead; Magpie assumes the desktop is idle.)
-    Batch 32: 16 and 64 were no faster, and small batches keep progress smooth."""
+    GPU: every usable core decodes (the GPU runs the model), big batches. CPU: the split of
+    indexer/cpu_budget.py — on an idle box one decode process per core with the model on every
+    core too (the decoders fill the gaps the model leaves between and inside its batches); on
+    a box other work keeps busy, the free cores are split between decoding and the model (the
+    model's thread count is set by the same plan when it loads). Batch 32: 16 and 64 were no
+    faster, and small batches keep progress smooth. Settings override both."""
+    from indexer.cpu_budget import current_plan, usable_cores
+
     settings = settings or Settings.load()
-    cores = os.cpu_count() or 2
-    workers, batch = (cores, 256) if device == "cuda" else (cores, 32)
+    if device == "cuda":
+        workers, batch = usable_cores(), 256
+    else:
+        workers, batch = current_plan().decode_workers, 32
     return Tuning(settings.workers or workers, settings.batch_size or batch)
 
 

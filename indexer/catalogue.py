@@ -24,6 +24,9 @@ import numpy as np
 
 from indexer.errors import LibraryDamaged, LibraryError, MagpieError
 
+# up to this many chunks of a kind, sample_vectors lists their ids once instead of a lookup each
+SAMPLE_BY_LISTING = 50_000
+
 SCHEMA_VERSION = 2
 
 _SCHEMA = """
@@ -669,8 +672,11 @@ class Catalogue:
             return np.stack([blob_to_vector(r[0]) for r in self.db.execute(
                 f"SELECT c.vector FROM chunks c {join}", args)])
         rng = np.random.default_rng(seed)
+        targets = rng.integers(lo, hi + 1, size=n * 2)
+        if count <= SAMPLE_BY_LISTING:
+            return self._sample_listed(targets, n, join, args)
         picks: dict[int, np.ndarray] = {}
-        for target in rng.integers(lo, hi + 1, size=n * 2):
+        for target in targets:
             r = self.db.execute(
                 f"SELECT c.id, c.vector FROM chunks c {join} WHERE c.id >= ? "
                 "ORDER BY c.id LIMIT 1", [*args, int(target)],
@@ -680,6 +686,27 @@ class Catalogue:
             if len(picks) >= n:
                 break
         return np.stack(list(picks.values()))
+
+    def _sample_listed(self, targets: np.ndarray, n: int, join: str, args: list) -> np.ndarray:
+        """`sample_vectors`' picks (the first chunk at or after each target id) found in one
+        sorted list of ids and read in one query, instead of a lookup per target: the same
+        vectors in the same order, ~10x faster on a small library (a search computes three
+        samples, which took a third of a one-query process on 2,000 items)."""
+        import bisect
+
+        ids = [r[0] for r in self.db.execute(f"SELECT c.id FROM chunks c {join} ORDER BY c.id",
+                                              args)]
+        picked: dict[int, None] = {}
+        for target in targets:
+            j = bisect.bisect_left(ids, int(target))
+            if j < len(ids):
+                picked[ids[j]] = None
+            if len(picked) >= n:
+                break
+        rows = dict(self.db.execute(
+            "SELECT c.id, c.vector FROM json_each(?) j CROSS JOIN chunks c ON c.id = j.value",
+            [json.dumps(list(picked))]))
+        return np.stack([blob_to_vector(rows[i]) for i in picked])
 
     # -- counts -----------------------------------------------------------------------------
     def counts(self) -> dict[str, int]:

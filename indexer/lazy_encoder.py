@@ -7,8 +7,12 @@ needs only the text tower. So:
 * `encode_texts` runs on the cached, checked ONNX export of the text tower when there is one
   (indexer/text_runtime.py) — no torch import — and on the torch model otherwise, or when the
   torch model is already loaded anyway (indexing: one text tower in memory, not two);
-* `encode_images` and `device` load the torch model (`load_encoder`) on first use; when no
-  export is cached yet, that load also makes one, so the next query is light.
+* `encode_images` runs on the cached, checked ONNX export of the image tower when the model
+  would run on the CPU (indexer/image_runtime.py) — again no torch — and on the torch model
+  otherwise (a GPU, no export yet, MAGPIE_IMAGE_RUNTIME=torch);
+* the torch model (`load_encoder`) loads on first need; when an export is missing, that load
+  makes it, and once both towers are exported the torch model is let go again (one copy of
+  the weights in memory), so the rest of the run and every later one is torch-free.
 
 The weights were resolved and sha256-checked before this object exists (app/wiring.py), so a
 missing or wrong file fails at the same place as before; only the model build is deferred.
@@ -39,6 +43,7 @@ class LazyEncoder:
         cache_dir: Path | None = None,
         device: str | None = None,
         load_full: Callable[..., Any] | None = None,
+        model_threads: int | None = None,
     ) -> None:
         self.spec = spec
         self.dim = spec.embed_dim
@@ -46,9 +51,12 @@ class LazyEncoder:
         self.cache_dir = cache_dir
         self._device_pref = device
         self._load_full_fn = load_full
+        self.model_threads = model_threads  # ONNX Runtime threads; None: indexer/cpu_budget.py
         self._full: Any = None
         self._text: Any = None
         self._text_tried = False
+        self._image: Any = None
+        self._image_tried = False
         self._closed = False
         self._lock = threading.RLock()
 
@@ -60,6 +68,11 @@ class LazyEncoder:
     @property
     def max_text_tokens(self) -> int:
         return self.spec.context_length - 2
+
+    @property
+    def interpolation(self) -> str:
+        """The resize filter the decoder must use for this model (bilinear for MobileCLIP)."""
+        return self.spec.preprocess.interpolation
 
     def token_count(self, text: str) -> int:
         """BPE tokens without start/end; the torch-free tokenizer gives open_clip's exact ids."""
@@ -76,9 +89,12 @@ class LazyEncoder:
 
     @property
     def loaded(self) -> str:
-        """"none", "text" (ONNX Runtime text tower) or "torch" — for tests and the status bar."""
+        """"none", "text" (ONNX Runtime text tower), "onnx" (ONNX Runtime image tower, with or
+        without the text one) or "torch" — for tests and the status bar."""
         if self._full is not None:
             return "torch"
+        if self._image is not None:
+            return "onnx"
         return "text" if self._text is not None else "none"
 
     @property
@@ -87,6 +103,11 @@ class LazyEncoder:
         if self._full is not None or self._text is None:
             return "torch"
         return self._text.runtime
+
+    @property
+    def image_runtime(self) -> str:
+        """Which runtime embeds pictures now ("torch" until an export is in use)."""
+        return self._image.runtime if self._image is not None else "torch"
 
     # -- loading ---------------------------------------------------------------------------
     def _check_open(self) -> None:
@@ -110,7 +131,20 @@ class LazyEncoder:
             return self._full
 
     def _maybe_export(self) -> None:
-        if self.cache_dir is None or self._text is not None:
+        if self.cache_dir is None:
+            return
+        model = getattr(self._full, "_model", None)
+        if model is None:
+            return
+        from . import image_runtime
+
+        if (image_runtime.runtime_wanted() and image_runtime.onnxruntime_version() is not None
+                and self._full.device == "cpu"):
+            probe = image_runtime.export_paths(self.spec, self.cache_dir,
+                                               image_runtime.onnxruntime_version() or "")
+            if not probe.meta.exists():
+                image_runtime.export_image_tower(self.spec, model, self.cache_dir)
+        if self._text is not None:
             return
         from . import text_runtime
 
@@ -120,7 +154,6 @@ class LazyEncoder:
                                           text_runtime.onnxruntime_version() or "")
         if probe.meta.exists():
             return
-        model = getattr(self._full, "_model", None)
         if model is not None:
             text_runtime.export_text_tower(self.spec, model, self.cache_dir,
                                            tokenizer=getattr(self._full, "_tokenizer", None))
@@ -146,18 +179,57 @@ class LazyEncoder:
         self._text_encoder()
         return self.loaded
 
+    def _load_image_runtime(self) -> Any:
+        from .cpu_budget import current_plan
+        from .image_runtime import load_image_runtime
+
+        if self.device != "cpu":
+            return None  # a GPU runs torch's own tower
+        if self._text is not None:
+            # indexing embeds notes before pictures: let the text session (and the memory its
+            # batches of long notes grew) go before the image session comes; a later query
+            # loads it again in a fraction of a second
+            self._text, self._text_tried = None, False
+        threads = self.model_threads or current_plan().model_threads
+        image = load_image_runtime(self.spec, self.cache_dir, threads=threads)
+        if image is not None:
+            log.info("pictures for %s are embedded on %s (%d threads)", self.spec.name,
+                     image.runtime, threads)
+        return image
+
+    def _image_encoder(self) -> Any:
+        with self._lock:
+            self._check_open()
+            if self._image is not None:
+                return self._image
+            if self._full is None and self._load_full_fn is None and not self._image_tried:
+                self._image_tried = True
+                self._image = self._load_image_runtime()
+                if self._image is not None:
+                    return self._image
+                full = self.full()  # no export yet (or a GPU): torch, which makes the exports
+                self._image = self._load_image_runtime()
+                if self._image is None:
+                    return full
+                # run on the fresh exports and let the torch model go: one copy of the weights
+                self._full, self._text, self._text_tried = None, None, False
+                if hasattr(full, "close"):
+                    full.close()
+                return self._image
+            return self.full()
+
     # -- encoding --------------------------------------------------------------------------
     def encode_texts(self, texts: list[str]) -> np.ndarray:
         return self._text_encoder().encode_texts(texts)
 
     def encode_images(self, pixels: np.ndarray) -> np.ndarray:
-        return self.full().encode_images(pixels)
+        return self._image_encoder().encode_images(pixels)
 
     # -- lifetime --------------------------------------------------------------------------
     def close(self) -> None:
         with self._lock:
             self._closed = True
-            full, self._full, self._text = self._full, None, None
+            full, self._full, self._text, self._image = self._full, None, None, None
         if full is not None and hasattr(full, "close"):
             full.close()
 

@@ -81,3 +81,28 @@ def test_stored_vectors_leaves_out_chunks_deleted_meanwhile(tmp_path: Path):
     assert found.tolist() == [chunk_a]
     np.testing.assert_allclose(vecs, [[0.5, 0.5, 0.5, 0.5]])
     cat.close()
+
+
+def test_sample_by_listing_picks_what_the_lookups_pick(tmp_path: Path, monkeypatch):
+    """The fast sample (one id list, one read) returns the same vectors in the same order as
+    a lookup per target, for all chunks and per kind, with gaps left by deleted files."""
+    cat = Catalogue(tmp_path / "c.sqlite")
+    root = cat.add_root("/lib")
+    rng = np.random.default_rng(4)
+    fids = []
+    for i in range(300):
+        kind = "text" if i % 7 == 0 else "image"
+        fid = cat.upsert_pending(root, f"/lib/{i}.x", kind, 1, 1, f"h{i}")
+        vec = rng.standard_normal(4).astype(np.float32)
+        cat.commit_embedded([(fid, [NewChunk(0, None, vec)], 0.0, None)], [])
+        fids.append(fid)
+    with cat.db:  # gaps in the ids
+        cat.db.executemany("DELETE FROM chunks WHERE file_id=?", [(f,) for f in fids[40:90]])
+    for kind in (None, "image", "text"):
+        for n in (5, 20, 100):
+            fast = cat.sample_vectors(n, seed=3, kind=kind)
+            monkeypatch.setattr(C, "SAMPLE_BY_LISTING", 0)
+            slow = cat.sample_vectors(n, seed=3, kind=kind)
+            monkeypatch.setattr(C, "SAMPLE_BY_LISTING", 50_000)
+            assert fast.shape == slow.shape and np.array_equal(fast, slow), (kind, n)
+    cat.close()
