@@ -108,7 +108,7 @@ class PgServer:
 
     def start(self) -> PgServer:
         opts = (f"-k {self.sock} -c listen_addresses={self.host} -p {self.port} "
-                "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
+                "-c fsync=off -c full_page_writes=off "
                 "-c max_connections=300 -c shared_buffers=32MB")
         try:
             self._tool("pg_ctl", "-D", str(self.data), "-l", str(self.log_path), "-w",

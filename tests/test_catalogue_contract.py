@@ -23,7 +23,7 @@ FP = "0123456789abcdef"
 T0 = 1_600_000_000.0
 DAY = 86400.0
 
-BACKENDS = ["sqlite"]  # postgresql: next commit
+BACKENDS = ["sqlite", "postgresql"]
 
 
 def unit(x: np.ndarray) -> np.ndarray:
