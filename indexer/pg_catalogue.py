@@ -287,6 +287,13 @@ class PgCatalogue:
                 raise LibraryTooNew(
                     f"{self.path} was written by a newer Magpie (schema {version}, this build "
                     f"understands up to {SCHEMA_VERSION}); update Magpie to open it")
+            may_write = w.execute("SELECT has_table_privilege('chunks', 'INSERT') AND "
+                                  "has_table_privilege('files', 'UPDATE')").fetchone()[0]
+            if not may_write:
+                raise LibraryError(
+                    f"the PostgreSQL role {w.info.user!r} has no permission to write the "
+                    f"catalogue {self.schema} (a searcher's role); index with the indexer's "
+                    "role, or search with this one")
             return
         if not create:
             raise LibraryError(f"PostgreSQL at {self.address} has no catalogue {self.schema} "
@@ -558,7 +565,8 @@ class PgCatalogue:
     # -- change journal -------------------------------------------------------------------
     def journal_head(self) -> int:
         """The newest change's number (0: none yet)."""
-        return int(self._one("SELECT COALESCE(max(seq), 0) FROM chunk_journal")[0])
+        return int(self._one("SELECT CASE WHEN is_called THEN last_value ELSE 0 END "
+                             "FROM chunk_journal_seq_seq")[0])  # kept when the journal is pruned
 
     def changes_since(self, seq: int, limit: int = 65536
                       ) -> tuple[int, np.ndarray, np.ndarray]:

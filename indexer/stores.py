@@ -46,3 +46,35 @@ def vector_meta(catalogue: CatalogueLike, chunk_ids: Sequence[int]) -> list[Vect
     its old chunks until they are replaced). A store that filters on the server needs these
     with every `add`, including the vectors `Library.reconcile()` re-sends."""
     return catalogue.vector_meta(chunk_ids)
+
+
+class WatchedStore:
+    """A vector store that remembers whether any write to it failed in this session.
+
+    Only a library with a server catalogue uses it: there the catalogue's change journal is
+    acknowledged at close ("the store holds every change up to here"), which is true only if
+    no `add`, `delete` or `flush` failed since the open, even when the server answers again
+    by then. Every other call goes straight to the store."""
+
+    def __init__(self, store: VectorStore) -> None:
+        self._store = store
+        self.failed = False
+
+    def __getattr__(self, name: str):
+        return getattr(self._store, name)
+
+    def _watch(self, fn: Callable, *args):
+        try:
+            return fn(*args)
+        except BaseException:
+            self.failed = True
+            raise
+
+    def add(self, ids, vectors, meta) -> None:
+        self._watch(self._store.add, ids, vectors, meta)
+
+    def delete(self, ids) -> None:
+        self._watch(self._store.delete, ids)
+
+    def flush(self) -> None:
+        self._watch(self._store.flush)
