@@ -248,6 +248,10 @@ def _verify(work: Path, n: int, seconds: float, window, cat_url: str, store_url:
     try:
         rows = cat._rows("SELECT path, state FROM files")
         chunk_ids = np.sort(cat.chunk_ids())
+        sizes = dict(cat._rows(
+            "SELECT c.relname, pg_total_relation_size(c.oid) FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = %s AND c.relkind = 'r'", [cat.schema]))
     finally:
         cat.close()
     store = MilvusStore.from_url(store_url, dim=spec.embed_dim, fingerprint=spec.fingerprint(),
@@ -275,6 +279,8 @@ def _verify(work: Path, n: int, seconds: float, window, cat_url: str, store_url:
         "duplicated": len(held) - len(set(held)),
         "chunks": len(chunk_ids),
         "store_matches": bool(np.array_equal(chunk_ids, ids) and count == len(ids)),
+        "bytes_per_file": sum(sizes.values()) / max(1, len(held)),
+        "table_bytes": sizes,
     }
 
 
@@ -318,6 +324,11 @@ def main() -> int:
         failed |= bool(r["bugs"] or r["lost"] or r["duplicated"] or r["results_not_held"]
                        or not r["store_matches"] or r["errors"])
     print(f"load average {os.getloadavg()[0]:.1f} at the end")
+    last = rows[-1]
+    print(f"catalogue on disk: {last['bytes_per_file']:.0f} bytes per file, all tables and "
+          f"indexes ({last['files']} files, {last['chunks']} chunks; small tables carry "
+          f"fixed overhead): " + ", ".join(f"{k} {v // 1024} KiB"
+                                          for k, v in sorted(last["table_bytes"].items())))
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2))
     return 1 if failed else 0

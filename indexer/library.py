@@ -207,13 +207,13 @@ def _pointer_problem(data: object) -> str | None:
     return None
 
 
-def check_shared(catalogue: str | None, store: str | None) -> None:
+def check_shared(url: str | None, store: str | None) -> None:
     """A server catalogue is for a library many machines search, so its vectors must be on a
     server too (an hnswlib index lives in one library folder)."""
-    if catalogue is None:
+    if url is None:
         return
-    if not catalogue.startswith(("postgresql://", "postgres://")):
-        raise ConfigError(f"unknown catalogue {catalogue!r}; use postgresql://USER@HOST:PORT/DB "
+    if not url.startswith(("postgresql://", "postgres://")):
+        raise ConfigError(f"unknown catalogue {url!r}; use postgresql://USER@HOST:PORT/DB "
                           "(or leave it out for the embedded SQLite catalogue)")
     if not store or store == "hnsw":
         raise ConfigError("a postgresql:// catalogue is shared by several machines, so the "

@@ -107,6 +107,7 @@ CREATE TABLE chunks(
     vector BYTEA NOT NULL
 );
 CREATE INDEX chunks_file ON chunks(file_id);
+ALTER TABLE chunks ALTER COLUMN vector SET STORAGE EXTERNAL;  -- float32 does not compress
 CREATE TABLE scan_errors(
     id BIGSERIAL PRIMARY KEY,
     root_id BIGINT NOT NULL REFERENCES roots(id) ON DELETE CASCADE,
@@ -336,7 +337,11 @@ class PgCatalogue:
         if pool is not None:
             pool.close()
         if self._writer is not None:
-            self._writer.close()  # ends the session: the advisory lock goes with it
+            try:  # at once: the server ends a closed session's backend (and lock) a bit later
+                self._writer.execute("SELECT pg_advisory_unlock_all()")
+            except Exception:  # noqa: BLE001 - a dead connection holds no lock anymore
+                pass
+            self._writer.close()
             self._writer = None
 
     def check_integrity(self) -> None:

@@ -15,7 +15,7 @@ import pytest
 from pg_server import pg_server  # noqa: F401 - fixture
 
 from indexer.catalogue import Catalogue, FileFilter, NewChunk
-from indexer.catalogue_api import CatalogueLike
+from indexer.catalogue_api import CatalogueLike, JournalledCatalogue
 
 ROOT = Path(__file__).resolve().parent.parent
 DIM = 8
@@ -91,12 +91,13 @@ def test_the_protocol_names_every_method_the_code_calls():
                 continue
             called |= set(pattern.findall(path.read_text()))
     assert "commit_embedded" in called and "keyword_search" in called  # the grep works
-    missing = sorted(m for m in called if not hasattr(CatalogueLike, m))
+    missing = sorted(m for m in called if not hasattr(JournalledCatalogue, m))
     assert missing == []
 
 
-def test_both_backends_keep_the_protocol(cat):
+def test_both_backends_keep_the_protocol(cat, backend):
     assert isinstance(cat, CatalogueLike)
+    assert isinstance(cat, JournalledCatalogue) == (backend == "postgresql")
 
 
 # -- meta, roots, files -----------------------------------------------------------------------
