@@ -629,12 +629,15 @@ class PgCatalogue:
         where, args = filter_sql(flt)
 
         def run(cur) -> list[tuple[int, float, str]]:
+            # snippets only for the rows returned: ranked in the inner query, headlined outside
             hits = cur.execute(
-                f"SELECT fts.file_id, ts_rank('{RANK_WEIGHTS}', fts.tsv, qq.q) AS rank, "
-                "ts_headline('simple', fts.body, qq.q, 'StartSel=\"\", StopSel=\"\", MaxWords=16, "
-                "MinWords=4, ShortWord=1, MaxFragments=1, FragmentDelimiter=…') "
-                f"FROM fts JOIN files f ON f.id = fts.file_id, (SELECT {tsq} AS q) AS qq "
-                f"WHERE fts.tsv @@ qq.q AND {where} ORDER BY rank DESC, fts.file_id LIMIT %s",
+                "SELECT h.file_id, h.rank, ts_headline('simple', fts.body, h.q, "
+                "'StartSel=\"\", StopSel=\"\", MaxWords=16, MinWords=4, ShortWord=1, "
+                "MaxFragments=1, FragmentDelimiter=…') "
+                f"FROM (SELECT fts.file_id, ts_rank('{RANK_WEIGHTS}', fts.tsv, qq.q) AS rank, "
+                f"qq.q FROM fts JOIN files f ON f.id = fts.file_id, (SELECT {tsq} AS q) AS qq "
+                f"WHERE fts.tsv @@ qq.q AND {where} ORDER BY rank DESC, fts.file_id LIMIT %s) h "
+                "JOIN fts ON fts.file_id = h.file_id ORDER BY h.rank DESC, h.file_id",
                 [*words, *args, limit]).fetchall()
             out = [(r[0], float(r[1]), r[2] or "") for r in hits]
             parts = [w for w in words if len(w) >= 3]
