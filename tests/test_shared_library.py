@@ -184,41 +184,60 @@ def test_reopening_reads_only_the_journal_never_every_id(pg_server, milvus_serve
         lib.close()
 
 
-def test_a_searcher_role_that_can_only_read(pg_server, milvus_server, tmp_path,
-                                            monkeypatch, capsys):  # noqa: F811
+# The least-privilege recipe of docs/scaling.md, word for word (names made unique per test).
+ROLES_SQL = """
+CREATE ROLE {indexer} LOGIN;
+CREATE ROLE {searcher} LOGIN;
+ALTER ROLE {searcher} SET default_transaction_read_only = on;
+CREATE DATABASE {db} OWNER {indexer};
+"""
+ROLES_IN_DB_SQL = """
+REVOKE CREATE ON SCHEMA public FROM PUBLIC;
+ALTER DEFAULT PRIVILEGES FOR ROLE {indexer} GRANT USAGE ON SCHEMAS TO {searcher};
+ALTER DEFAULT PRIVILEGES FOR ROLE {indexer} GRANT SELECT ON TABLES TO {searcher};
+"""
+
+
+def test_least_privilege_roles_from_the_docs(pg_server, milvus_server, tmp_path,
+                                             monkeypatch, capsys):  # noqa: F811
+    """The indexer owns one database and nothing else; the searcher can only read it (and
+    new model schemas too, through default privileges); neither is a superuser."""
     from app.cli import main
 
     _fake_model(monkeypatch)
-    cat_url, store_url = _urls(pg_server, milvus_server)
+    tag = uuid.uuid4().hex[:6]
+    names = {"indexer": f"idx_{tag}", "searcher": f"srch_{tag}", "db": f"photos_{tag}"}
+    for stmt in ROLES_SQL.format(**names).strip().splitlines():
+        pg_server.admin_sql(stmt, database="postgres")
+    pg_server.admin_sql(ROLES_IN_DB_SQL.format(**names), database=names["db"])
+    base = f"postgresql://{{}}@{pg_server.address}/{names['db']}?schema=family"
+    indexer_url, searcher_url = base.format(names["indexer"]), base.format(names["searcher"])
+    store_url = milvus_server.url(f"roles{tag}")
     folder = tmp_path / "Pictures"
     _pictures(folder, 0, 3)
+    note(folder / "harbour.txt", "boats in the harbour")
     assert main(["index", str(folder), "--library", str(tmp_path / "lib"), "--model",
-                 "tiny-shapes", "--catalogue", cat_url, "--vector-store", store_url,
-                 "--quiet"]) == 0
+                 "tiny-shapes", "--catalogue", indexer_url, "--vector-store", store_url,
+                 "--quiet"]) == 0, capsys.readouterr().err
     capsys.readouterr()
-    from indexer.pg_catalogue import parse_url, schema_name
-
-    schema = schema_name(parse_url(cat_url)[1], _spec().fingerprint())
-    role = f"reader_{uuid.uuid4().hex[:6]}"
-    pg_server.admin_sql(f"CREATE ROLE {role} LOGIN; GRANT USAGE ON SCHEMA {schema} TO {role}; "
-                        f"GRANT SELECT ON ALL TABLES IN SCHEMA {schema} TO {role}")
-    reader_url = cat_url.replace("magpie_admin@", f"{role}@")
-    assert main(["search", "red", "--library", str(tmp_path / "far"), "--model", "tiny-shapes",
-                 "--catalogue", reader_url, "--vector-store", store_url, "--json",
-                 "--all"]) == 0
-    assert len(_hits(capsys.readouterr().out)) == 3
-    # the same role cannot index: one clear line, nothing changed
+    assert main(["search", "harb", "--library", str(tmp_path / "far"), "--model", "tiny-shapes",
+                 "--catalogue", searcher_url, "--vector-store", store_url, "--json",
+                 "--all", "--mode", "keyword"]) == 0, capsys.readouterr().err
+    hits = _hits(capsys.readouterr().out)
+    assert [Path(h["path"]).name for h in hits] == ["harbour.txt"]  # pg_trgm, made by the owner
+    # the searcher's role cannot index: one clear line, nothing changed
     rogue = tmp_path / "rogue"
     rogue.mkdir()
-    (rogue / "magpie-library.json").write_text((tmp_path / "lib" / "magpie-library.json")
-                                               .read_text().replace("magpie_admin@", f"{role}@"))
+    (rogue / "magpie-library.json").write_text(
+        (tmp_path / "lib" / "magpie-library.json").read_text().replace(
+            f"{names['indexer']}@", f"{names['searcher']}@"))
     milvus_json = Path("models") / _spec().fingerprint() / "milvus.json"
     (rogue / milvus_json).parent.mkdir(parents=True)
     (rogue / milvus_json).write_text((tmp_path / "lib" / milvus_json).read_text())
     assert main(["index", str(folder), "--library", str(rogue), "--model",
-                 "tiny-shapes", "--quiet"]) != 0
+                 "tiny-shapes", "--quiet"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "permission" in err[0].lower(), err
+    assert len(err) == 1 and "no permission to write" in err[0], err
 
 
 def test_another_model_is_refused(pg_server, milvus_server, tmp_path, monkeypatch,
