@@ -284,6 +284,49 @@ def _verify(work: Path, n: int, seconds: float, window, cat_url: str, store_url:
     }
 
 
+def catalogue_size(n: int, notes_every: int = 10, dim: int = 512) -> dict:
+    """Bytes on disk per file of a PostgreSQL catalogue holding n synthetic files (ViT-B-32
+    width, camera-like paths, a note every `notes_every` with ~60 words), tables + indexes."""
+    import numpy as np
+    from pg_server import PgServer
+
+    from indexer.catalogue import NewChunk
+    from indexer.pg_catalogue import PgCatalogue
+
+    pg = PgServer().start()
+    try:
+        cat = PgCatalogue(pg.url("size"), "0123456789abcdef")
+        rng = np.random.default_rng(0)
+        root = cat.add_root("/nas/photos")
+        batch: list = []
+        for i in range(n):
+            day = 1 + i % 28
+            text = i % notes_every == notes_every - 1
+            path = (f"/nas/photos/20{10 + i % 15}/{1 + i % 12:02d}/"
+                    + (f"notes_{i:08d}.txt" if text else f"IMG_2019{day:02d}_{i:08d}.jpg"))
+            fid = cat.upsert_pending(root, path, "text" if text else "image", 3_000_000,
+                                     i, f"{i:064x}")
+            v = rng.normal(size=dim).astype(np.float32)
+            body = " ".join(rng.choice(WORDS, 60)) if text else None
+            batch.append((fid, [NewChunk(0, body[:200] if body else None, v / np.linalg.norm(v))],
+                          1.5e9 + i, body))
+            if len(batch) == 256:
+                cat.commit_embedded(batch, [])
+                batch = []
+        if batch:
+            cat.commit_embedded(batch, [])
+        cat.prune_journal(cat.journal_head())  # what the indexer does at close
+        sizes = dict(cat._rows(
+            "SELECT c.relname, pg_total_relation_size(c.oid) FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = %s AND c.relkind = 'r'", [cat.schema]))
+        cat.close()
+        return {"files": n, "bytes_per_file": sum(sizes.values()) / n,
+                "per_table": {k: v / n for k, v in sizes.items()}}
+    finally:
+        pg.destroy()
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--smoke", action="store_true")
@@ -294,7 +337,16 @@ def main() -> int:
     ap.add_argument("--initial", type=int, default=200)
     ap.add_argument("--per-round", type=int, default=20)
     ap.add_argument("--json", metavar="FILE", help="also write every row here")
+    ap.add_argument("--size", type=int, metavar="FILES",
+                    help="instead: bytes on disk per file of a catalogue of FILES files")
     args = ap.parse_args()
+    if args.size:
+        r = catalogue_size(args.size)
+        print(f"{r['files']} files (512-d, a note every 10th): {r['bytes_per_file']:.0f} "
+              "bytes per file, tables and indexes: " + ", ".join(
+                  f"{k} {v:.0f}" for k, v in sorted(r["per_table"].items(),
+                                                    key=lambda kv: -kv[1])))
+        return 0
     if args.smoke:
         plans = [(2, 6.0, "postgresql")]
         args.initial, args.per_round = 20, 5
