@@ -25,7 +25,13 @@ import numpy as np
 from indexer.atomic import atomic_write_bytes
 from indexer.catalogue import Catalogue
 from indexer.catalogue_api import CatalogueLike
-from indexer.errors import ConfigError, LibraryDamaged, LibraryError, cannot_write_library
+from indexer.errors import (
+    ConfigError,
+    LibraryDamaged,
+    LibraryError,
+    MagpieError,
+    cannot_write_library,
+)
 from indexer.specs import SPECS, ModelSpec
 from indexer.stores import WatchedStore, make_store, vector_meta
 from indexer.vectors import VectorStore
@@ -485,7 +491,10 @@ class Library:
     def close(self) -> None:
         try:
             if isinstance(self.vectors, WatchedStore):
-                self._acknowledge()
+                try:
+                    self._acknowledge()
+                except MagpieError:  # a server is down: the next open replays from the last
+                    pass             # acknowledged point instead
             self.vectors.close()
             self.catalogue.close()
             for cat in self._reader_list:
