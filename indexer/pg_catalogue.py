@@ -475,7 +475,7 @@ class PgCatalogue:
                         [file_id, [c.ordinal for c in chunks], [c.text for c in chunks],
                          [vector_to_blob(c.vector) for c in chunks]]).fetchall()
                     new_ids += sorted(r[0] for r in rows)
-                path, mtime_ns = cur.execute(
+                path, _mtime_ns = cur.execute(
                     "UPDATE files SET state='indexed', error=NULL, "
                     "taken_at=COALESCE(%s, mtime_ns / 1e9), indexed_at=%s WHERE id=%s "
                     "RETURNING path, mtime_ns", [taken_at, now, file_id]).fetchone()

@@ -16,7 +16,7 @@ DIM = 4
 
 
 @pytest.fixture
-def url(pg_server) -> str:
+def url(pg_server) -> str:  # noqa: F811
     return pg_server.url(f"t{uuid.uuid4().hex[:10]}")
 
 
@@ -57,7 +57,7 @@ def test_a_searcher_of_a_missing_catalogue_is_told_to_index_first(url):
         _open(url, readonly=True)
 
 
-def test_urls_are_checked(pg_server):
+def test_urls_are_checked(pg_server):  # noqa: F811
     from indexer.pg_catalogue import parse_url
 
     with pytest.raises(ConfigError, match="PGPASSWORD"):
@@ -122,7 +122,7 @@ def test_parts_of_words_match_through_trigrams_after_whole_words(url):
         cat.close()
 
 
-def test_a_server_that_goes_away_gives_one_clear_message_and_comes_back(own_pg_server):
+def test_a_server_that_goes_away_gives_one_clear_message_and_comes_back(own_pg_server):  # noqa: F811
     url = own_pg_server.url("down")
     cat = _open(url)
     root = cat.add_root("/lib")

@@ -68,7 +68,7 @@ def _truth(cat_url: str, store_url: str) -> tuple[np.ndarray, np.ndarray, int]:
 
 
 def test_a_postgresql_catalogue_needs_a_shared_vector_store(pg_server, tmp_path, monkeypatch,
-                                                            capsys):
+                                                            capsys):  # noqa: F811
     from app.cli import main
     from indexer.library import Library
 
