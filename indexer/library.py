@@ -160,6 +160,7 @@ class LibraryInfo:
     migration: str | None
     store: str | None = None  # vector store URL; None = embedded hnswlib
     catalogue: str | None = None  # catalogue URL; None = the embedded SQLite file
+    searcher: bool = False  # joined a shared library to search it; its indexer is elsewhere
 
     @classmethod
     def read(cls, root: Path) -> LibraryInfo:
@@ -180,13 +181,15 @@ class LibraryInfo:
         if data.get("format", 0) > FORMAT:
             raise LibraryError(f"{root} was made by a newer Magpie; update Magpie to open it")
         return cls(data.get("active"), data.get("models", {}), data.get("migration"),
-                   data.get("store"), data.get("catalogue"))
+                   data.get("store"), data.get("catalogue"), data.get("searcher", False))
 
     def write(self, root: Path) -> None:
         data = {"format": FORMAT, "active": self.active, "models": self.models,
                 "migration": self.migration, "store": self.store}
         if self.catalogue is not None:  # older builds read a pointer without it unchanged
             data["catalogue"] = self.catalogue
+        if self.searcher:
+            data["searcher"] = True
         atomic_write_bytes(root / POINTER, json.dumps(data, indent=2).encode())
 
     def active_name(self) -> str | None:
@@ -200,9 +203,10 @@ def _pointer_problem(data: object) -> str | None:
     fields: dict[str, type | tuple[type, ...]] = {
         "format": int, "active": (str, type(None)), "models": dict,
         "migration": (str, type(None)), "store": (str, type(None)),
-        "catalogue": (str, type(None))}
+        "catalogue": (str, type(None)), "searcher": bool}
     for name, kind in fields.items():
-        if name in data and (not isinstance(data[name], kind) or isinstance(data[name], bool)):
+        if name in data and (not isinstance(data[name], kind)
+                             or (isinstance(data[name], bool) and kind is not bool)):
             return f"has a malformed {name!r} field ({data[name]!r})"
     models = data.get("models", {})
     if not all(isinstance(k, str) and isinstance(v, dict) for k, v in models.items()):
@@ -250,7 +254,7 @@ def _join_shared(root: Path, spec: ModelSpec, catalogue: str, store: str | None)
         raise NotALibrary(f"{root} is not a Magpie library and already holds other files; "
                           "choose an empty folder for a searcher of a shared library")
     fp = spec.fingerprint()
-    return LibraryInfo(fp, {fp: model_record(spec)}, None, store, catalogue)
+    return LibraryInfo(fp, {fp: model_record(spec)}, None, store, catalogue, searcher=True)
 
 
 def model_record(spec: ModelSpec) -> dict:
@@ -383,7 +387,11 @@ class Library:
                     f"{root} is not a Magpie library and already holds other files ({shown}); "
                     "choose an empty folder for a new library (nothing was written there)"
                 )
-        LibraryInfo.read(root)  # a damaged pointer is named before anything is created
+        if LibraryInfo.read(root).searcher:  # (a damaged pointer is named here, too)
+            raise LibraryError(
+                f"{root} searches a shared library whose catalogue and vectors are on servers; "
+                f"search it with `magpie search --library {root}`, and index from the "
+                "indexer's own library folder (nothing was changed)")
         _acquire(root)
         try:
             info = LibraryInfo.read(root)

@@ -113,6 +113,11 @@ def test_index_then_a_searcher_on_another_folder_finds_what_was_just_added(
     assert hits and hits[0]["path"].endswith("notes/harbour.txt")
     assert LibraryInfo.read(other).catalogue == cat_url
     assert sorted(p.name for p in other.iterdir()) == ["magpie-library.json"]
+    # it searches; it never indexes (one writer): one clear line, nothing written
+    assert main(["index", str(folder), "--library", str(other), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "searches a shared library" in err[0], err
+    assert sorted(p.name for p in other.iterdir()) == ["magpie-library.json"]
 
     # a searcher that stays open while the indexer adds more
     searcher_lib = Library.open(other, _spec(), readonly=True)
