@@ -106,6 +106,17 @@ class ChunkHit:
 
 
 @dataclass(frozen=True)
+class VectorMeta:
+    """Per-vector attributes a store may keep so filters can be pushed down to it (the
+    catalogue makes them; indexer.vectors re-exports it)."""
+
+    file_id: int
+    kind: str
+    path: str
+    taken_at: float
+
+
+@dataclass(frozen=True)
 class NewChunk:
     ordinal: int
     text: str | None
@@ -681,12 +692,10 @@ class Catalogue:
                 break
         return np.stack(list(picks.values()))
 
-    def vector_meta(self, chunk_ids: Sequence[int]) -> list:
+    def vector_meta(self, chunk_ids: Sequence[int]) -> list[VectorMeta]:
         """One VectorMeta per chunk id, in order, whatever the file's state (a pending file
         keeps its old chunks until they are replaced): what a store that filters on the
         server needs with every `add`."""
-        from indexer.vectors import VectorMeta  # vectors imports this module
-
         ids = [int(i) for i in chunk_ids]
         found: dict[int, VectorMeta] = {}
         for start in range(0, len(ids), 900):

@@ -22,8 +22,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from indexer.catalogue import ChunkHit, FileFilter, FileRow, NewChunk
-from indexer.vectors import VectorMeta
+from indexer.catalogue import ChunkHit, FileFilter, FileRow, NewChunk, VectorMeta
 
 
 @runtime_checkable

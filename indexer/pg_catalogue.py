@@ -50,6 +50,7 @@ from indexer.catalogue import (
     FileRow,
     LibraryTooNew,
     NewChunk,
+    VectorMeta,
     blob_to_vector,
     display_path,
     name_terms,
@@ -555,9 +556,7 @@ class PgCatalogue:
             yield np.array([r[0] for r in rows], dtype=np.int64), \
                 np.stack([blob_to_vector(r[1]) for r in rows])
 
-    def vector_meta(self, chunk_ids: Sequence[int]) -> list:
-        from indexer.vectors import VectorMeta
-
+    def vector_meta(self, chunk_ids: Sequence[int]) -> list[VectorMeta]:
         ids = [int(i) for i in chunk_ids]
         found = {r[0]: VectorMeta(r[1], r[2], r[3], r[4] or 0.0) for r in self._rows(
             "SELECT c.id, f.id, f.kind, f.path, f.taken_at FROM chunks c "
