@@ -315,3 +315,43 @@ def test_a_server_killed_mid_index_then_the_next_run_completes(
         assert cat.counts()["pending"] == 0
     finally:
         cat.close()
+
+
+def test_a_model_migration_fills_a_second_schema_beside_the_first(
+        pg_server, milvus_server, tmp_path):  # noqa: F811
+    """The pinning rule on the servers: a new model gets its own schema and collection; the
+    old pair keeps answering until the switch, and then both still exist, each pinned."""
+    from dataclasses import replace
+
+    from indexer.indexing import Indexer
+    from indexer.library import Library, LibraryInfo
+    from indexer.migrate import migrate
+    from indexer.pg_catalogue import PgCatalogue
+    from indexer.search import Searcher
+    from indexer.specs import TINY_SHAPES
+
+    old_spec = replace(TINY_SHAPES, embed_dim=16)
+    new_spec = replace(TINY_SHAPES, embed_dim=16, pretrained="magpie-shapes-v2")
+    cat_url, store_url = _urls(pg_server, milvus_server)
+    root = tmp_path / "Pictures"
+    _pictures(root, 0, 6)
+    note(root / "kite.md", "the red kite over the beach")
+    old = Library.open(tmp_path / "lib", old_spec, catalogue=cat_url, store=store_url)
+    Indexer(old, FakeEncoder(), workers=0).run([root])
+    during: list[int] = []
+    s = Searcher(old, FakeEncoder())
+    result = migrate(old.root, new_spec, FakeEncoder(), workers=0, batch_size=3, source=old,
+                     on_progress=lambda p: during.append(len(s.search("kite", k=5)))
+                     if p.phase == "embedding" else None)
+    old.close()
+    assert result.switched and during and all(n > 0 for n in during)
+    assert LibraryInfo.read(tmp_path / "lib").active == new_spec.fingerprint()
+    with Library.open(tmp_path / "lib", new_spec) as new:
+        assert new.vectors.count() == 7 and new.catalogue.counts()["chunks"] == 7
+    for spec in (old_spec, new_spec):
+        cat = PgCatalogue(cat_url, spec.fingerprint(), readonly=True)
+        try:
+            assert cat.get_meta("fingerprint") == spec.fingerprint()
+            assert cat.counts()["images"] == 6
+        finally:
+            cat.close()
