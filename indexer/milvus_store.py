@@ -194,6 +194,13 @@ def connect(uri: str, token: str = "", timeout: float = DEFAULT_TIMEOUT) -> Any:
                                     grpc_options=dict(GRPC_OPTIONS))
 
 
+def _is_released(exc: BaseException) -> bool:
+    """Milvus's answer for a collection that exists but is not loaded (code 101)."""
+    text = str(exc).lower()
+    return getattr(exc, "code", None) == 101 or "state 'released'" in text \
+        or "not loaded" in text
+
+
 def _is_unreachable(exc: BaseException) -> bool:
     """Did the call fail because the server could not be reached (vs. refusing the request)?"""
     pm = _pymilvus()
@@ -394,7 +401,26 @@ class MilvusStore:
         except (StoreUnavailable, StoreMismatch):
             raise
         except Exception as exc:
+            if _is_released(exc):
+                # A restarted server (milvus-lite, a standalone) comes back with collections
+                # released: load it again and retry once, as the open did, so a searcher that
+                # outlives a restart keeps working instead of failing every search.
+                return self._reload_then(fn)
             if _is_unreachable(exc):
+                raise StoreUnavailable(
+                    f"cannot reach Milvus at {self.address}: {_reason(exc)}; your progress is "
+                    "saved, run `magpie index` again when it is back"
+                ) from exc
+            raise
+
+    def _reload_then(self, fn: Callable[[], T]) -> T:
+        try:
+            self._client.load_collection(self.collection, timeout=self.timeout)
+            return fn()
+        except (StoreUnavailable, StoreMismatch):
+            raise
+        except Exception as exc:
+            if _is_unreachable(exc) or _is_released(exc):
                 raise StoreUnavailable(
                     f"cannot reach Milvus at {self.address}: {_reason(exc)}; your progress is "
                     "saved, run `magpie index` again when it is back"

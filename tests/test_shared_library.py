@@ -355,3 +355,31 @@ def test_a_model_migration_fills_a_second_schema_beside_the_first(
             assert cat.counts()["images"] == 6
         finally:
             cat.close()
+
+
+def test_a_searcher_outlives_a_restart_that_left_the_collection_released(
+        milvus_server, tmp_path):  # noqa: F811
+    """A restarted Milvus comes back with collections released; a searcher opened before must
+    load it again, not fail every search with "call load() before search" (found by
+    bench/pg_load.py with 16 searchers and Milvus killed)."""
+    from indexer.milvus_store import MilvusStore
+    from indexer.vectors import VectorMeta
+
+    url = milvus_server.url(f"rel{uuid.uuid4().hex[:8]}")
+    writer = MilvusStore.from_url(url, dim=8, fingerprint="0123456789abcdef",
+                                  folder=tmp_path / "w")
+    vecs = np.eye(8, dtype=np.float32)[:3]
+    writer.add(np.array([1, 2, 3]), vecs, [VectorMeta(i, "image", f"/p/{i}.jpg", 0.0)
+                                           for i in (1, 2, 3)])
+    writer.flush()
+    searcher = MilvusStore.from_url(url, dim=8, fingerprint="0123456789abcdef", readonly=True)
+    try:
+        client = milvus_server.client()
+        client.release_collection(searcher.collection)  # what a restart leaves behind
+        client.close()
+        ids, _scores = searcher.knn(vecs[1], 1)
+        assert ids.tolist() == [2]
+    finally:
+        searcher.close()
+        writer.drop()
+        writer.close()
