@@ -84,6 +84,13 @@ def build_parser() -> argparse.ArgumentParser:
     def lib(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--library", metavar="DIR", help="library directory (default: app data)")
 
+    def shared(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--catalogue", metavar="URL",
+                        help="search a shared library: its postgresql:// catalogue (with "
+                        "--vector-store); an empty --library folder remembers both")
+        sp.add_argument("--vector-store", metavar="URL",
+                        help="the shared library's milvus:// vector store (with --catalogue)")
+
     def model(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--model", metavar="NAME", help="pinned model (see `magpie models`)")
         sp.add_argument("--weights", metavar="FILE",
@@ -104,6 +111,10 @@ def build_parser() -> argparse.ArgumentParser:
     ix.add_argument("--vector-store", metavar="URL",
                     help="only when creating a library: hnsw (default) or "
                     "milvus://HOST:PORT/COLLECTION")
+    ix.add_argument("--catalogue", metavar="URL",
+                    help="only when creating a library: the embedded SQLite file (default) or "
+                    "postgresql://USER@HOST:PORT/DB?schema=NAME, shared with searchers on "
+                    "other machines (needs a milvus:// vector store; docs/scaling.md)")
 
     wa = sub.add_parser("watch", help="keep the library in step with its folders until Ctrl+C")
     lib(wa)
@@ -131,6 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     se.add_argument("--explain", action="store_true", help="say what each score means")
     lib(se)
     model(se)
+    shared(se)
 
     st = sub.add_parser("status", help="counts, model, errors", epilog=STATUS_JSON_HELP,
                         formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -243,10 +255,12 @@ def _open(args: argparse.Namespace, *, need_model: bool = True, readonly: bool =
     allow_download = not getattr(args, "offline", False)
     if need_model and not readonly and not (path / POINTER).exists():
         weights_path(spec, weights, allow_download=allow_download)  # verified: remembered
+    store = getattr(args, "vector_store", None)
+    catalogue = getattr(args, "catalogue", None)
     if readonly:
-        library = Library.open(path, spec, readonly=True)
+        library = Library.open(path, spec, readonly=True, catalogue=catalogue, store=store)
     else:
-        library = Library.open(path, spec, store=getattr(args, "vector_store", None))
+        library = Library.open(path, spec, store=store, catalogue=catalogue)
     if not need_model:
         return library, None
     try:

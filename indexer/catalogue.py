@@ -109,6 +109,17 @@ class ChunkHit:
 
 
 @dataclass(frozen=True)
+class VectorMeta:
+    """Per-vector attributes a store may keep so filters can be pushed down to it (the
+    catalogue makes them; indexer.vectors re-exports it)."""
+
+    file_id: int
+    kind: str
+    path: str
+    taken_at: float
+
+
+@dataclass(frozen=True)
 class NewChunk:
     ordinal: int
     text: str | None
@@ -708,7 +719,37 @@ class Catalogue:
             [json.dumps(list(picked))]))
         return np.stack([blob_to_vector(rows[i]) for i in picked])
 
+    def vector_meta(self, chunk_ids: Sequence[int]) -> list[VectorMeta]:
+        """One VectorMeta per chunk id, in order, whatever the file's state (a pending file
+        keeps its old chunks until they are replaced): what a store that filters on the
+        server needs with every `add`."""
+        ids = [int(i) for i in chunk_ids]
+        found: dict[int, VectorMeta] = {}
+        for start in range(0, len(ids), 900):
+            part = ids[start : start + 900]
+            marks = ",".join("?" * len(part))
+            for cid, fid, kind, path, taken_at in self.db.execute(
+                f"SELECT c.id, f.id, f.kind, f.path, f.taken_at FROM chunks c "
+                f"JOIN files f ON f.id = c.file_id WHERE c.id IN ({marks})",
+                part,
+            ):
+                found[cid] = VectorMeta(fid, kind, path, taken_at or 0.0)
+        missing = [i for i in ids if i not in found]
+        if missing:
+            raise RuntimeError(f"chunks {missing[:5]} are not in the catalogue")
+        return [found[i] for i in ids]
+
     # -- counts -----------------------------------------------------------------------------
+    def data_version(self) -> int:
+        """Moves whenever another connection commits (SQLite's data_version: free to read)."""
+        return int(self.db.execute("PRAGMA data_version").fetchone()[0])
+
+    def count_files(self, flt: FileFilter) -> int:
+        """Indexed files the filter allows (a scan: callers cache it on data_version)."""
+        where, args = filter_sql(flt)
+        return int(self.db.execute(f"SELECT COUNT(*) FROM files f WHERE {where}",
+                                   args).fetchone()[0])
+
     def counts(self) -> dict[str, int]:
         q = self.db.execute
         return {

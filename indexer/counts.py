@@ -8,26 +8,26 @@ from __future__ import annotations
 
 import weakref
 
-from indexer.catalogue import Catalogue, FileFilter, filter_sql
+from indexer.catalogue import FileFilter
+from indexer.catalogue_api import CatalogueLike
 
-_cache: weakref.WeakKeyDictionary[Catalogue, dict[FileFilter, tuple[int, int]]] = \
+_cache: weakref.WeakKeyDictionary[CatalogueLike, dict[FileFilter, tuple[int, int]]] = \
     weakref.WeakKeyDictionary()
 
 
-def data_version(catalogue: Catalogue) -> int:
-    return int(catalogue.db.execute("PRAGMA data_version").fetchone()[0])
+def data_version(catalogue: CatalogueLike) -> int:
+    return catalogue.data_version()
 
 
-def count_matching(catalogue: Catalogue, flt: FileFilter) -> int:
+def count_matching(catalogue: CatalogueLike, flt: FileFilter) -> int:
     """Indexed files that the filter allows (all indexed files for an empty filter)."""
     version = data_version(catalogue)
     seen = _cache.setdefault(catalogue, {})
     hit = seen.get(flt)
     if hit is not None and hit[0] == version:
         return hit[1]
-    where, args = filter_sql(flt)
-    row = catalogue.db.execute(f"SELECT COUNT(*) FROM files f WHERE {where}", args).fetchone()
+    count = catalogue.count_files(flt)
     if len(seen) > 64:  # date filters end at "now": each search is a new key
         seen.clear()
-    seen[flt] = (version, int(row[0]))
-    return int(row[0])
+    seen[flt] = (version, count)
+    return count

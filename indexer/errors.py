@@ -25,6 +25,10 @@ class StoreUnavailable(MagpieError, RuntimeError):
     """The vector store cannot be reached; str() says what to do."""
 
 
+class CatalogueUnavailable(MagpieError, RuntimeError):
+    """The catalogue's database server cannot be reached; str() says what to do."""
+
+
 class NotIndexed(MagpieError, KeyError):
     """A folder or file the library does not hold (KeyError for the callers that expect it)."""
 

@@ -24,13 +24,21 @@ import numpy as np
 
 from indexer.atomic import atomic_write_bytes
 from indexer.catalogue import Catalogue
-from indexer.errors import LibraryDamaged, LibraryError, cannot_write_library
+from indexer.catalogue_api import CatalogueLike
+from indexer.errors import (
+    ConfigError,
+    LibraryDamaged,
+    LibraryError,
+    MagpieError,
+    cannot_write_library,
+)
 from indexer.specs import SPECS, ModelSpec
-from indexer.stores import make_store, vector_meta
+from indexer.stores import WatchedStore, make_store, vector_meta
 from indexer.vectors import VectorStore
 
 POINTER = "magpie-library.json"
 FORMAT = 1
+ACK_KEY = "vectors_acked"  # a server catalogue: journal point the vector store holds up to
 
 
 class LibraryInUse(LibraryError):
@@ -151,6 +159,8 @@ class LibraryInfo:
     models: dict[str, dict]
     migration: str | None
     store: str | None = None  # vector store URL; None = embedded hnswlib
+    catalogue: str | None = None  # catalogue URL; None = the embedded SQLite file
+    searcher: bool = False  # joined a shared library to search it; its indexer is elsewhere
 
     @classmethod
     def read(cls, root: Path) -> LibraryInfo:
@@ -171,11 +181,15 @@ class LibraryInfo:
         if data.get("format", 0) > FORMAT:
             raise LibraryError(f"{root} was made by a newer Magpie; update Magpie to open it")
         return cls(data.get("active"), data.get("models", {}), data.get("migration"),
-                   data.get("store"))
+                   data.get("store"), data.get("catalogue"), data.get("searcher", False))
 
     def write(self, root: Path) -> None:
         data = {"format": FORMAT, "active": self.active, "models": self.models,
                 "migration": self.migration, "store": self.store}
+        if self.catalogue is not None:  # older builds read a pointer without it unchanged
+            data["catalogue"] = self.catalogue
+        if self.searcher:
+            data["searcher"] = True
         atomic_write_bytes(root / POINTER, json.dumps(data, indent=2).encode())
 
     def active_name(self) -> str | None:
@@ -188,9 +202,11 @@ def _pointer_problem(data: object) -> str | None:
         return f"does not hold a JSON object (it holds {type(data).__name__})"
     fields: dict[str, type | tuple[type, ...]] = {
         "format": int, "active": (str, type(None)), "models": dict,
-        "migration": (str, type(None)), "store": (str, type(None))}
+        "migration": (str, type(None)), "store": (str, type(None)),
+        "catalogue": (str, type(None)), "searcher": bool}
     for name, kind in fields.items():
-        if name in data and (not isinstance(data[name], kind) or isinstance(data[name], bool)):
+        if name in data and (not isinstance(data[name], kind)
+                             or (isinstance(data[name], bool) and kind is not bool)):
             return f"has a malformed {name!r} field ({data[name]!r})"
     models = data.get("models", {})
     if not all(isinstance(k, str) and isinstance(v, dict) for k, v in models.items()):
@@ -199,6 +215,46 @@ def _pointer_problem(data: object) -> str | None:
         if data.get(name) is not None and data[name] not in models:
             return f"names a {name} model {data[name]!r} it does not describe"
     return None
+
+
+def check_shared(url: str | None, store: str | None) -> None:
+    """A server catalogue is for a library many machines search, so its vectors must be on a
+    server too (an hnswlib index lives in one library folder)."""
+    if url is None:
+        return
+    if not url.startswith(("postgresql://", "postgres://")):
+        raise ConfigError(f"unknown catalogue {url!r}; use postgresql://USER@HOST:PORT/DB "
+                          "(or leave it out for the embedded SQLite catalogue)")
+    if not store or store == "hnsw":
+        raise ConfigError("a postgresql:// catalogue is shared by several machines, so the "
+                          "vectors must be shared too: add --vector-store "
+                          "milvus://HOST:PORT/COLLECTION")
+
+
+def open_catalogue(url: str | None, folder: Path, fingerprint: str, store: str | None, *,
+                   readonly: bool, create: bool) -> CatalogueLike:
+    """The SQLite file in the model's folder, or the model's schema in a PostgreSQL server."""
+    if url is None:
+        return Catalogue(folder / "catalogue.sqlite", readonly=readonly, create=create)
+    check_shared(url, store)
+    from indexer.pg_catalogue import PgCatalogue  # optional dependency
+
+    return PgCatalogue(url, fingerprint, readonly=readonly, create=create and not readonly)
+
+
+def _join_shared(root: Path, spec: ModelSpec, catalogue: str, store: str | None) -> LibraryInfo:
+    """What makes an empty folder a searcher of a shared library: the pointer names the model
+    and the two URLs; every answer comes from the servers. Written by the caller once the
+    servers answered."""
+    check_shared(catalogue, store)
+    if root.exists() and not root.is_dir():
+        raise LibraryError(f"{root} is not a folder; choose a library folder with --library")
+    others = foreign_entries(root)
+    if others:
+        raise NotALibrary(f"{root} is not a Magpie library and already holds other files; "
+                          "choose an empty folder for a searcher of a shared library")
+    fp = spec.fingerprint()
+    return LibraryInfo(fp, {fp: model_record(spec)}, None, store, catalogue, searcher=True)
 
 
 def model_record(spec: ModelSpec) -> dict:
@@ -240,9 +296,12 @@ class Library:
         store: str | None = None,
         readonly: bool = False,
         create: bool = False,
+        catalogue: str | None = None,
     ) -> None:
         """create: this model is new to the library, so its catalogue may be made here; else
-        a missing or empty catalogue is damage, named and never silently replaced."""
+        a missing or empty catalogue is damage, named and never silently replaced.
+        catalogue: a postgresql:// URL keeps the catalogue in a server (shared by searchers on
+        other machines; needs a server vector store too); None is the SQLite file."""
         self.root = root
         self.spec = spec
         self.readonly = readonly
@@ -251,13 +310,13 @@ class Library:
         if create and not readonly:
             self.folder.mkdir(parents=True, exist_ok=True)
         self.is_migration_target = target
-        self.catalogue = Catalogue(self.folder / "catalogue.sqlite", readonly=readonly,
-                                   create=create)
+        self.catalogue_url = catalogue
+        self.catalogue: CatalogueLike = open_catalogue(
+            catalogue, self.folder, self.fingerprint, store, readonly=readonly, create=create)
         recorded = self.catalogue.get_meta("fingerprint")
         if recorded is None and (readonly or not create):
             self.catalogue.close()
-            raise LibraryDamaged(self.folder / "catalogue.sqlite",
-                                 "does not record which model made it")
+            raise LibraryDamaged(self.catalogue.path, "does not record which model made it")
         if recorded is None:
             self.catalogue.set_meta("fingerprint", self.fingerprint)
             self.catalogue.set_meta("model", json.dumps(model_record(spec)))
@@ -267,11 +326,22 @@ class Library:
         self._readers = threading.local()
         self._reader_list: list[Catalogue] = []
         self.store_url = store
-        self.vectors: VectorStore = make_store(
-            store, self.folder, spec.embed_dim, self.fingerprint, self._allowed_ids,
-            readonly=readonly, stored_vectors=self._stored_vectors,
-        )
-        self.reconcile()
+        try:
+            self.vectors: VectorStore = make_store(
+                store, self.folder, spec.embed_dim, self.fingerprint, self._allowed_ids,
+                readonly=readonly, stored_vectors=self._stored_vectors,
+            )
+        except BaseException:
+            self.catalogue.close()
+            raise
+        if catalogue is not None and not readonly:
+            self.vectors = WatchedStore(self.vectors)
+        try:
+            self.reconcile()
+        except BaseException:
+            self.vectors.close()
+            self.catalogue.close()
+            raise
 
     # -- opening ----------------------------------------------------------------------------
     @classmethod
@@ -284,9 +354,12 @@ class Library:
         store: str | None = None,
         readonly: bool = False,
         allow_non_empty: bool = False,
+        catalogue: str | None = None,
     ) -> Library:
-        """Open (or create) a library. `store` is only used when creating it; an existing
-        library always uses the vector store it was created with.
+        """Open (or create) a library. `store` and `catalogue` are only used when creating
+        it; an existing library always uses the vector store and catalogue it was created with.
+        A readonly open of a folder that is no library yet, given both URLs, makes it a
+        searcher of that shared library (the folder remembers the URLs, nothing else).
 
         readonly: no lock, nothing written (the vector store catches up in memory only), so
         a search can run while another process indexes (SQLite WAL readers see committed
@@ -294,7 +367,7 @@ class Library:
         """
         root = Path(root).expanduser().absolute()
         if readonly:
-            return cls._open_readonly(root, spec)
+            return cls._open_readonly(root, spec, catalogue, store)
         if not root.exists():
             if not create:
                 raise LibraryError(f"no library at {root}")
@@ -314,7 +387,11 @@ class Library:
                     f"{root} is not a Magpie library and already holds other files ({shown}); "
                     "choose an empty folder for a new library (nothing was written there)"
                 )
-        LibraryInfo.read(root)  # a damaged pointer is named before anything is created
+        if LibraryInfo.read(root).searcher:  # (a damaged pointer is named here, too)
+            raise LibraryError(
+                f"{root} searches a shared library whose catalogue and vectors are on servers; "
+                f"search it with `magpie search --library {root}`, and index from the "
+                "indexer's own library folder (nothing was changed)")
         _acquire(root)
         try:
             info = LibraryInfo.read(root)
@@ -333,15 +410,22 @@ class Library:
                 info.active = fp
                 info.models[fp] = model_record(spec)
                 info.store = store
+                info.catalogue = catalogue
+                check_shared(catalogue, store)
                 info.write(root)
             elif store is not None and store != info.store:
                 raise LibraryError(
                     f"library {root} keeps its vectors in {info.store or 'hnsw'}; "
                     f"it cannot be switched to {store}"
                 )
+            elif catalogue is not None and catalogue != info.catalogue:
+                raise LibraryError(
+                    f"library {root} keeps its catalogue in {info.catalogue or 'SQLite'}; "
+                    f"it cannot be switched to {catalogue}"
+                )
             elif info.active != fp:
                 raise _mismatch(root, info, spec)
-            library = cls(root, spec, store=info.store, create=new)
+            library = cls(root, spec, store=info.store, create=new, catalogue=info.catalogue)
             _stamp(root)
             return library
         except BaseException:
@@ -349,10 +433,17 @@ class Library:
             raise
 
     @classmethod
-    def _open_readonly(cls, root: Path, spec: ModelSpec | None) -> Library:
+    def _open_readonly(cls, root: Path, spec: ModelSpec | None, catalogue: str | None = None,
+                       store: str | None = None) -> Library:
         info = LibraryInfo.read(root)
+        joining = info.active is None and catalogue is not None and spec is not None
+        if joining:
+            info = _join_shared(root, spec, catalogue, store)
         if info.active is None:
             raise LibraryError(f"no library at {root} yet; run `magpie index FOLDER` first")
+        if catalogue is not None and catalogue != info.catalogue:
+            raise LibraryError(f"library {root} keeps its catalogue in "
+                               f"{info.catalogue or 'SQLite'}, not {catalogue}")
         spec = spec or spec_for_library(root)
         if spec is None:
             raise LibraryError(
@@ -361,7 +452,15 @@ class Library:
             )
         if spec.fingerprint() != info.active:
             raise _mismatch(root, info, spec)
-        return cls(root, spec, store=info.store, readonly=True)
+        library = cls(root, spec, store=info.store, readonly=True, catalogue=info.catalogue)
+        if joining:  # written once the servers answered: a failed join leaves nothing
+            try:
+                root.mkdir(parents=True, exist_ok=True)
+                info.write(root)
+            except OSError as exc:
+                library.close()
+                raise cannot_write_library(root, exc) from None
+        return library
 
     @classmethod
     def open_migration_target(cls, root: Path, spec: ModelSpec) -> Library:
@@ -379,7 +478,7 @@ class Library:
                 info.migration = fp
                 info.models[fp] = model_record(spec)
                 info.write(root)
-            library = cls(root, spec, target=True, store=info.store,
+            library = cls(root, spec, target=True, store=info.store, catalogue=info.catalogue,
                           create=not (started and (root / "models" / fp).is_dir()))
             _stamp(root)
             return library
@@ -399,6 +498,11 @@ class Library:
 
     def close(self) -> None:
         try:
+            if isinstance(self.vectors, WatchedStore):
+                try:
+                    self._acknowledge()
+                except MagpieError:  # a server is down: the next open replays from the last
+                    pass             # acknowledged point instead
             self.vectors.close()
             self.catalogue.close()
             for cat in self._reader_list:
@@ -416,6 +520,8 @@ class Library:
     # -- consistency ------------------------------------------------------------------------
     def reconcile(self) -> tuple[int, int]:
         """Make the vector store agree with SQLite (the truth): add missing, drop extra."""
+        if self.catalogue_url is not None:
+            return self._reconcile_journal()
         sql_ids = self.catalogue.chunk_ids()
         live = self.vectors.ids()
         missing = np.setdiff1d(sql_ids, live)
@@ -430,14 +536,73 @@ class Library:
             self.vectors.flush()
         return len(missing), len(extra)
 
+    def _reconcile_journal(self) -> tuple[int, int]:
+        """A server catalogue: replay only the changes after the point the vector store last
+        acknowledged (a journal range, never a listing of every id). Searchers replay
+        nothing: the one indexer keeps the shared store complete, and a chunk the store still
+        lacks is simply not found until it does."""
+        if self.readonly:
+            return 0, 0
+        cat = self.catalogue
+        point = int(cat.get_meta(ACK_KEY) or 0)
+        if point and self.vectors.count() == 0 and cat.counts()["chunks"]:
+            return self._resend_everything()  # an emptied or replaced collection
+        added = removed = 0
+        while True:
+            upto, new, gone = cat.changes_since(point)
+            if upto == point:
+                break
+            if len(gone):
+                self.vectors.delete(gone)
+            for start in range(0, len(new), 8192):
+                part = new[start : start + 8192]
+                self.vectors.add(part, cat.vectors_for(part.tolist(), self.spec.embed_dim),
+                                 vector_meta(cat, part))
+            added, removed, point = added + len(new), removed + len(gone), upto
+        self.vectors.flush()
+        self._acknowledge(point)
+        return added, removed
+
+    def _resend_everything(self) -> tuple[int, int]:
+        head = self.catalogue.journal_head()
+        n = 0
+        for ids, vecs in self.catalogue.iter_vectors(8192):
+            self.vectors.add(ids, vecs, vector_meta(self.catalogue, ids))
+            n += len(ids)
+        self.vectors.flush()
+        self._acknowledge(head)
+        return n, 0
+
+    def _acknowledge(self, point: int | None = None) -> None:
+        """Record that the vector store holds every change up to `point` (default: all so
+        far), and forget the journal before it. Nothing is acknowledged after a store
+        failure in this session: the next open replays from the last good point."""
+        store = self.vectors
+        if isinstance(store, WatchedStore) and store.failed:
+            return
+        if point is None:
+            point = self.catalogue.journal_head()
+            try:
+                store.flush()
+            except Exception:  # noqa: BLE001 - closing: the next open replays instead
+                return
+            if store.failed:
+                return
+        if point > int(self.catalogue.get_meta(ACK_KEY) or 0):
+            self.catalogue.set_meta(ACK_KEY, str(point))
+            self.catalogue.prune_journal(point)
+
     def _allowed_ids(self, flt, among: np.ndarray | None = None) -> np.ndarray:
         return self.reader().chunk_ids_matching(flt, among)
 
     def _stored_vectors(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return self.reader().stored_vectors(ids, self.spec.embed_dim)
 
-    def reader(self) -> Catalogue:
-        """A per-thread read connection: searches see committed batches only, never half."""
+    def reader(self) -> CatalogueLike:
+        """A per-thread read connection: searches see committed batches only, never half.
+        A server catalogue is thread-safe itself (a pool of read-only connections)."""
+        if self.catalogue_url is not None:
+            return self.catalogue
         cat = getattr(self._readers, "cat", None)
         if cat is None:
             cat = Catalogue(self.folder / "catalogue.sqlite", readonly=True)

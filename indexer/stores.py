@@ -11,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from indexer.catalogue import Catalogue, FileFilter
+from indexer.catalogue import FileFilter
+from indexer.catalogue_api import CatalogueLike
 from indexer.errors import ConfigError, StoreUnavailable
 from indexer.vectors import HnswStore, VectorMeta, VectorStore
 
@@ -40,22 +41,40 @@ def make_store(
     raise ConfigError(f"unknown vector store {url!r}; use hnsw or milvus://HOST:PORT/COLLECTION")
 
 
-def vector_meta(catalogue: Catalogue, chunk_ids: Sequence[int]) -> list[VectorMeta]:
+def vector_meta(catalogue: CatalogueLike, chunk_ids: Sequence[int]) -> list[VectorMeta]:
     """One VectorMeta per chunk id, in order, whatever the file's state (a pending file keeps
     its old chunks until they are replaced). A store that filters on the server needs these
     with every `add`, including the vectors `Library.reconcile()` re-sends."""
-    ids = [int(i) for i in chunk_ids]
-    found: dict[int, VectorMeta] = {}
-    for start in range(0, len(ids), 900):
-        part = ids[start : start + 900]
-        marks = ",".join("?" * len(part))
-        for cid, fid, kind, path, taken_at in catalogue.db.execute(
-            f"SELECT c.id, f.id, f.kind, f.path, f.taken_at FROM chunks c "
-            f"JOIN files f ON f.id = c.file_id WHERE c.id IN ({marks})",
-            part,
-        ):
-            found[cid] = VectorMeta(fid, kind, path, taken_at or 0.0)
-    missing = [i for i in ids if i not in found]
-    if missing:
-        raise RuntimeError(f"chunks {missing[:5]} are not in the catalogue")
-    return [found[i] for i in ids]
+    return catalogue.vector_meta(chunk_ids)
+
+
+class WatchedStore:
+    """A vector store that remembers whether any write to it failed in this session.
+
+    Only a library with a server catalogue uses it: there the catalogue's change journal is
+    acknowledged at close ("the store holds every change up to here"), which is true only if
+    no `add`, `delete` or `flush` failed since the open, even when the server answers again
+    by then. Every other call goes straight to the store."""
+
+    def __init__(self, store: VectorStore) -> None:
+        self._store = store
+        self.failed = False
+
+    def __getattr__(self, name: str):
+        return getattr(self._store, name)
+
+    def _watch(self, fn: Callable, *args):
+        try:
+            return fn(*args)
+        except BaseException:
+            self.failed = True
+            raise
+
+    def add(self, ids, vectors, meta) -> None:
+        self._watch(self._store.add, ids, vectors, meta)
+
+    def delete(self, ids) -> None:
+        self._watch(self._store.delete, ids)
+
+    def flush(self) -> None:
+        self._watch(self._store.flush)

@@ -16,18 +16,8 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from indexer.atomic import atomic_write_many, expect_size
-from indexer.catalogue import FileFilter
+from indexer.catalogue import FileFilter, VectorMeta  # VectorMeta: defined beside the rows
 from indexer.errors import MagpieError
-
-
-@dataclass(frozen=True)
-class VectorMeta:
-    """Per-vector attributes a store may keep so filters can be pushed down to it."""
-
-    file_id: int
-    kind: str
-    path: str
-    taken_at: float
 
 
 class StoreMismatch(MagpieError, RuntimeError):

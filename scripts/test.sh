@@ -3,7 +3,7 @@
 # MAGPIE_LONG=1 also runs the long tests (the full SIGKILL loop).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh test,milvus
+scripts/setup.sh test,milvus,postgres
 export QT_QPA_PLATFORM="${QT_QPA_PLATFORM:-offscreen}"
 .venv/bin/lint-imports
 exec .venv/bin/python -m pytest "$@"
