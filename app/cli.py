@@ -53,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     ix.add_argument("--workers", type=int, help="decode processes (default: automatic)")
     ix.add_argument("--batch-size", type=int, help="images per model batch (default: automatic)")
     ix.add_argument("--quiet", action="store_true", help="no progress bar")
+    ix.add_argument("--no-ocr", action="store_true",
+                    help="do not read the words in pictures (the setting `ocr` does the same)")
     ix.add_argument("--vector-store", metavar="URL",
                     help="only when creating a library: hnsw (default) or "
                     "milvus://HOST:PORT/COLLECTION")
@@ -218,10 +220,11 @@ class _Bar:
         bar = self.bar
         if bar is None:
             return
-        if p.phase == "embedding":
-            if bar.total != p.total:
+        if p.phase in ("embedding", "reading text"):
+            if bar.total != p.total or getattr(self, "phase", None) != p.phase:
+                self.phase = p.phase
                 bar.reset(total=p.total)
-                bar.set_description("embedding")
+                bar.set_description(p.phase)
             bar.n = p.done
             bar.set_postfix(errors=p.errors, refresh=False)
             bar.refresh()
@@ -235,6 +238,7 @@ class _Bar:
 
 
 def cmd_index(args: argparse.Namespace) -> int:
+    from app.settings import Settings
     from app.wiring import tuning_for
     from indexer.indexing import Indexer
 
@@ -254,6 +258,7 @@ def cmd_index(args: argparse.Namespace) -> int:
             batch_size=args.batch_size or tune.batch_size,
             on_progress=on_progress,
             on_error=lambda e: errors.append(f"{e.path}: {e.reason}"),
+            ocr=not args.no_ocr and Settings.load().ocr,
         )
         report = indexer.run(args.paths or None)
     finally:
@@ -334,11 +339,17 @@ def cmd_status(args: argparse.Namespace) -> int:
               f"({counts['chunks']} vectors, {library.vectors.count()} in index)")
         print(f"pending   {counts['pending']}")
         print(f"errors    {counts['errors']}")
+        text = cat.ocr_counts()
+        if text["images"]:
+            seen = text["images"] - text["pending"]
+            print(f"text      read {seen} of {text['images']} pictures "
+                  f"({100 * seen // text['images']}%): words in {text['with_text']}, "
+                  f"none in {text['without_text']}, {text['errors']} failed")
         counts_by_root = cat.root_counts()
         for rid, rpath in cat.roots():
             print(f"root      {rpath}  ({counts_by_root.get(rid, 0)} items)")
         if args.errors:
-            for p, reason in cat.errors():
+            for p, reason in cat.errors() + cat.ocr_errors():
                 print(f"error     {p}: {reason}")
     finally:
         library.close()

@@ -52,6 +52,7 @@ class Settings:
     weights: dict[str, str] = field(default_factory=dict)  # model name -> local weights file
     workers: int = 0  # 0 = automatic
     batch_size: int = 0  # 0 = automatic
+    ocr: bool = True  # read the words in pictures (after embedding) so they can be searched
 
     @staticmethod
     def path() -> Path:

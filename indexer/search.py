@@ -16,6 +16,7 @@ import numpy as np
 from indexer.catalogue import ChunkHit, FileFilter
 from indexer.decode import DecodeError, load_image
 from indexer.library import Library
+from indexer.ocr import fold
 from indexer.pipeline import EncoderLike
 from indexer.query import QueryError, Term, keyword_text, parse_query
 from indexer.vectors import matvec
@@ -284,6 +285,28 @@ class Searcher:
             )
         return out
 
+    def ocr_ranking(
+        self, text: str, k: int, flt: FileFilter | None = None
+    ) -> list[SearchResult]:
+        """Pictures whose read text holds the query's words; the matching line is the snippet.
+        Query words are taken as typed ("42.50", "RE16"), folded like the read text."""
+        words = [fold(w) for w in text.split() if w.lower().strip(".,;:!?") not in _STOPWORDS]
+        words = [w for w in words if len(w) >= 3]
+        if not words:
+            return []
+        reader = self.library.reader()
+        hits = reader.ocr_search(words, flt or FileFilter(), k)
+        if hits and hits[0].matched == len(set(words)):  # like names: all words, else any
+            hits = [h for h in hits if h.matched == len(set(words))]
+        files = reader.files_by_ids([h.file_id for h in hits])
+        out = []
+        for h in hits:
+            f = files.get(h.file_id)
+            if f is not None:
+                out.append(SearchResult(h.file_id, f.path, os.fsdecode(f.path_raw), f.kind, 0.0,
+                                        h.line, f.taken_at, keyword=True))
+        return out
+
     def search(
         self,
         text: str | None = None,
@@ -310,6 +333,9 @@ class Searcher:
             vec_results = self.vector_ranking(v, _depth(k) if mode == "hybrid" else k, flt)
         if mode != "vector" and text:
             kw_results = self.keyword_ranking(text, _depth(k) if mode == "hybrid" else k, flt)
+            # words read in pictures join the keyword side (OCR; see ocr_ranking)
+            kw_results = merge_keyword_rankings(
+                kw_results, self.ocr_ranking(text, _depth(k) if mode == "hybrid" else k, flt))
         if mode == "vector":
             return vec_results[:k]
         if mode == "keyword":
@@ -414,4 +440,24 @@ def fuse(
             )
         else:
             merged[r.file_id] = replace(r, fused=bonus)
+    return sorted(merged.values(), key=lambda r: -r.fused)
+
+
+def merge_keyword_rankings(
+    names_notes: list[SearchResult], read_text: list[SearchResult]
+) -> list[SearchResult]:
+    """One keyword ranking from two: names/notes (BM25) and words read in pictures (OCR),
+    by reciprocal rank fusion. A picture found both ways shows the line read in it."""
+    if not read_text:
+        return names_notes
+    merged: dict[int, SearchResult] = {}
+    for ranking in (names_notes, read_text):
+        for rank, r in enumerate(ranking):
+            bonus = 1.0 / (RRF_K + rank + 1)
+            m = merged.get(r.file_id)
+            if m is None:
+                merged[r.file_id] = replace(r, fused=bonus)
+            else:
+                merged[r.file_id] = replace(m, fused=m.fused + bonus,
+                                            snippet=r.snippet or m.snippet)
     return sorted(merged.values(), key=lambda r: -r.fused)
