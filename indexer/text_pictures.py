@@ -143,3 +143,28 @@ def word_found(word: str, read_lines: list[str]) -> bool:
 def word_exact(word: str, read_lines: list[str]) -> bool:
     """Stricter: the word appears as a whole, space-separated word, exactly as drawn."""
     return any(word in line.split() for line in read_lines)
+
+
+def draw_lines(lines: list[str], font: str | None, size: int, *, rotation: int = 0,
+               dark: bool = False, noise: float = 4.0, blur: float = 0.5) -> TextPicture:
+    """Given lines of text, drawn plainly (the tests' pictures): ink on paper, or light on
+    dark; turned `rotation` degrees counter-clockwise."""
+    f = load_font(font, size)
+    probe = ImageDraw.Draw(Image.new("L", (1, 1)))
+    boxes = [probe.textbbox((0, 0), ln, font=f) for ln in lines]
+    pad = max(12, size)
+    step = int(size * 1.7)
+    im = Image.new("RGB", (max(b[2] for b in boxes) + 2 * pad, step * len(lines) + 2 * pad),
+                   (25, 30, 40) if dark else (250, 250, 245))
+    d = ImageDraw.Draw(im)
+    for i, ln in enumerate(lines):
+        d.text((pad, pad + i * step), ln, font=f, fill=(240, 240, 240) if dark else (20, 20, 20))
+    if blur:
+        im = im.filter(ImageFilter.GaussianBlur(blur))
+    if noise:
+        arr = np.asarray(im, dtype=np.float32)
+        arr += np.random.default_rng(0).normal(0, noise, arr.shape)
+        im = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
+    if rotation:
+        im = im.rotate(rotation, expand=True)
+    return TextPicture(im, tuple(lines))
