@@ -55,6 +55,7 @@ class OcrPass:
         gate: Gate | None = None,
         reader: Reader | None = None,
         loader: Loader | None = None,
+        full_loader: Loader | None = None,
         identity: str | None = None,
     ) -> None:
         self.cat = catalogue
@@ -63,7 +64,10 @@ class OcrPass:
         self.on_error = on_error or (lambda e: None)
         self.gate = gate or ocr.has_text
         self.reader = reader or ocr.read_words
-        self.loader = loader or ocr.load_for_ocr
+        # the first look decodes small (a JPEG decodes at 1/4 or 1/8 scale: cheap); only a
+        # picture with text is decoded again at reading size
+        self.loader = loader or (lambda path: ocr.load_for_ocr(path, ocr.GATE_SIDE))
+        self.full_loader = full_loader or (lambda path: ocr.load_for_ocr(path, ocr.READ_SIDE))
         self.identity = identity or ocr.engine_identity()
 
     def run(self) -> OcrReport:
@@ -129,7 +133,7 @@ class OcrPass:
             pixels = job.result()
             if not self.gate(pixels):
                 return (file_id, digest, "none", None, [])
-            lines = self.reader(pixels)
+            lines = self.reader(self.full_loader(path))
         except ocr.OcrUnavailable:
             raise
         except DecodeError as exc:

@@ -234,7 +234,7 @@ class Calls:
 
 def _pass(cat, calls, control=None, **kw) -> OcrPass:
     return OcrPass(cat, control=control, gate=calls.gate, reader=calls.reader,
-                   loader=calls.loader, identity="test-engine", **kw)
+                   loader=calls.loader, full_loader=calls.loader, identity="test-engine", **kw)
 
 
 def test_pass_is_cancellable_and_resumes_where_it_stopped(cat):
