@@ -45,6 +45,7 @@ PHASES = {
     "scanning": "Looking for files",
     "hashing": "Checking what changed",
     "embedding": "Indexing",
+    "reading text": "Reading text in pictures",
     "saving": "Saving",
     "done": "Finishing",
 }
@@ -546,7 +547,7 @@ class Controller(QObject):
                                               self.settings)
             indexer = Indexer(self.library, self.encoder, control=control, workers=tune.workers,
                               batch_size=tune.batch_size, on_progress=on_progress,
-                              on_error=on_error)
+                              on_error=on_error, ocr=self.settings.ocr)
             return indexer.run(roots)
 
         job = self.runner.submit(Job("index", title, fn, needs_model=True,
