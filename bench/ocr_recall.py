@@ -96,8 +96,10 @@ def main() -> None:
     for r in rows:
         r["size_rot"] = f"{r['size']:>3}px {r['rot']:>3}deg"
         r["font_size"] = f"{r['font']} {r['size']:>3}px"
+        r["font_rot"] = f"{r['font']} {r['rot']:>3}deg"
     table(rows, "font_size", "word recall per font and type size (all rotations)")
     table(rows, "size_rot", "word recall per type size and rotation (all fonts)")
+    table(rows, "font_rot", "word recall per font and rotation (all sizes)")
     table(rows, "kind", "word recall per kind of picture")
     big = [r for r in rows if r["size"] >= 20]
     words = sum(r["words"] for r in big)
