@@ -35,8 +35,9 @@ MODEL_SHA256 = {
 }
 # The first look: detector only, longest side this many pixels. Measured on a 12 MP photo
 # (one thread, CPU seconds): 640 px 0.18 s, 480 px 0.065 s, 384 px 0.03 s, against ~0.4 s to
-# decode and embed it with ViT-B-32; 480 keeps 20 px UI text of a 1080p screenshot visible.
-GATE_SIDE = 480
+# decode and embed it with ViT-B-32. 480 missed the 11 px UI text of 1080p screenshots
+# (bench/ocr_cost.py's), 640 sees it: 640 until a cheaper gate is measured for both.
+GATE_SIDE = 640
 READ_SIDE = 2000  # the full read: longest side capped here (RapidOCR's own default)
 MIN_SCORE = 0.5  # recogniser confidence below this is dropped as noise
 # Bump when the reading procedure changes in a way that changes the text (rotation tries…):
