@@ -1,7 +1,9 @@
 """The `magpie` command line: the same core as the window, for headless use and for tests.
 
-Every failure a person can cause (no weights, wrong model, bad path, library in use) ends
-with one clear line on stderr and exit status 2, never a traceback.
+Every failure a person can cause (no weights, wrong model, bad path, library in use, a
+damaged library) is a MagpieError and ends with one clear message on stderr and exit status 2.
+Anything else is a bug: one line "internal error: … (details in LOGFILE)", exit status 70, the
+traceback in a log file under the app's cache dir (MAGPIE_DEBUG=1 shows it on the terminal).
 """
 from __future__ import annotations
 
@@ -10,14 +12,64 @@ import datetime as dt
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
-EXIT_USAGE = 2
+from app.terminal import terminal_safe
+from indexer.errors import MagpieError, user_message
+
+EXIT_USAGE = 2  # the user can fix it: the message says how
+EXIT_INTERNAL = 70  # a bug (EX_SOFTWARE): the traceback is in the crash log
+
+__all__ = ["main", "build_parser", "user_message", "UserError", "EXIT_USAGE", "EXIT_INTERNAL"]
 
 
-class UserError(Exception):
-    """Message for the user, printed without a traceback."""
+class UserError(MagpieError):
+    """A bad argument or path on the command line, printed without a traceback."""
+
+
+MAX_K = 10_000
+
+SEARCH_JSON_HELP = """\
+--json prints one JSON object per line (JSON Lines), one per result, in rank order:
+  rank (int), path (str), kind ("image" | "note"), score (float, cosine similarity),
+  z (float, above a typical item of its kind), standout (bool, above the cutoff),
+  keyword (bool, matched by words), taken_at (float unix seconds | null),
+  snippet (str | null, the matching passage of a note, or the line read in a picture),
+  in_text (bool, the words were found in the text read in the picture),
+  text_marks (list of boxes, each four [x, y] corners as fractions of the upright picture's
+  width and height: where the words are; [] when not in_text).
+Paths are exact: bytes that are not UTF-8 appear as \\udcXX escapes (Python's os.fsdecode).
+The summary line goes to stderr. No results: no lines."""
+
+STATUS_JSON_HELP = """\
+--json prints one JSON object per line (JSON Lines); "type" says which:
+  {"type": "library", "path", "model", "fingerprint", "migration" (str | null), "images",
+   "notes", "vectors", "in_index", "pending", "errors"}   (first line, always)
+  {"type": "text", "pictures", "read", "with_text", "without_text", "failed", "pending"}
+                                                        (words read in pictures; if any)
+  {"type": "root", "path", "items"}                     (one per indexed folder)
+  {"type": "error", "path", "reason"}                   (with --errors, one per failure)"""
+
+
+def _count(text: str) -> int:
+    """-k: a whole number of results from 1 to MAX_K (a huge one would overflow SQLite)."""
+    try:
+        k = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if not 1 <= k <= MAX_K:
+        raise argparse.ArgumentTypeError(f"must be from 1 to {MAX_K}, not {text}")
+    return k
+
+
+def _positive(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if not 1 <= n <= 1_000_000:
+        raise argparse.ArgumentTypeError(f"must be a positive whole number, not {text}")
+    return n
 
 
 def _date(text: str) -> float:
@@ -50,8 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
     ix.add_argument("paths", nargs="*", metavar="PATH", help="folders; none = rescan all roots")
     lib(ix)
     model(ix)
-    ix.add_argument("--workers", type=int, help="decode processes (default: automatic)")
-    ix.add_argument("--batch-size", type=int, help="images per model batch (default: automatic)")
+    ix.add_argument("--workers", type=_positive, help="decode processes (default: automatic)")
+    ix.add_argument("--batch-size", type=_positive,
+                    help="images per model batch (default: automatic)")
     ix.add_argument("--quiet", action="store_true", help="no progress bar")
     ix.add_argument("--no-ocr", action="store_true",
                     help="do not read the words in pictures (the setting `ocr` does the same)")
@@ -59,10 +112,20 @@ def build_parser() -> argparse.ArgumentParser:
                     help="only when creating a library: hnsw (default) or "
                     "milvus://HOST:PORT/COLLECTION")
 
-    se = sub.add_parser("search", help="search by text and/or image")
+    wa = sub.add_parser("watch", help="keep the library in step with its folders until Ctrl+C")
+    lib(wa)
+    model(wa)
+    wa.add_argument("--quiet-seconds", type=float, default=1.0, metavar="S",
+                    help="index a batch of changes once the folders have been quiet this long")
+    wa.add_argument("--no-ocr", action="store_true",
+                    help="do not read the words in pictures (the setting `ocr` does the same)")
+
+    se = sub.add_parser("search", help="search by text and/or image", epilog=SEARCH_JSON_HELP,
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
     se.add_argument("query", nargs="?", help='text, or arithmetic like "beach:2 + sunset - people"')
     se.add_argument("--image", metavar="FILE", help="search by an image")
-    se.add_argument("-k", type=int, default=20, help="number of results (default 20)")
+    se.add_argument("-k", type=_count, default=20,
+                    help=f"number of results, 1 to {MAX_K} (default 20)")
     se.add_argument("--mode", choices=["hybrid", "vector", "keyword"], default="hybrid")
     se.add_argument("--in", dest="folders", action="append", metavar="FOLDER",
                     help="only under this folder (repeatable)")
@@ -70,15 +133,19 @@ def build_parser() -> argparse.ArgumentParser:
     se.add_argument("--after", type=_date, metavar="YYYY-MM-DD")
     se.add_argument("--before", type=_date, metavar="YYYY-MM-DD")
     se.add_argument("--sort", choices=["relevance", "date"], default="relevance")
-    se.add_argument("--json", action="store_true", help="machine-readable output")
+    se.add_argument("--json", action="store_true",
+                    help="one JSON object per result line (format below)")
     se.add_argument("--all", action="store_true",
                     help="show all k results, not only those that stand out")
     se.add_argument("--explain", action="store_true", help="say what each score means")
     lib(se)
     model(se)
 
-    st = sub.add_parser("status", help="counts, model, errors")
+    st = sub.add_parser("status", help="counts, model, errors", epilog=STATUS_JSON_HELP,
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
     st.add_argument("--errors", action="store_true", help="list every file that failed")
+    st.add_argument("--json", action="store_true",
+                    help="one JSON object per line (format below)")
     lib(st)
 
     sub.add_parser("models", help="list the pinned models")
@@ -97,8 +164,12 @@ def build_parser() -> argparse.ArgumentParser:
     mg.add_argument("--quiet", action="store_true")
     lib(mg)
 
+    dk = sub.add_parser("install-desktop-entry",
+                        help="add Magpie to the desktop's application menu (your XDG data dir)")
+    dk.add_argument("--remove", action="store_true", help="take the entry and icon away again")
+
     de = sub.add_parser("demo", help="make a sample folder and index it with the tiny model")
-    de.add_argument("--images", type=int, default=96)
+    de.add_argument("--images", type=_positive, default=96)
     lib(de)
     return p
 
@@ -120,57 +191,33 @@ def main(argv: list[str] | None = None) -> int:
         "download": cmd_download,
         "demo": cmd_demo,
         "migrate": cmd_migrate,
+        "watch": cmd_watch,
+        "install-desktop-entry": cmd_install_desktop_entry,
     }[command]
     try:
         return handler(args) or 0
     except KeyboardInterrupt:
         print("interrupted; everything committed so far is kept", file=sys.stderr)
         return 130
-    except Exception as exc:  # noqa: BLE001 - turned into a message below
-        msg = user_message(exc)
-        if msg is None:
-            raise
-        print(f"magpie: {msg}", file=sys.stderr)
+    except Exception as exc:  # noqa: BLE001 - a message, or a bug reported with its log file
+        return report_failure(exc)
+
+
+def report_failure(exc: BaseException) -> int:
+    """One line on stderr. A MagpieError (or a full disk) is the user's to fix: exit 2. Anything
+    else is a bug: its traceback goes to a log file in the app's cache dir, exit 70."""
+    msg = user_message(exc)
+    if msg is not None:
+        print(f"magpie: {terminal_safe(msg, keep_newlines=True)}", file=sys.stderr)
         return EXIT_USAGE
+    if os.environ.get("MAGPIE_DEBUG"):
+        raise exc
+    from app.crashlog import write_crash_log
 
-
-def user_message(exc: BaseException) -> str | None:
-    """The one-line message for errors a person can act on; None for real bugs."""
-    from indexer.catalogue import LibraryTooNew
-    from indexer.library import LibraryError
-    from indexer.specs import UnknownModel
-
-    known: tuple[type[BaseException], ...] = (
-        UserError, LibraryError, LibraryTooNew, UnknownModel, NotADirectoryError, KeyError,
-        ValueError,
-    )
-    try:
-        from indexer.weights import WeightsMismatch, WeightsUnavailable
-
-        known += (WeightsMismatch, WeightsUnavailable)
-    except ImportError:
-        pass
-    from indexer.stores import StoreUnavailable
-    from indexer.vectors import StoreMismatch
-
-    known += (StoreUnavailable, StoreMismatch)
-    if isinstance(exc, known):
-        return str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
-    if _is_storage_full(exc):
-        return (f"cannot write the library: the disk is full or the file is too large ({exc}); "
-                "everything committed before this point is kept, free some space and run the "
-                "same command again to continue")
-    return None
-
-
-def _is_storage_full(exc: BaseException) -> bool:
-    import errno
-    import sqlite3
-
-    if isinstance(exc, sqlite3.OperationalError):
-        text = str(exc).lower()
-        return "full" in text or "disk i/o" in text
-    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
+    where = write_crash_log(exc)
+    print(f"magpie: internal error: {terminal_safe(f'{type(exc).__name__}: {exc}')} ({where}); "
+          "please report it", file=sys.stderr)
+    return EXIT_INTERNAL
 
 
 # -- helpers ----------------------------------------------------------------------------------
@@ -182,16 +229,29 @@ def _library_path(args: argparse.Namespace) -> Path:
     )
 
 
+def _check_weights_flag(spec, weights: str | None) -> None:
+    if weights and spec.bundled:
+        raise UserError(f"{spec.name} ships with Magpie and always uses its own weights; "
+                        "--weights is only for the downloadable models (see `magpie models`)")
+
+
 def _open(args: argparse.Namespace, *, need_model: bool = True, readonly: bool = False):
     """(library, encoder) for a command; the encoder is loaded only when needed.
 
     readonly opens take no lock, so search and status work while another process indexes.
+    A library that does not exist yet is created only once the weights are known to be
+    usable, so a failed first run leaves nothing behind.
     """
-    from app.wiring import choose_spec, load_model
-    from indexer.library import Library
+    from app.wiring import choose_spec, load_model, weights_path
+    from indexer.library import POINTER, Library
 
     path = _library_path(args)
     spec = choose_spec(path, getattr(args, "model", None))
+    weights = getattr(args, "weights", None)
+    _check_weights_flag(spec, weights)
+    allow_download = not getattr(args, "offline", False)
+    if need_model and not readonly and not (path / POINTER).exists():
+        weights_path(spec, weights, allow_download=allow_download)  # verified: remembered
     if readonly:
         library = Library.open(path, spec, readonly=True)
     else:
@@ -199,9 +259,7 @@ def _open(args: argparse.Namespace, *, need_model: bool = True, readonly: bool =
     if not need_model:
         return library, None
     try:
-        encoder = load_model(
-            spec, getattr(args, "weights", None), allow_download=not getattr(args, "offline", False)
-        )
+        encoder = load_model(spec, weights, allow_download=allow_download)
     except BaseException:
         library.close()
         raise
@@ -244,11 +302,10 @@ def cmd_index(args: argparse.Namespace) -> int:
 
     for p in args.paths:
         if not os.path.isdir(p):
-            raise UserError(f"not a folder: {p}")
+            raise UserError(f"not a folder: {terminal_safe(p)}")
     library, encoder = _open(args)
     tune = tuning_for(encoder.device)
     on_progress = bar = _Bar(args.quiet)
-    errors: list[str] = []
 
     try:
         indexer = Indexer(
@@ -257,7 +314,6 @@ def cmd_index(args: argparse.Namespace) -> int:
             workers=args.workers if args.workers is not None else tune.workers,
             batch_size=args.batch_size or tune.batch_size,
             on_progress=on_progress,
-            on_error=lambda e: errors.append(f"{e.path}: {e.reason}"),
             ocr=not args.no_ocr and Settings.load().ocr,
         )
         report = indexer.run(args.paths or None)
@@ -265,9 +321,70 @@ def cmd_index(args: argparse.Namespace) -> int:
         bar.close()
         library.close()
     print(report.summary())
-    if errors:
-        print(f"{len(errors)} files could not be indexed; see `magpie status --errors`")
+    if report.errors:
+        print(f"{_plural(report.errors, 'file or folder', 'files or folders')} could not be "
+              "read; `magpie status --errors` lists them")
     return 0
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    """Headless following: catch up (resuming interrupted work), then index each batch of
+    changes the file system reports, until Ctrl+C or SIGTERM."""
+    import queue
+    import signal
+    import time
+
+    from app.settings import Settings
+    from app.wiring import tuning_for
+    from indexer.indexing import Indexer
+    from indexer.watch import FolderWatcher
+
+    if args.quiet_seconds <= 0:
+        raise UserError("--quiet-seconds must be more than 0")
+    library, encoder = _open(args)
+    tune = tuning_for(encoder.device)
+    errors: list[str] = []
+    stop = {"now": False}
+
+    def on_term(_sig: int, _frame: object) -> None:
+        stop["now"] = True
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        indexer = Indexer(library, encoder, workers=tune.workers, batch_size=tune.batch_size,
+                          on_error=lambda e: errors.append(e.path),
+                          ocr=not args.no_ocr and Settings.load().ocr)
+        roots = [p for _rid, p in library.catalogue.roots()]
+        if not roots:
+            raise UserError("this library has no folders yet; add one with `magpie index FOLDER`")
+        print(f"catching up: {indexer.run().summary()}", flush=True)
+        batches: queue.Queue[list[str]] = queue.Queue()
+        with FolderWatcher(roots, batches.put, ignore=[str(library.root)],
+                           quiet_s=args.quiet_seconds) as watcher:
+            missing = len(roots) - len(watcher.watching)
+            gone = f" ({missing} not reachable now; watched when back)" if missing else ""
+            print(f"watching {len(watcher.watching)} folder(s){gone}; Ctrl+C to stop", flush=True)
+            try:
+                while not stop["now"]:
+                    try:
+                        batch = batches.get(timeout=0.5)
+                    except queue.Empty:
+                        continue
+                    report = indexer.update(batch)
+                    print(f"{time.strftime('%H:%M:%S')}  {report.summary()}", flush=True)
+            except KeyboardInterrupt:
+                pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        library.close()
+    print("stopped watching; everything indexed so far is kept"
+          + (f" ({len(errors)} files could not be indexed; see `magpie status --errors`)"
+             if errors else ""))
+    return 0
+
+
+def _plural(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
 
 
 def cmd_search(args: argparse.Namespace) -> int:
@@ -278,7 +395,10 @@ def cmd_search(args: argparse.Namespace) -> int:
     if not args.query and not args.image:
         raise UserError("give a text query or --image FILE")
     if args.image and not os.path.isfile(args.image):
-        raise UserError(f"no such image: {args.image}")
+        raise UserError(f"no such image: {terminal_safe(args.image)}")
+    if args.after is not None and args.before is not None and args.after >= args.before:
+        raise UserError("--after must be an earlier date than --before (--after is inclusive, "
+                        "--before exclusive)")
     if args.query:
         parse_query(args.query)  # syntax errors before the model loads
     req = SearchRequest(
@@ -296,63 +416,109 @@ def cmd_search(args: argparse.Namespace) -> int:
     )
     library, encoder = _open(args, readonly=True)
     try:
-        page = Searcher(library, encoder).run(req)
+        searcher = Searcher(library, encoder)
+        page = searcher.run(req)
+        marks = searcher.text_marks([r.file_id for r in page.results if r.text_level >= 0],
+                                    page.text_words) if args.json else {}
     finally:
         library.close()
-    shown = page.results if args.all else page.results[: page.cutoff]
+    closest = 10  # what "no strong matches" still lists, below the divider
+    shown = page.results if args.all else page.results[: page.cutoff or closest]
     if args.json:
-        print(json.dumps({"cutoff": page.cutoff, "elapsed_ms": page.elapsed_ms,
-                          "results": [r.__dict__ for r in page.results]}, default=str, indent=1))
+        for rank, r in enumerate(shown, 1):
+            _json_line(rank=rank, path=r.open_path, kind="note" if r.kind == "text" else "image",
+                       score=round(float(r.score), 6), z=round(float(r.z), 4),
+                       relevance=round(float(r.relevance), 4),
+                       standout=rank <= page.cutoff, keyword=bool(r.keyword),
+                       copies=r.copies, copy_paths=list(r.copy_paths), taken_at=r.taken_at,
+                       snippet=r.snippet, in_text=r.text_level >= 0,
+                       text_marks=marks.get(r.file_id, []))
         return 0
-    if not shown:
+    if page.query_truncated:
+        print("(the query is longer than the model reads; only its start was used)",
+              file=sys.stderr)
+    if not page.results:
         print("no results")
+    elif page.no_strong_matches:
+        print("No strong matches. The closest items:")
     for rank, r in enumerate(shown, 1):
-        mark = "" if rank <= page.cutoff else "  (below cutoff)"
-        print(f"{rank:>3}  {r.score:6.3f}  {r.path}{mark}")
+        if rank == page.cutoff + 1 and page.cutoff:
+            print("── Other results (below the cutoff) ──")
+        elif rank == 1 and page.no_strong_matches:
+            print("── Other results ──")
+        print(f"{rank:>3}  {r.relevance_pct:3d}  {terminal_safe(r.path)}"
+              + (f"  ({r.copies} copies)" if r.copies > 1 else ""))
         if r.snippet:
-            print(f"            {' '.join(r.snippet.split())[:160]}")
+            print(f"            {terminal_safe(' '.join(r.snippet.split())[:160])}")
         if args.explain:
             print("            " + r.explain().replace("\n", "\n            "))
     more = len(page.results) - len(shown)
     tail = f"; {more} more with --all" if more > 0 else ""
-    print(f"({page.cutoff} stand out of {len(page.results)} in {page.elapsed_ms:.0f} ms{tail})",
-          file=sys.stderr)
+    held = page.library_counts
+    lib_note = (f"; the library holds {held.get('images', 0)} pictures, {held.get('notes', 0)} "
+                "notes" if held else "")
+    print(f"({page.cutoff} stand out of {len(page.results)} in {page.elapsed_ms:.0f} ms"
+          f"{tail}{lib_note}; relevance 0-100, 50 is the edge of standing out)", file=sys.stderr)
     return 0
 
 
+def _json_line(**fields: object) -> None:
+    """One JSON object on one line; ensure_ascii escapes every control character and every
+    non-ASCII one, so a crafted name can neither break the line nor reach the terminal."""
+    print(json.dumps(fields, ensure_ascii=True, separators=(", ", ": ")))
+
+
 def cmd_status(args: argparse.Namespace) -> int:
-    from indexer.library import LibraryInfo
+    from indexer.library import POINTER, LibraryInfo
 
     path = _library_path(args)
-    if not (path / "magpie-library.json").exists():
+    if not (path / POINTER).exists():
         raise UserError(f"no library at {path} yet; run `magpie index FOLDER` first")
     info = LibraryInfo.read(path)
     library, _ = _open(args, need_model=False, readonly=True)
     try:
         cat = library.catalogue
         counts = cat.counts()
-        print(f"library   {path}")
-        print(f"model     {library.spec.label()}  [fingerprint {library.fingerprint}]")
-        if info.migration:
-            print(f"migration to {info.models.get(info.migration, {}).get('label')} in progress")
-        print(f"items     {counts['images']} images, {counts['notes']} notes "
-              f"({counts['chunks']} vectors, {library.vectors.count()} in index)")
-        print(f"pending   {counts['pending']}")
-        print(f"errors    {counts['errors']}")
-        text = cat.ocr_counts()
-        if text["images"]:
-            seen = text["images"] - text["pending"]
-            print(f"text      read {seen} of {text['images']} pictures "
-                  f"({100 * seen // text['images']}%): words in {text['with_text']}, "
-                  f"none in {text['without_text']}, {text['errors']} failed")
+        in_index = library.vectors.count()
+        migration = info.models.get(info.migration, {}).get("label") if info.migration else None
         counts_by_root = cat.root_counts()
-        for rid, rpath in cat.roots():
-            print(f"root      {rpath}  ({counts_by_root.get(rid, 0)} items)")
-        if args.errors:
-            for p, reason in cat.errors() + cat.ocr_errors():
-                print(f"error     {p}: {reason}")
+        roots = [(rpath, counts_by_root.get(rid, 0)) for rid, rpath in cat.roots()]
+        errors = cat.errors() + cat.ocr_errors() if args.errors else []
+        text = cat.ocr_counts()
     finally:
         library.close()
+    if args.json:
+        _json_line(type="library", path=str(path), model=library.spec.name,
+                   fingerprint=library.fingerprint, migration=migration,
+                   images=counts["images"], notes=counts["notes"], vectors=counts["chunks"],
+                   in_index=in_index, pending=counts["pending"], errors=counts["errors"])
+        if text["images"]:
+            _json_line(type="text", pictures=text["images"],
+                       read=text["images"] - text["pending"], with_text=text["with_text"],
+                       without_text=text["without_text"], failed=text["errors"],
+                       pending=text["pending"])
+        for rpath, n in roots:
+            _json_line(type="root", path=rpath, items=n)
+        for p, reason in errors:
+            _json_line(type="error", path=p, reason=reason)
+        return 0
+    print(f"library   {terminal_safe(path)}")
+    print(f"model     {library.spec.label()}  [fingerprint {library.fingerprint}]")
+    if migration:
+        print(f"migration to {terminal_safe(migration)} in progress")
+    print(f"items     {counts['images']} images, {counts['notes']} notes "
+          f"({counts['chunks']} vectors, {in_index} in index)")
+    print(f"pending   {counts['pending']}")
+    print(f"errors    {counts['errors']}")
+    if text["images"]:
+        seen = text["images"] - text["pending"]
+        print(f"text      read {seen} of {text['images']} pictures "
+              f"({100 * seen // text['images']}%): words in {text['with_text']}, "
+              f"none in {text['without_text']}, {text['errors']} failed")
+    for rpath, n in roots:
+        print(f"root      {terminal_safe(rpath)}  ({n} items)")
+    for p, reason in errors:
+        print(f"error     {terminal_safe(p)}: {terminal_safe(reason)}")
     return 0
 
 
@@ -364,6 +530,9 @@ def cmd_models(args: argparse.Namespace) -> int:
         where = "bundled" if spec.bundled else f"{spec.hf_repo}@{(spec.revision or '')[:10]}"
         print(f"{name}{default}\n    {spec.arch} / {spec.pretrained}, {spec.embed_dim}-d, "
               f"{spec.preprocess.image_size}px, sha256 {spec.sha256[:12]}…, {where}\n"
+              f"    size     {spec.size_text()}\n"
+              f"    speed    {spec.speed_text()}\n"
+              f"    quality  {spec.quality_text()}\n"
               f"    {spec.description}")
     return 0
 
@@ -376,7 +545,8 @@ def cmd_remove(args: argparse.Namespace) -> int:
         n = Indexer(library, None).remove_root(args.path)  # type: ignore[arg-type]
     finally:
         library.close()
-    print(f"removed {args.path} from the library ({n} vectors); your files were not touched")
+    print(f"removed {terminal_safe(args.path)} from the library ({n} vectors); "
+          "your files were not touched")
     return 0
 
 
@@ -399,12 +569,13 @@ def cmd_download(args: argparse.Namespace) -> int:
         path = weights_path(spec, progress=progress)
     finally:
         bar.close()
-    print(f"{spec.name}: {path} (sha256 verified)")
+    print(f"{spec.name}: {terminal_safe(path)} (sha256 verified)")
     return 0
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
     from app.wiring import load_model, tuning_for
+    from indexer.library import Library, check_writable
     from indexer.migrate import migrate
     from indexer.specs import get_spec
 
@@ -412,6 +583,10 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     if not (path / "magpie-library.json").exists():
         raise UserError(f"no library at {path}")
     spec = get_spec(args.model)
+    _check_weights_flag(spec, args.weights)
+    with Library.open(path, readonly=True) as active:  # damage is named before the model loads
+        active.catalogue.check_integrity()
+    check_writable(path)
     encoder = load_model(spec, args.weights, allow_download=not args.offline)
     tune = tuning_for(encoder.device)
     bar = _Bar(args.quiet)
@@ -422,10 +597,24 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         bar.close()
     print(result.report.summary())
     if result.switched:
-        print(f"library now uses {spec.label()}; the old index is kept in {result.old_folder}")
+        print(f"library now uses {spec.label()}; the old index is kept in "
+              f"{terminal_safe(result.old_folder)}")
     else:
         print("migration not finished; run the same command again to resume "
               "(searches keep using the old model until it completes)")
+    return 0
+
+
+def cmd_install_desktop_entry(args: argparse.Namespace) -> int:
+    from app import desktop_entry
+
+    if args.remove:
+        removed = desktop_entry.uninstall()
+        print("\n".join(f"removed {p}" for p in removed) or "no desktop entry was installed")
+        return 0
+    for path in desktop_entry.install():
+        print(f"wrote {path}")
+    print("Magpie is in the application menu (it may take a moment to appear)")
     return 0
 
 
@@ -434,6 +623,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     library = Path(args.library).expanduser() if args.library else None
     folder, lib, report = build_demo(n_images=args.images, library=library)
-    print(f"sample folder {folder}\nlibrary {lib}\n{report.summary()}")
-    print(f'try: magpie search "a red circle" --library {lib}')
+    print(f"sample folder {terminal_safe(folder)}\nlibrary {terminal_safe(lib)}\n"
+          f"{report.summary()}")
+    print(f'try: magpie search "a red circle" --library {terminal_safe(lib)}')
     return 0

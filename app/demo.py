@@ -28,14 +28,17 @@ def build_demo(
 
     folder = folder or demo_folder()
     library = library or demo_library()
-    if not folder.exists():
-        make_demo_folder(folder, n_images=n_images)
-    encoder = load_model(TINY_SHAPES, allow_download=False)
-    tune = tuning_for(encoder.device)
+    # The library first: a damaged one is named before the sample folder or the model is made.
     with Library.open(library, TINY_SHAPES) as lib:
-        report = Indexer(
-            lib, encoder, control=control, workers=min(tune.workers, 2),
-            batch_size=tune.batch_size, on_progress=on_progress,
-        ).run([folder])
-    encoder.close()
+        if not folder.exists():
+            make_demo_folder(folder, n_images=n_images)
+        encoder = load_model(TINY_SHAPES, allow_download=False)
+        try:
+            tune = tuning_for(encoder.device)
+            report = Indexer(
+                lib, encoder, control=control, workers=min(tune.workers, 2),
+                batch_size=tune.batch_size, on_progress=on_progress,
+            ).run([folder])
+        finally:
+            encoder.close()
     return folder, library, report

@@ -25,6 +25,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QThread, QThreadPool, QTimer, Signal, Slot
 
+from indexer.errors import user_message
 from indexer.jobs import FileError, JobControl, Progress
 
 log = logging.getLogger(__name__)
@@ -39,9 +40,8 @@ JobFn = Callable[[JobControl, Callable[[Progress], None], Callable[[FileError], 
 
 
 def describe(exc: BaseException) -> str:
-    """A message for a person: the core's own message when it has one, else the error type."""
-    from app.cli import user_message
-
+    """A message for a person: a MagpieError's own text (or a full disk's), else the error
+    type, so an unexpected bug is never dressed up as advice."""
     msg = user_message(exc)
     if msg is not None:
         return msg
@@ -50,14 +50,23 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+JobHandler = Callable[["Job"], None]
+
+
 @dataclass
 class Job:
-    kind: str  # "index" | "remove" | "switch" | …
+    """A writer job and what the window does at each step of it: whoever submits a job says
+    how its progress is shown and what its end means, so nothing branches on `kind`."""
+
+    kind: str  # "index" | "remove" | "switch" | … (a label: cancel_all(kinds) selects by it)
     title: str  # shown in the progress panel
     fn: JobFn
     needs_model: bool = False
     roots: tuple[str, ...] = ()
     quiet: bool = False  # no progress panel (opening a library takes a blink)
+    on_started: JobHandler | None = None
+    on_progress: Callable[[Job, Progress], None] | None = None
+    on_finished: JobHandler | None = None  # result or error/message set
     control: JobControl = field(default_factory=JobControl)
     result: Any = None
     error: BaseException | None = None

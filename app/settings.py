@@ -53,6 +53,7 @@ class Settings:
     workers: int = 0  # 0 = automatic
     batch_size: int = 0  # 0 = automatic
     ocr: bool = True  # read the words in pictures (after embedding) so they can be searched
+    watch: bool = True  # follow the library's folders while the window is open
 
     @staticmethod
     def path() -> Path:
@@ -60,11 +61,17 @@ class Settings:
 
     @classmethod
     def load(cls) -> Settings:
+        """The saved settings; a damaged file (not JSON, not an object, a value of the wrong
+        type) never stops Magpie from starting: what cannot be used falls back to its default,
+        field by field. Unknown keys (a newer Magpie's) are ignored."""
         try:
             raw = json.loads(cls.path().read_text())
         except (OSError, ValueError):
             return cls()
-        known = {k: v for k, v in raw.items() if k in cls.__dataclass_fields__}
+        if not isinstance(raw, dict):
+            return cls()
+        defaults = asdict(cls())
+        known = {k: v for k, v in raw.items() if k in defaults and _fits(v, defaults[k])}
         return cls(**known)
 
     def save(self) -> None:
@@ -73,3 +80,16 @@ class Settings:
 
     def library_path(self) -> Path:
         return Path(self.library).expanduser() if self.library else default_library()
+
+
+def _fits(value: object, default: object) -> bool:
+    """Is `value` of the kind the field's default is (a count is an int >= 0, not a bool; the
+    weights map holds text)?"""
+    if isinstance(default, bool) or isinstance(value, bool):
+        return type(value) is type(default)
+    if isinstance(default, dict):
+        return isinstance(value, dict) and all(
+            isinstance(k, str) and isinstance(v, str) for k, v in value.items())
+    if isinstance(default, int):
+        return isinstance(value, int) and value >= 0  # workers, batch size: 0 = automatic
+    return isinstance(value, type(default))

@@ -48,10 +48,14 @@ def weights_path(
 
 
 def load_model(spec: ModelSpec, weights: str | None = None, **kw):
-    """Resolve (verify) and load the pinned weights; raises WeightsUnavailable/Mismatch."""
-    from indexer.model import load_encoder
+    """Resolve (verify) the pinned weights now; raises WeightsUnavailable/Mismatch.
 
-    return load_encoder(spec, weights_path(spec, weights, **kw))
+    The model itself loads when work arrives (indexer/lazy_encoder.py): text queries on the
+    cached ONNX export of the text tower when there is one, torch for images. A rescan with
+    nothing to embed and a text search therefore never import torch."""
+    from indexer.lazy_encoder import LazyEncoder
+
+    return LazyEncoder(spec, weights_path(spec, weights, **kw), cache_dir=cache_dir())
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="${PYTHON:-.venv/bin/python}"
 export HF_HUB_OFFLINE=1
-for script in eval_search index_rate query_latency hnsw_tune memory_startup vs_rclip; do
+for script in eval_search index_rate query_latency hnsw_tune memory_startup vs_rclip watch_latency; do
     echo "=== bench/$script.py --smoke"
     start=$(date +%s)
     "$PY" "bench/$script.py" --smoke

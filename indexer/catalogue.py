@@ -2,8 +2,9 @@
 
 Files, chunks (with their vectors), roots, errors and the model identity live here. The hnsw
 index is a derived cache that can always be rebuilt from the `chunks.vector` column.
-Chunk ids are AUTOINCREMENT so an id is never reused: a stale hnsw file can then never make a
-deleted vector answer for a new one.
+Chunk ids are AUTOINCREMENT, so an id is not reused while the database keeps its commits; after
+SQLite loses its newest ones (a power cut, a restored backup) it hands out the lost ids again,
+and the vector store takes them back (`Library.reconcile`, `HnswStore.add`).
 """
 from __future__ import annotations
 
@@ -11,12 +12,17 @@ import json
 import os
 import re
 import sqlite3
+import stat
 import time
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 import numpy as np
+
+from indexer.errors import LibraryDamaged, LibraryError, MagpieError
 
 SCHEMA_VERSION = 3
 
@@ -79,7 +85,8 @@ CREATE TABLE IF NOT EXISTS ocr(
     content_hash TEXT,
     state TEXT NOT NULL,          -- 'text' | 'none' (no text seen) | 'error'
     error TEXT,
-    lines TEXT NOT NULL DEFAULT '[]',  -- JSON [[text, score, [[x, y] x4]], ...]
+    lines TEXT NOT NULL DEFAULT '[]',  -- JSON [[text, score, [[x, y] x4]], ...], x and y as
+                                       -- fractions of the upright picture's width, height
     read_at REAL NOT NULL
 );
 CREATE VIRTUAL TABLE IF NOT EXISTS ocr_lines USING fts5(folded, text UNINDEXED,
@@ -101,8 +108,8 @@ class OcrHit:
     line: str
 
 
-class LibraryTooNew(RuntimeError):
-    pass
+class LibraryTooNew(MagpieError, RuntimeError):
+    """The catalogue was written by a newer Magpie."""
 
 
 @dataclass(frozen=True)
@@ -179,21 +186,92 @@ def blob_to_vector(b: bytes) -> np.ndarray:
     return np.frombuffer(b, dtype="<f4")
 
 
+# Durability (bench/sqlite_sync.py, bench/RESULTS.md). In WAL mode NORMAL syncs the log only at
+# checkpoints, so a power cut can undo the commits since the last one (the file itself stays
+# sound); FULL syncs at every commit. The scan commits once per new or changed file, where FULL
+# costs several ms each (minutes over a large first scan); an embedded batch is one commit per
+# 32-256 files and seconds of model time, where a sync costs nothing noticeable. So: NORMAL, and
+# every embedded batch committed with FULL, which also makes the scan's earlier commits durable.
+# A power cut then loses no finished batch, only the batch in flight and the scan bookkeeping
+# since the last batch, which the next run redoes.
+SYNCHRONOUS = "NORMAL"
+SYNCHRONOUS_BATCH = "FULL"
+
+
+def _check_exists(path: Path) -> None:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise LibraryDamaged(path, "is missing") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise LibraryDamaged(path, "is not a regular file")
+    if st.st_size == 0:
+        wal = path.with_name(path.name + "-wal")
+        if not (wal.exists() and wal.stat().st_size > 0):
+            raise LibraryDamaged(path, "is empty (0 bytes)")
+
+
+def _connect_readonly(path: Path) -> sqlite3.Connection:
+    """A read-only connection. On a read-only disk or folder SQLite cannot make the WAL's
+    shared-memory file, so the database is opened as immutable there (nobody can write it)."""
+    uri = f"file:{quote(str(path))}?mode=ro"
+    db = sqlite3.connect(uri, uri=True, timeout=30, check_same_thread=False)
+    try:
+        db.execute("PRAGMA user_version").fetchone()
+        return db
+    except sqlite3.OperationalError:
+        db.close()
+        if os.access(path.parent, os.W_OK) and not _read_only_fs(path.parent):
+            raise
+    return sqlite3.connect(f"file:{quote(str(path))}?mode=ro&immutable=1", uri=True, timeout=30,
+                           check_same_thread=False)
+
+
+def _read_only_fs(folder: Path) -> bool:
+    try:
+        return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
+def _damaged_or_unreadable(path: Path, exc: sqlite3.DatabaseError) -> Exception:
+    text = str(exc)
+    if type(exc) is sqlite3.DatabaseError or "malformed" in text or "not a database" in text:
+        return LibraryDamaged(path, f"is not a readable SQLite database ({text})")
+    if "readonly" in text or "read-only" in text:
+        return LibraryError(f"cannot write {path} ({text})")
+    return LibraryError(f"cannot open {path} ({text}); check the library folder's permissions")
+
+
 class Catalogue:
     """One SQLite database in WAL mode. Not shared across threads: each thread opens its own."""
 
-    def __init__(self, path: Path, *, readonly: bool = False) -> None:
+    def __init__(self, path: Path, *, readonly: bool = False, create: bool = True) -> None:
+        """create=False: the catalogue must already exist and be a Magpie catalogue; anything
+        else (missing, empty, garbage, another database) is LibraryDamaged, found before a
+        single byte is written."""
         self.path = path
-        if readonly:
-            uri = f"file:{path}?mode=ro"
-            self.db = sqlite3.connect(uri, uri=True, timeout=30, check_same_thread=False)
-        else:
-            self.db = sqlite3.connect(path, timeout=30, check_same_thread=False)
+        if not create or readonly:
+            _check_exists(path)
+        try:
+            if readonly:
+                self.db = _connect_readonly(path)
+            else:
+                self.db = sqlite3.connect(path, timeout=30, check_same_thread=False)
+            version = self.db.execute("PRAGMA user_version").fetchone()[0]
+            self.db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except sqlite3.DatabaseError as exc:
+            if type(exc) is sqlite3.OperationalError and "locked" in str(exc):
+                raise
+            raise _damaged_or_unreadable(path, exc) from None
+        if version == 0 and (not create or readonly) and path.stat().st_size > 0:
+            self.db.close()
+            raise LibraryDamaged(path, "is not a Magpie catalogue (it has no Magpie schema)")
         self.db.row_factory = sqlite3.Row
         self.db.execute("PRAGMA foreign_keys=ON")
         if not readonly:
             self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute(f"PRAGMA synchronous={SYNCHRONOUS}")
             self._migrate()
 
     # -- schema -----------------------------------------------------------------------------
@@ -216,6 +294,16 @@ class Catalogue:
 
     def close(self) -> None:
         self.db.close()
+
+    def check_integrity(self) -> None:
+        """SQLite's quick_check over every page: O(size), so only for commands that read the
+        whole catalogue anyway (a migration), to refuse before they start rather than midway."""
+        try:
+            rows = [r[0] for r in self.db.execute("PRAGMA quick_check(5)")]
+        except sqlite3.DatabaseError as exc:
+            raise _damaged_or_unreadable(self.path, exc) from None
+        if rows != ["ok"]:
+            raise LibraryDamaged(self.path, f"failed SQLite's integrity check ({'; '.join(rows)})")
 
     # -- meta -------------------------------------------------------------------------------
     def get_meta(self, key: str) -> str | None:
@@ -243,6 +331,14 @@ class Catalogue:
         )
         return {r[0]: r[1] for r in rows}
 
+    def root_pending_counts(self) -> dict[int, int]:
+        """Files per root still waiting to be embedded: an interrupted run left them, and a
+        folder with any is shown as incomplete until the resumed run finishes it."""
+        rows = self.db.execute(
+            "SELECT root_id, COUNT(*) FROM files WHERE state='pending' GROUP BY root_id"
+        )
+        return {r[0]: r[1] for r in rows}
+
     def remove_root(self, root_id: int) -> list[int]:
         """Forget a root and everything under it; returns the chunk ids to drop from vectors."""
         chunk_ids = [
@@ -263,6 +359,18 @@ class Catalogue:
     def files_under(self, root_id: int) -> dict[bytes, FileRow]:
         rows = self.db.execute("SELECT * FROM files WHERE root_id=?", (root_id,))
         return {bytes(r["path_raw"]): _file_row(r) for r in rows}
+
+    def files_within(self, root_id: int, paths: Sequence[str]) -> dict[bytes, FileRow]:
+        """Files of a root at or under any of `paths` (a watcher's scope), by raw path."""
+        out: dict[bytes, FileRow] = {}
+        for path in paths:
+            raw = raw_path(path)
+            lo, hi = raw + b"/", raw + b"0"  # b"0" sorts right after b"/": the subtree's range
+            rows = self.db.execute(
+                "SELECT * FROM files WHERE root_id=? AND (path_raw=? OR "
+                "(path_raw>=? AND path_raw<?))", (root_id, raw, lo, hi))
+            out.update((bytes(r["path_raw"]), _file_row(r)) for r in rows)
+        return out
 
     def file_by_id(self, file_id: int) -> FileRow | None:
         r = self.db.execute("SELECT * FROM files WHERE id=?", (file_id,)).fetchone()
@@ -341,7 +449,7 @@ class Catalogue:
         new_ids: list[int] = []
         old_ids: list[int] = []
         now = time.time()
-        with self.db:
+        with self._synchronous(SYNCHRONOUS_BATCH), self.db:
             for file_id, chunks, taken_at, body in done:
                 old_ids += [
                     r[0] for r in self.db.execute("SELECT id FROM chunks WHERE file_id=?", (file_id,))
@@ -379,6 +487,15 @@ class Catalogue:
                 )
         return new_ids, old_ids
 
+    @contextmanager
+    def _synchronous(self, mode: str) -> Iterator[None]:
+        """Commit the enclosed transaction with another `synchronous` level (set outside it)."""
+        self.db.execute(f"PRAGMA synchronous={mode}")
+        try:
+            yield
+        finally:
+            self.db.execute(f"PRAGMA synchronous={SYNCHRONOUS}")
+
     def chunk_ids_of(self, file_id: int) -> list[int]:
         return [r[0] for r in self.db.execute(
             "SELECT id FROM chunks WHERE file_id=? ORDER BY ordinal", (file_id,))]
@@ -404,6 +521,20 @@ class Catalogue:
     def set_scan_errors(self, root_id: int, errors: Iterable[tuple[str, str]]) -> None:
         with self.db:
             self.db.execute("DELETE FROM scan_errors WHERE root_id=?", (root_id,))
+            self.db.executemany(
+                "INSERT INTO scan_errors(root_id, path, reason) VALUES(?, ?, ?)",
+                [(root_id, p, r) for p, r in errors],
+            )
+
+    def set_scan_errors_within(self, root_id: int, paths: Sequence[str],
+                               errors: Iterable[tuple[str, str]]) -> None:
+        """Replace the scan errors at or under `paths` only; the rest of the root's stay."""
+        with self.db:
+            for path in paths:
+                self.db.execute(
+                    "DELETE FROM scan_errors WHERE root_id=? AND (path=? OR (path>=? AND path<?))",
+                    (root_id, path, path + "/", path + "0"),
+                )
             self.db.executemany(
                 "INSERT INTO scan_errors(root_id, path, reason) VALUES(?, ?, ?)",
                 [(root_id, p, r) for p, r in errors],
@@ -512,6 +643,31 @@ class Catalogue:
             [fts_query, json.dumps([h[0] for h in hits])],
         ).fetchall())
         return [(rid, -float(rank), snippets.get(rid, "")) for rid, rank in hits]
+
+    def keyword_evidence(self, words: Sequence[str], ids: Sequence[int], near: int
+                         ) -> dict[int, int]:
+        """How strongly each of `ids` holds the query `words` (lower-case \\w+ tokens, in
+        query order): 4 the words as a phrase in the file name, 3 as a phrase anywhere
+        (name, folder or text), 2 all of them within `near` tokens of each other, 1 all of
+        them but scattered, 0 only some. Files holding none of the words (found only by the
+        words read in them, say) are left out. Each level is one FTS5 query over `ids` only."""
+        if not words or not ids:
+            return {}
+        phrase = '"' + " ".join(words) + '"'
+        levels = [(4, f"name : {phrase}"), (3, phrase)]
+        if len(words) > 1:
+            levels.append((2, f"NEAR({' '.join(chr(34) + w + chr(34) for w in words)}, {near})"))
+            levels.append((1, " AND ".join(f'"{w}"' for w in words)))
+        levels.append((0, " OR ".join(f'"{w}"' for w in words)))
+        out: dict[int, int] = {}
+        todo = json.dumps(sorted({int(i) for i in ids}))
+        for level, query in levels:
+            for (rid,) in self.db.execute(
+                "SELECT rowid FROM fts WHERE fts MATCH ? AND rowid IN "
+                "(SELECT value FROM json_each(?))", [query, todo],
+            ):
+                out[rid] = max(out.get(rid, 0), level)
+        return out
 
     def files_by_ids(self, ids: Sequence[int]) -> dict[int, FileRow]:
         out: dict[int, FileRow] = {}
@@ -632,6 +788,19 @@ class Catalogue:
             "SELECT o.lines FROM ocr o JOIN files f ON f.id = o.file_id "
             "WHERE o.file_id = ? AND o.content_hash IS f.content_hash", (file_id,)).fetchone()
         return [tuple(x) for x in json.loads(r[0])] if r else []
+
+    def ocr_texts(self, file_ids: Sequence[int]) -> dict[int, list[tuple[str, float, list]]]:
+        """The lines read in these pictures (text, score, corners) from their current content;
+        pictures without text are left out. For grading a match and marking the words."""
+        if not file_ids or not self.has_ocr_tables():
+            return {}
+        rows = self.db.execute(
+            """SELECT o.file_id, o.lines FROM json_each(?) j
+               CROSS JOIN ocr o ON o.file_id = j.value
+               JOIN files f ON f.id = o.file_id
+               WHERE o.state = 'text' AND o.content_hash IS f.content_hash""",
+            [json.dumps([int(i) for i in file_ids])])
+        return {r[0]: [tuple(x) for x in json.loads(r[1])] for r in rows}
 
     def has_ocr_tables(self) -> bool:
         """False for a library of an older schema opened read-only (not yet upgraded)."""

@@ -6,13 +6,17 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
+from indexer.errors import MagpieError
+
 MAX_PIXELS = 150_000_000  # above this we refuse: a decompression bomb or no photo anyone takes
 MAX_TEXT_BYTES = 4 * 1024 * 1024  # notes larger than this are read up to the cap
+READ_BLOCK = 1 << 20  # notes are read (and hashed) in blocks, checking pause/cancel between
 
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 ImageFile.LOAD_TRUNCATED_IMAGES = False
@@ -20,13 +24,14 @@ ImageFile.LOAD_TRUNCATED_IMAGES = False
 _HEIF_READY = False
 
 
-class DecodeError(Exception):
+class DecodeError(MagpieError):
     """A file we cannot use; the message is the reason shown to the user."""
 
 
 VANISHED = "file vanished before it could be read"
 PERMISSION = "permission denied"
-_TRANSIENT = (VANISHED, PERMISSION, "cannot read file")
+CHANGED = "the file kept changing while it was being read (it is tried again on the next run)"
+_TRANSIENT = (VANISHED, PERMISSION, "cannot read file", CHANGED)
 
 
 def is_transient(reason: str | None) -> bool:
@@ -85,17 +90,26 @@ def _to_rgb(im: Image.Image) -> Image.Image:
     return im
 
 
-def fit_square(im: Image.Image, size: int) -> Image.Image:
-    """Resize the shortest side to `size` (bicubic) and centre-crop: CLIP's preprocessing."""
+_RESAMPLE = {"bicubic": Image.Resampling.BICUBIC, "bilinear": Image.Resampling.BILINEAR}
+
+
+def fit_square(im: Image.Image, size: int, interpolation: str = "bicubic") -> Image.Image:
+    """Resize the shortest side to `size` and centre-crop: CLIP's preprocessing. The filter is
+    the model's own (`Preprocess.interpolation`: bicubic for OpenCLIP's ViTs, bilinear for
+    MobileCLIP), since it changes the vectors."""
+    try:
+        resample = _RESAMPLE[interpolation]
+    except KeyError:
+        raise ValueError(f"unsupported interpolation {interpolation!r}") from None
     w, h = im.size
     scale = size / min(w, h)
     nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
-    im = im.resize((nw, nh), Image.Resampling.BICUBIC, reducing_gap=3.0)
+    im = im.resize((nw, nh), resample, reducing_gap=3.0)
     left, top = (nw - size) // 2, (nh - size) // 2
     return im.crop((left, top, left + size, top + size))
 
 
-def load_image(path: str, size: int) -> DecodedImage:
+def load_image(path: str, size: int, interpolation: str = "bicubic") -> DecodedImage:
     """Decode only as much as the model needs (JPEG draft), apply EXIF orientation."""
     _enable_heif()
     try:
@@ -116,7 +130,7 @@ def load_image(path: str, size: int) -> DecodedImage:
             im.load()
             im = ImageOps.exif_transpose(im) or im
             rgb = _to_rgb(im)
-            pixels = np.asarray(fit_square(rgb, size), dtype=np.uint8)
+            pixels = np.asarray(fit_square(rgb, size, interpolation), dtype=np.uint8)
     except DecodeError:
         raise
     except Image.DecompressionBombError as exc:
@@ -155,10 +169,12 @@ def _not_an_image_reason(path: str) -> str:
         return "not a recognised image format (corrupt or unsupported)"
 
 
-def decode_image_job(path: str, size: int) -> tuple[np.ndarray | None, float | None, str | None]:
+def decode_image_job(
+    path: str, size: int, interpolation: str = "bicubic"
+) -> tuple[np.ndarray | None, float | None, str | None]:
     """Process-pool entry point: never raises for a bad file, returns (pixels, taken, error)."""
     try:
-        d = load_image(path, size)
+        d = load_image(path, size, interpolation)
         return d.pixels, d.taken_at, None
     except DecodeError as exc:
         return None, None, str(exc)
@@ -168,11 +184,27 @@ def decode_image_job(path: str, size: int) -> tuple[np.ndarray | None, float | N
         return None, None, f"decoder failed: {type(exc).__name__}: {exc}"
 
 
-def read_text(path: str) -> str:
+def read_note_bytes(path: str, check: Callable[[], None] | None = None) -> bytes:
+    """The bytes of a note that are ever used: the first MAX_TEXT_BYTES, read in blocks with
+    `check` (pause/cancel/budget) between them. Raises OSError like open()."""
+    parts: list[bytes] = []
+    left = MAX_TEXT_BYTES
+    with open(path, "rb") as fh:
+        while left > 0:
+            if check is not None:
+                check()
+            block = fh.read(min(READ_BLOCK, left))
+            if not block:
+                break
+            parts.append(block)
+            left -= len(block)
+    return b"".join(parts)
+
+
+def read_text(path: str, check: Callable[[], None] | None = None) -> str:
     """Read a note: UTF-8 (BOM ok), UTF-16 with BOM, else cp1252/latin-1. Binary is refused."""
     try:
-        with open(path, "rb") as fh:
-            data = fh.read(MAX_TEXT_BYTES)
+        data = read_note_bytes(path, check)
     except FileNotFoundError:
         raise DecodeError(VANISHED) from None
     except PermissionError:

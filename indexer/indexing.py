@@ -17,24 +17,53 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from indexer.catalogue import FileRow
-from indexer.decode import is_transient
+from indexer.decode import CHANGED, MAX_TEXT_BYTES, READ_BLOCK, is_transient, read_note_bytes
+from indexer.errors import NotIndexed
 from indexer.jobs import Cancelled, FileError, IndexReport, JobControl, Progress
 from indexer.library import Library
 from indexer.ocr import OcrUnavailable
 from indexer.ocr_pass import OcrPass, OcrReport
-from indexer.pipeline import Embedder, EncoderLike, WorkItem
-from indexer.scan import Entry, ScanProblem, scan
+from indexer.pipeline import Embedded, Embedder, EncoderLike, Stamp, WorkItem, stamp_of
+from indexer.scan import Entry, ScanProblem, scan, scan_within
 from indexer.stores import vector_meta
 
 SAVE_EVERY_S = 30.0
 
 
-def content_hash(path: str) -> str:
+CHANGED_REASON = CHANGED
+REQUEUE_ROUNDS = 2  # a file edited between hashing and decoding is hashed and embedded again
+
+
+def content_hash(path: str, kind: str = "image", check: Callable[[], None] | None = None) -> str:
+    """The hash that names what is embedded. Pictures: every byte. Notes: the bytes a note is
+    ever read to (the first MAX_TEXT_BYTES) plus, past that cap, the size, so a sparse 50 GB
+    .txt costs 4 MB, not 50 GB (notes within the cap hash exactly as before). `check` runs
+    between 1 MiB blocks: pause and cancel take effect inside a huge file."""
     h = hashlib.blake2b(digest_size=16)
+    if kind == "text":
+        data = read_note_bytes(path, check)
+        h.update(data)
+        if len(data) >= MAX_TEXT_BYTES:
+            size = os.path.getsize(path)
+            if size > len(data):
+                h.update(b"\0size:%d" % size)
+        return h.hexdigest()
     with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
+        while True:
+            if check is not None:
+                check()
+            chunk = fh.read(READ_BLOCK)
+            if not chunk:
+                break
             h.update(chunk)
     return h.hexdigest()
+
+
+def hash_file(path: str, kind: str, check: Callable[[], None] | None = None) -> tuple[str, Stamp]:
+    """(content hash, the file's stamp taken before hashing); a file whose stamp differs after
+    decoding was edited in between and is re-queued."""
+    before = stamp_of(os.stat(path))
+    return content_hash(path, kind, check), before
 
 
 def normalise_root(path: str | os.PathLike) -> str:
@@ -97,12 +126,11 @@ class Indexer:
                 self.library.vectors.delete(chunk_ids)
                 self.library.vectors.flush()
                 return len(chunk_ids)
-        raise KeyError(f"{path} is not an indexed folder")
+        raise NotIndexed(f"{path} is not an indexed folder")
 
     # -- the job ----------------------------------------------------------------------------
     def run(self, roots: list[str | os.PathLike] | None = None) -> IndexReport:
         """Index the given roots (added if new) or, with None, every root of the library."""
-        started = time.monotonic()
         cat = self.library.catalogue
         if roots:
             self.add_roots(roots)
@@ -110,6 +138,12 @@ class Indexer:
             targets = [(rid, p) for rid, p in cat.roots() if p in wanted]
         else:
             targets = cat.roots()
+        return self._run(targets)
+
+    def _run(self, targets: list[tuple[int, str]],
+             scopes: dict[tuple[int, str], list[str]] | None = None) -> IndexReport:
+        started = time.monotonic()
+        cat = self.library.catalogue
         plan = _Plan()
         embedded = 0
         cancelled = False
@@ -117,7 +151,8 @@ class Indexer:
         text_note = ""
         try:
             for rid, rpath in targets:
-                self._plan_root(rid, rpath, plan)
+                within = scopes.get((rid, rpath)) if scopes is not None else None
+                self._plan_root(rid, rpath, plan, within)
             # Files left pending by an interrupted run are finished too.
             queued = {w.file_id for w in plan.to_embed}
             for row in cat.pending_files():
@@ -154,7 +189,23 @@ class Indexer:
         self.on_progress(Progress("done", embedded, len(plan.to_embed), errors=plan.errors))
         return report
 
-    def _plan_root(self, root_id: int, root: str, plan: _Plan) -> None:
+    def update(self, paths: list[str | os.PathLike]) -> IndexReport:
+        """Bring the library up to date for these changed paths only (a watcher's batch):
+        files and folders at or under them are rescanned; the rest of each root is not
+        walked. Paths outside every root are ignored; an unreachable root keeps its entries."""
+        cat = self.library.catalogue
+        roots = cat.roots()
+        scoped: dict[tuple[int, str], list[str]] = {}
+        for p in paths:
+            path = normalise_root(p)
+            for rid, rpath in roots:
+                if path == rpath or path.startswith(rpath.rstrip(os.sep) + os.sep):
+                    scoped.setdefault((rid, rpath), []).append(path)
+                    break
+        return self._run(list(scoped), scopes=scoped)
+
+    def _plan_root(self, root_id: int, root: str, plan: _Plan,
+                   within: list[str] | None = None) -> None:
         cat = self.library.catalogue
         if not os.path.isdir(root):
             cat.set_scan_errors(root_id, [(root, "folder not reachable (unplugged or removed?)")])
@@ -164,7 +215,10 @@ class Indexer:
         problems: list[ScanProblem] = []
         seen: list[Entry] = []
         last = 0.0
-        for entry in scan(root, skip=(str(self.library.root),), on_problem=problems.append):
+        skip = (str(self.library.root),)
+        entries = (scan(root, skip=skip, on_problem=problems.append) if within is None
+                   else scan_within(root, within, skip=skip, on_problem=problems.append))
+        for entry in entries:
             seen.append(entry)
             now = time.monotonic()
             if now - last > 0.1:
@@ -173,14 +227,19 @@ class Indexer:
                 last = now
         if not os.path.isdir(root):  # vanished during the scan: keep what we had
             cat.set_scan_errors(root_id, [(root, "folder disappeared during the scan")])
+            self.on_error(FileError(root, "folder disappeared during the scan"))
             plan.errors += 1
             return
-        cat.set_scan_errors(root_id, [(p.path, p.reason) for p in problems])
+        if within is None:
+            cat.set_scan_errors(root_id, [(p.path, p.reason) for p in problems])
+        else:
+            cat.set_scan_errors_within(root_id, within, [(p.path, p.reason) for p in problems])
         for p in problems:
             self.on_error(FileError(p.path, p.reason))
         plan.errors += len(problems)
 
-        known = cat.files_under(root_id)
+        known = (cat.files_under(root_id) if within is None
+                 else cat.files_within(root_id, within))
         present: dict[bytes, Entry] = {os.fsencode(e.path): e for e in seen}
         vanished: dict[bytes, FileRow] = {k: v for k, v in known.items() if k not in present}
         fresh: list[Entry] = []
@@ -201,29 +260,31 @@ class Indexer:
                 vanished_by_hash.setdefault(row.content_hash, row)
         for entry in fresh:
             self.control.checkpoint()
-            digest = hashes.get(entry.path)
+            digest, stamp = hashes.get(entry.path, (None, None))
             raw = os.fsencode(entry.path)
             row = known.get(raw)
-            if digest is None:  # unreadable now: record it as an error, keep going
+            if digest is None or stamp is None:  # unreadable now: record the error, go on
                 fid = cat.upsert_pending(root_id, entry.path, entry.kind, entry.size,
                                          entry.mtime_ns, None)
-                cat.commit_embedded([], [(fid, "cannot read file (vanished or permission denied)")])
+                reason = "cannot read file (vanished or permission denied)"
+                cat.commit_embedded([], [(fid, reason)])
+                self.on_error(FileError(entry.path, reason))
                 plan.errors += 1
                 continue
+            size, mtime_ns = stamp[0], stamp[1]  # as hashed (the scan's stat may be older)
             if row is not None and row.content_hash == digest and row.state == "indexed":
-                cat.touch(row.id, entry.size, entry.mtime_ns)
+                cat.touch(row.id, size, mtime_ns)
                 plan.unchanged += 1
                 continue
             if row is None and digest in vanished_by_hash:
                 old = vanished_by_hash.pop(digest)
-                cat.move_file(old.id, root_id, entry.path, entry.size, entry.mtime_ns)
+                cat.move_file(old.id, root_id, entry.path, size, mtime_ns)
                 # same vectors, new path: stores that filter by folder need the new one
                 self._add_vectors(cat.chunk_ids_of(old.id))
                 vanished.pop(old.path_raw, None)
                 plan.moved += 1
                 continue
-            fid = cat.upsert_pending(root_id, entry.path, entry.kind, entry.size, entry.mtime_ns,
-                                     digest)
+            fid = cat.upsert_pending(root_id, entry.path, entry.kind, size, mtime_ns, digest)
             twin = cat.indexed_file_with_hash(digest, exclude=fid)
             if twin is not None and twin.kind == entry.kind:
                 new_ids, replaced = cat.copy_chunks(twin.id, fid)
@@ -233,7 +294,7 @@ class Indexer:
                 plan.added += row is None
                 plan.updated += row is not None
                 continue
-            plan.to_embed.append(WorkItem(fid, entry.path, entry.kind))
+            plan.to_embed.append(WorkItem(fid, entry.path, entry.kind, stamp))
             if row is None:
                 plan.added += 1
             else:
@@ -243,22 +304,30 @@ class Indexer:
             self.library.vectors.delete(chunk_ids)
             plan.removed += len(vanished)
 
-    def _hash_all(self, entries: list[Entry]) -> dict[str, str]:
-        def one(e: Entry) -> tuple[str, str | None]:
+    def _hash_all(self, entries: list[Entry]) -> dict[str, tuple[str, Stamp]]:
+        """Hash in a few threads; each checks pause/cancel between 1 MiB blocks, and a cancel
+        drops the files not yet started, so it takes effect within about a block's read."""
+        check = self.control.checkpoint
+
+        def one(e: Entry) -> tuple[str, tuple[str, Stamp] | None]:
+            check()
             try:
-                return e.path, content_hash(e.path)
+                return e.path, hash_file(e.path, e.kind, check)
             except OSError:
                 return e.path, None
 
-        out: dict[str, str] = {}
+        out: dict[str, tuple[str, Stamp]] = {}
         total = len(entries)
-        with ThreadPoolExecutor(max_workers=4) as pool:
-            for i, (path, digest) in enumerate(pool.map(one, entries), 1):
-                if digest is not None:
-                    out[path] = digest
-                if i % 64 == 0:
-                    self.control.checkpoint()
+        pool = ThreadPoolExecutor(max_workers=4)
+        try:
+            for i, (path, found) in enumerate(pool.map(one, entries), 1):
+                if found is not None:
+                    out[path] = found
+                if i % 64 == 0 or i == total:
+                    check()
                     self.on_progress(Progress("hashing", i, total, current=path))
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
         return out
 
     def _add_vectors(self, chunk_ids: list[int]) -> None:
@@ -272,7 +341,6 @@ class Indexer:
         total = len(plan.to_embed)
         if total == 0:
             return 0
-        cat = self.library.catalogue
         embedder = Embedder(
             self.encoder, workers=self.workers, batch_size=self.batch_size, control=self.control
         )
@@ -281,27 +349,64 @@ class Indexer:
         paused_before = self.control.paused_seconds
         last_save = started
         self.on_progress(Progress("embedding", 0, total))
-        for batch in embedder.run(plan.to_embed):
-            ok = [(e.item.file_id, e.chunks, e.taken_at, e.body) for e in batch if e.error is None]
-            bad = [(e.item.file_id, e.error or "") for e in batch if e.error is not None]
-            new_ids, old_ids = cat.commit_embedded(ok, bad)
-            self.library.vectors.delete(old_ids)
-            self._add_vectors(new_ids)
-            for e in batch:
-                if e.error is not None:
-                    plan.errors += 1
-                    self.on_error(FileError(e.item.path, e.error))
-            done += len(batch)
-            now = time.monotonic()
-            if now - last_save > SAVE_EVERY_S:
-                self.library.vectors.flush()
-                last_save = now
-            paused = self.control.paused_seconds - paused_before
-            elapsed = max(now - started - paused, 1e-6)
-            rate = done / elapsed
-            eta = (total - done) / rate if rate > 0 else None
-            self.on_progress(
-                Progress("embedding", done, total, rate, eta, batch[-1].item.path, plan.errors,
-                         self.control.paused)
-            )
+        todo = plan.to_embed
+        for round_ in range(REQUEUE_ROUNDS + 1):
+            changed: list[WorkItem] = []
+            for batch in embedder.run(todo):
+                changed += [e.item for e in batch if e.changed]
+                batch = [e for e in batch if not e.changed]
+                if batch:
+                    done = self._store(batch, plan, done, total, started, paused_before)
+                if time.monotonic() - last_save > SAVE_EVERY_S:
+                    self.library.vectors.flush()
+                    last_save = time.monotonic()
+            if not changed:
+                break
+            if round_ == REQUEUE_ROUNDS:  # still changing: an error that the next run retries
+                self._store([Embedded(i, [], error=CHANGED_REASON) for i in changed], plan, done,
+                            total, started, paused_before)
+                break
+            todo = self._rehash(changed)
+        return done
+
+    def _rehash(self, items: list[WorkItem]) -> list[WorkItem]:
+        """Files edited after they were hashed: hash them again and record what was hashed."""
+        cat = self.library.catalogue
+        out = []
+        for item in items:
+            row = cat.file_by_id(item.file_id)
+            if row is None:
+                continue
+            try:
+                digest, stamp = hash_file(item.path, item.kind, self.control.checkpoint)
+            except OSError:  # gone since: decoding it again will say so
+                out.append(WorkItem(item.file_id, item.path, item.kind))
+                continue
+            cat.upsert_pending(row.root_id, item.path, item.kind, stamp[0], stamp[1], digest)
+            out.append(WorkItem(item.file_id, item.path, item.kind, stamp))
+        return out
+
+    def _store(self, batch: list[Embedded], plan: _Plan, done: int, total: int, started: float,
+               paused_before: float) -> int:
+        """Commit one embedded batch (one transaction), then tell the vector store."""
+        cat = self.library.catalogue
+        ok = [(e.item.file_id, e.chunks, e.taken_at, e.body) for e in batch if e.error is None]
+        bad = [(e.item.file_id, e.error or "") for e in batch if e.error is not None]
+        new_ids, old_ids = cat.commit_embedded(ok, bad)
+        self.library.vectors.delete(old_ids)
+        self._add_vectors(new_ids)
+        for e in batch:
+            if e.error is not None:
+                plan.errors += 1
+                self.on_error(FileError(e.item.path, e.error))
+        done += len(batch)
+        now = time.monotonic()
+        paused = self.control.paused_seconds - paused_before
+        elapsed = max(now - started - paused, 1e-6)
+        rate = done / elapsed
+        eta = (total - done) / rate if rate > 0 else None
+        self.on_progress(
+            Progress("embedding", done, total, rate, eta, batch[-1].item.path, plan.errors,
+                     self.control.paused)
+        )
         return done

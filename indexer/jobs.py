@@ -69,6 +69,11 @@ class FileError:
     reason: str
 
 
+def plural(n: int, word: str) -> str:
+    """ "1 error", "3 errors": counts read as sentences."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
 @dataclass(frozen=True)
 class IndexReport:
     added: int = 0
@@ -92,19 +97,19 @@ class IndexReport:
         if not (self.text_looked or self.text_found or self.text_errors):
             return ""
         tail = f", {self.text_errors} could not be read" if self.text_errors else ""
-        return (f"; looked for text in {self.text_looked} pictures, words read in "
+        return (f"; looked for text in {plural(self.text_looked, 'picture')}, words read in "
                 f"{self.text_found}{tail}")
 
     def summary(self) -> str:
         if self.embedded_files == 0 and not (self.moved or self.removed or self.errors):
-            return f"nothing to embed: {self.unchanged} files unchanged" + self.text_summary()
+            return f"nothing to embed: {plural(self.unchanged, 'file')} unchanged" + self.text_summary()
         parts = [
             f"{self.added} added",
             f"{self.updated} changed",
             f"{self.moved} moved",
             f"{self.removed} removed",
             f"{self.unchanged} unchanged",
-            f"{self.errors} errors",
+            plural(self.errors, "error"),
         ]
         if self.copied:
             parts.insert(3, f"{self.copied} duplicates reused")

@@ -11,9 +11,11 @@ fingerprint, and a library opened with another model is refused, naming both.
 """
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
+import stat
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +24,7 @@ import numpy as np
 
 from indexer.atomic import atomic_write_bytes
 from indexer.catalogue import Catalogue
+from indexer.errors import LibraryDamaged, LibraryError, cannot_write_library
 from indexer.specs import SPECS, ModelSpec
 from indexer.stores import make_store, vector_meta
 from indexer.vectors import VectorStore
@@ -30,12 +33,30 @@ POINTER = "magpie-library.json"
 FORMAT = 1
 
 
-class LibraryError(RuntimeError):
-    """A problem with the library the user can act on; str() is the message to show."""
-
-
 class LibraryInUse(LibraryError):
     pass
+
+
+class NotALibrary(LibraryError):
+    """The folder holds other things: Magpie writes its files there only when asked to."""
+
+
+# What a folder may hold and still count as empty for a new library: its own leftovers from
+# a first open that stopped before the pointer file was written.
+_OWN_NAMES = {"lock", "models", POINTER}
+
+
+def is_library(root: Path) -> bool:
+    return (root / POINTER).exists()
+
+
+def foreign_entries(root: Path) -> list[str]:
+    """Names in `root` that are not Magpie's own (sorted); [] for a missing or empty folder."""
+    try:
+        return sorted(n for n in os.listdir(root) if n not in _OWN_NAMES
+                      and not n.startswith(POINTER + "."))
+    except FileNotFoundError:
+        return []
 
 
 class ModelMismatch(LibraryError):
@@ -57,7 +78,22 @@ def _acquire(root: Path) -> None:
             fd, n = _locks[key]
             _locks[key] = (fd, n + 1)
             return
-        fd = os.open(root / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+        lock = root / "lock"
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        except IsADirectoryError:
+            raise LibraryDamaged(lock, "is a folder, not Magpie's lock file",
+                                 "Move that folder away (or delete it if it is empty) and run "
+                                 "the command again") from None
+        except OSError as exc:
+            if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+                raise cannot_write_library(root, exc) from None
+            if exc.errno == errno.ELOOP:
+                raise LibraryDamaged(lock, "is a symbolic link, not Magpie's lock file") from None
+            raise
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise LibraryDamaged(lock, "is not a regular file")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -70,9 +106,27 @@ def _acquire(root: Path) -> None:
                 f"library {root} is in use by another Magpie process (pid {holder}); "
                 "close that window or wait for its job to finish"
             ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
         _locks[key] = (fd, 1)
+
+
+def check_writable(root: Path) -> None:
+    """Raise the LibraryError an open for writing would raise about the lock (in use, a
+    folder, a read-only disk) without opening anything else: lets a long command (a
+    migration) refuse before it loads a model."""
+    root = Path(root).expanduser().absolute()
+    _acquire(root)
+    _release(root)
+
+
+def _stamp(root: Path) -> None:
+    """Write our pid into the held lock, once the open succeeded: a refused open leaves the
+    library byte-for-byte as it was."""
+    key = os.path.realpath(root)
+    with _locks_guard:
+        fd, _n = _locks[key]
+        if os.pread(fd, 32, 0) != str(os.getpid()).encode():
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, str(os.getpid()).encode(), 0)
 
 
 def _release(root: Path) -> None:
@@ -104,9 +158,16 @@ class LibraryInfo:
         if not path.exists():
             return cls(None, {}, None)
         try:
-            data = json.loads(path.read_text())
-        except (OSError, ValueError) as exc:
-            raise LibraryError(f"{path} is unreadable ({exc}); is this a Magpie library?") from None
+            data = json.loads(path.read_text("utf-8"))
+        except IsADirectoryError:
+            raise LibraryDamaged(path, "is a folder, not the library's description") from None
+        except OSError as exc:
+            raise LibraryError(f"cannot read {path} ({exc.strerror or exc})") from None
+        except ValueError as exc:
+            raise LibraryDamaged(path, f"is not valid JSON ({exc})") from None
+        problem = _pointer_problem(data)
+        if problem:
+            raise LibraryDamaged(path, problem)
         if data.get("format", 0) > FORMAT:
             raise LibraryError(f"{root} was made by a newer Magpie; update Magpie to open it")
         return cls(data.get("active"), data.get("models", {}), data.get("migration"),
@@ -119,6 +180,25 @@ class LibraryInfo:
 
     def active_name(self) -> str | None:
         return self.models.get(self.active or "", {}).get("name")
+
+
+def _pointer_problem(data: object) -> str | None:
+    """What is wrong with the pointer file's content, or None (each field has one type)."""
+    if not isinstance(data, dict):
+        return f"does not hold a JSON object (it holds {type(data).__name__})"
+    fields: dict[str, type | tuple[type, ...]] = {
+        "format": int, "active": (str, type(None)), "models": dict,
+        "migration": (str, type(None)), "store": (str, type(None))}
+    for name, kind in fields.items():
+        if name in data and (not isinstance(data[name], kind) or isinstance(data[name], bool)):
+            return f"has a malformed {name!r} field ({data[name]!r})"
+    models = data.get("models", {})
+    if not all(isinstance(k, str) and isinstance(v, dict) for k, v in models.items()):
+        return "has a malformed 'models' field"
+    for name in ("active", "migration"):
+        if data.get(name) is not None and data[name] not in models:
+            return f"names a {name} model {data[name]!r} it does not describe"
+    return None
 
 
 def model_record(spec: ModelSpec) -> dict:
@@ -159,23 +239,30 @@ class Library:
         target: bool = False,
         store: str | None = None,
         readonly: bool = False,
+        create: bool = False,
     ) -> None:
+        """create: this model is new to the library, so its catalogue may be made here; else
+        a missing or empty catalogue is damage, named and never silently replaced."""
         self.root = root
         self.spec = spec
         self.readonly = readonly
         self.fingerprint = spec.fingerprint()
         self.folder = root / "models" / self.fingerprint
-        if not readonly:
+        if create and not readonly:
             self.folder.mkdir(parents=True, exist_ok=True)
         self.is_migration_target = target
-        self.catalogue = Catalogue(self.folder / "catalogue.sqlite", readonly=readonly)
+        self.catalogue = Catalogue(self.folder / "catalogue.sqlite", readonly=readonly,
+                                   create=create)
         recorded = self.catalogue.get_meta("fingerprint")
-        if recorded is None and readonly:
-            raise LibraryError(f"{root} has no index for {spec.label()} yet")
+        if recorded is None and (readonly or not create):
+            self.catalogue.close()
+            raise LibraryDamaged(self.folder / "catalogue.sqlite",
+                                 "does not record which model made it")
         if recorded is None:
             self.catalogue.set_meta("fingerprint", self.fingerprint)
             self.catalogue.set_meta("model", json.dumps(model_record(spec)))
         elif recorded != self.fingerprint:
+            self.catalogue.close()
             raise LibraryError(f"{self.folder} holds another model's catalogue ({recorded})")
         self._readers = threading.local()
         self._reader_list: list[Catalogue] = []
@@ -196,6 +283,7 @@ class Library:
         create: bool = True,
         store: str | None = None,
         readonly: bool = False,
+        allow_non_empty: bool = False,
     ) -> Library:
         """Open (or create) a library. `store` is only used when creating it; an existing
         library always uses the vector store it was created with.
@@ -210,7 +298,23 @@ class Library:
         if not root.exists():
             if not create:
                 raise LibraryError(f"no library at {root}")
-            root.mkdir(parents=True)
+            try:
+                root.mkdir(parents=True)
+            except OSError as exc:
+                raise LibraryError(f"cannot create the library {root} ({exc.strerror})") from None
+        elif not root.is_dir():
+            raise LibraryError(f"{root} is not a folder; choose a library folder with --library")
+        elif not is_library(root):
+            others = foreign_entries(root)
+            if not create:
+                raise LibraryError(f"no library at {root}")
+            if others and not allow_non_empty:
+                shown = ", ".join(others[:3]) + (", …" if len(others) > 3 else "")
+                raise NotALibrary(
+                    f"{root} is not a Magpie library and already holds other files ({shown}); "
+                    "choose an empty folder for a new library (nothing was written there)"
+                )
+        LibraryInfo.read(root)  # a damaged pointer is named before anything is created
         _acquire(root)
         try:
             info = LibraryInfo.read(root)
@@ -224,7 +328,8 @@ class Library:
                         "of Magpie does not know"
                     )
             fp = spec.fingerprint()
-            if info.active is None:
+            new = info.active is None
+            if new:
                 info.active = fp
                 info.models[fp] = model_record(spec)
                 info.store = store
@@ -236,7 +341,9 @@ class Library:
                 )
             elif info.active != fp:
                 raise _mismatch(root, info, spec)
-            return cls(root, spec, store=info.store)
+            library = cls(root, spec, store=info.store, create=new)
+            _stamp(root)
+            return library
         except BaseException:
             _release(root)
             raise
@@ -260,17 +367,22 @@ class Library:
     def open_migration_target(cls, root: Path, spec: ModelSpec) -> Library:
         """The side-by-side library a migration fills; the active one keeps answering."""
         root = Path(root).expanduser().absolute()
+        LibraryInfo.read(root)
         _acquire(root)
         try:
             info = LibraryInfo.read(root)
             fp = spec.fingerprint()
             if info.active == fp:
                 raise LibraryError(f"{root} already uses {spec.label()}")
-            if info.migration != fp:
+            started = info.migration == fp
+            if not started:
                 info.migration = fp
                 info.models[fp] = model_record(spec)
                 info.write(root)
-            return cls(root, spec, target=True, store=info.store)
+            library = cls(root, spec, target=True, store=info.store,
+                          create=not (started and (root / "models" / fp).is_dir()))
+            _stamp(root)
+            return library
         except BaseException:
             _release(root)
             raise

@@ -54,7 +54,7 @@ import numpy as np
 
 from indexer.atomic import atomic_write_bytes
 from indexer.catalogue import FileFilter, display_path
-from indexer.stores import StoreUnavailable
+from indexer.errors import ConfigError, StoreUnavailable
 from indexer.vectors import HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH, HNSW_M, StoreMismatch, VectorMeta
 
 FORMAT = "1"
@@ -77,6 +77,19 @@ PATH_MAX = 65535  # VARCHAR's limit
 FOLDERS_MAX = 2048  # a path of PATH_MAX (4096) bytes has at most 2048 folder levels
 DEFAULT_TIMEOUT = 30.0
 CONSISTENCY = ("Strong", "Bounded", "Session", "Eventually")
+# gRPC keepalive every server accepts. pymilvus's defaults ping every 10 s, idle connections
+# included; a stock gRPC server (the milvus-lite server is one) takes at most one ping per
+# 5 minutes while a call is open and none on an idle connection, counts each early ping as a
+# strike and after the third answers GOAWAY "too_many_pings", failing the calls in flight
+# (seen under load, when a call or a pause between calls outlasts a few pings). Milvus itself
+# allows pings every 5 s, so this is stricter than it needs and costs it nothing: every call
+# carries its own deadline (`timeout`), which is what finds a dead server.
+KEEPALIVE_MS = 330_000  # over the 300 s a stock gRPC server requires between pings
+GRPC_OPTIONS: dict[str, int] = {
+    "grpc.keepalive_time_ms": KEEPALIVE_MS,
+    "grpc.keepalive_timeout_ms": 20_000,
+    "grpc.keepalive_permit_without_calls": 0,
+}
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,199}")
 
 T = TypeVar("T")
@@ -171,6 +184,16 @@ def _pymilvus() -> Any:
     return pymilvus
 
 
+def connect(uri: str, token: str = "", timeout: float = DEFAULT_TIMEOUT) -> Any:
+    """A MilvusClient on its own connection, with keepalive every server accepts.
+
+    Dedicated: pymilvus otherwise shares one connection per address, made with the options of
+    whichever client came first (its defaults, for another library's client), so ours would
+    not apply."""
+    return _pymilvus().MilvusClient(uri=uri, token=token, timeout=timeout, dedicated=True,
+                                    grpc_options=dict(GRPC_OPTIONS))
+
+
 def _is_unreachable(exc: BaseException) -> bool:
     """Did the call fail because the server could not be reached (vs. refusing the request)?"""
     pm = _pymilvus()
@@ -226,7 +249,7 @@ class MilvusStore:
         readonly: bool = False,
     ) -> None:
         if consistency not in CONSISTENCY:
-            raise ValueError(f"consistency must be one of {', '.join(CONSISTENCY)}")
+            raise ConfigError(f"consistency must be one of {', '.join(CONSISTENCY)}")
         self.uri = uri
         self.collection = collection
         self.dim = int(dim)
@@ -237,10 +260,7 @@ class MilvusStore:
         self.consistency = consistency
         self.readonly = readonly  # a searcher that must not change a shared collection
         self.dirty = False
-        pm = _pymilvus()
-        self._client = self._call(
-            lambda: pm.MilvusClient(uri=uri, token=token or "", timeout=self.timeout)
-        )
+        self._client = self._call(lambda: connect(uri, token or "", self.timeout))
         try:
             self._open_or_create()
         except BaseException:
@@ -520,42 +540,42 @@ def parse_url(url: str) -> tuple[str, int, str, dict[str, str]]:
     """(host, port, collection, options) from ``milvus://HOST:PORT/COLLECTION?k=v``."""
     parts = urlsplit(url)
     if parts.scheme != "milvus" or not parts.hostname or not parts.path.strip("/"):
-        raise ValueError(f"bad vector store URL {url!r}; expected milvus://HOST:PORT/COLLECTION")
+        raise ConfigError(f"bad vector store URL {url!r}; expected milvus://HOST:PORT/COLLECTION")
     try:
         port = parts.port or 19530
     except ValueError:
-        raise ValueError(f"bad port in vector store URL {url!r}") from None
+        raise ConfigError(f"bad port in vector store URL {url!r}") from None
     base = parts.path.strip("/")
     if not _NAME.fullmatch(base):
-        raise ValueError(
+        raise ConfigError(
             f"bad collection name {base!r} in {url!r}: use letters, digits and _ "
             "(starting with a letter or _), at most 200 characters"
         )
     options = {k: v[-1] for k, v in parse_qs(parts.query).items()}
     unknown = set(options) - {"consistency", "timeout", "tls"}
     if unknown:
-        raise ValueError(f"unknown option(s) {', '.join(sorted(unknown))} in {url!r}; "
+        raise ConfigError(f"unknown option(s) {', '.join(sorted(unknown))} in {url!r}; "
                          "known: consistency, timeout, tls")
     if "consistency" in options:
         options["consistency"] = _consistency(options["consistency"])
     if "tls" in options:
         if options["tls"] not in ("0", "1"):
-            raise ValueError(f"tls must be 0 or 1 in {url!r}")
+            raise ConfigError(f"tls must be 0 or 1 in {url!r}")
         if options["tls"] == "0":
             del options["tls"]
     if "timeout" in options:
         try:
             if float(options["timeout"]) <= 0:
-                raise ValueError
+                raise ValueError  # caught below
         except ValueError:
-            raise ValueError(f"timeout must be a positive number of seconds in {url!r}") from None
+            raise ConfigError(f"timeout must be a positive number of seconds in {url!r}") from None
     return parts.hostname, port, base, options
 
 
 def _consistency(text: str) -> str:
     level = text.strip().capitalize()
     if level not in CONSISTENCY:
-        raise ValueError(f"Milvus consistency must be one of {', '.join(CONSISTENCY)}, "
+        raise ConfigError(f"Milvus consistency must be one of {', '.join(CONSISTENCY)}, "
                          f"not {text!r}")
     return level
 

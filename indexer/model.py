@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .errors import ConfigError
 from .specs import ModelSpec
 from .weights import WeightsError, is_verified, verify_file
 
@@ -44,7 +45,7 @@ def pick_device(prefer: str | None = None) -> str:
     if want == "cpu":
         return "cpu"
     if want not in ("auto", "gpu") and not want.startswith(("cuda", "mps")):
-        raise ValueError(f"unknown device {want!r}; use auto, cpu, cuda, cuda:N or mps")
+        raise ConfigError(f"unknown device {want!r}; use auto, cpu, cuda, cuda:N or mps")
     import torch
 
     if want.startswith("mps"):
@@ -57,6 +58,24 @@ def pick_device(prefer: str | None = None) -> str:
     if want not in ("auto",):
         log.warning("device %r requested but no CUDA GPU is available; using the CPU", want)
     return "cpu"
+
+
+def guess_device(prefer: str | None = None) -> str:
+    """`pick_device`'s answer without importing torch when it is certain: "cpu" if asked for,
+    or when no GPU driver is present (Linux without /proc/driver/nvidia, macOS, where `auto`
+    never picks MPS). Otherwise torch is asked. Lets a rescan with nothing to embed, which
+    only needs the device to size its worker pool, skip a 2-second, 1 GB import."""
+    import sys
+
+    want = (os.environ.get(ENV_DEVICE) or prefer or "auto").strip().lower()
+    if want == "cpu":
+        return "cpu"
+    if want == "auto":
+        if sys.platform == "darwin":
+            return "cpu"
+        if sys.platform.startswith("linux") and not os.path.exists("/proc/driver/nvidia/version"):
+            return "cpu"
+    return pick_device(prefer)
 
 
 def _is_cuda(device: str) -> bool:
@@ -87,6 +106,11 @@ class Encoder:
     def image_size(self) -> int:
         """Side of the square the decoder must produce (decode happens in worker processes)."""
         return self.spec.preprocess.image_size
+
+    @property
+    def interpolation(self) -> str:
+        """The resize filter the decoder must use for this model ("bicubic" or "bilinear")."""
+        return self.spec.preprocess.interpolation
 
     @property
     def max_text_tokens(self) -> int:
@@ -191,6 +215,15 @@ class Encoder:
         ids = tok([text], context_length=max(self.spec.context_length, 4096))
         return max(int((ids[0] != 0).sum()) - 2, 0)
 
+    def token_ends(self, text: str) -> list[int] | None:
+        """End offset of each token in `text` (None when this tokenizer can't say): lets the
+        chunker read cut points off one tokenization; `token_count` stays the judge."""
+        if not hasattr(self, "_token_ends"):
+            from .token_ends import clip_token_ends
+
+            self._token_ends = clip_token_ends(self._tokenizer)
+        return None if self._token_ends is None else self._token_ends(text)
+
     def close(self) -> None:
         """Free the model (and the GPU memory it held). Encoding afterwards raises."""
         with self._lock:
@@ -260,16 +293,16 @@ def _encode_text_trimmed(model: Any, tokens: "torch.Tensor") -> "torch.Tensor":
 
 def _prepare_arch(spec: ModelSpec) -> None:
     """Architectures that open_clip doesn't ship must be registered before create_model."""
-    if spec.name != "tiny-shapes":
+    if spec.arch not in ("tiny-shapes", "tiny-digits"):
         return
     try:
         from . import tiny_model
     except ImportError as e:
         raise ModelLoadError(
-            "the tiny-shapes model needs indexer/tiny_model.py, which is missing from this "
+            f"the {spec.name} model needs indexer/tiny_model.py, which is missing from this "
             f"installation ({e})"
         ) from None
-    tiny_model.register_tiny_config()
+    tiny_model.register_bundled_config(spec.arch)
 
 
 def read_state_dict(path: Path) -> dict:
@@ -339,25 +372,21 @@ def load_encoder(
     import open_clip
 
     device = device or pick_device()
+    model = _build_without_init(spec, open_clip)
     try:
-        with _quiet_random_init_warning():
-            model = open_clip.create_model(
-                spec.arch, pretrained=None, precision="fp32", device="cpu"
-            )
-    except Exception as e:
-        raise ModelLoadError(
-            f"open_clip can't build the architecture {spec.arch!r} ({e})"
-        ) from None
-
-    # same small compatibility fixes open_clip applies to published checkpoints
-    ls = sd.get("logit_scale")
-    if ls is not None and getattr(model, "logit_scale", None) is not None:
-        if ls.ndim != model.logit_scale.ndim:
-            sd["logit_scale"] = ls.reshape(model.logit_scale.shape)
-    if getattr(model, "logit_bias", None) is not None and "logit_bias" not in sd and ls is not None:
-        sd["logit_bias"] = torch.zeros_like(sd["logit_scale"])
-    try:
-        model.load_state_dict(sd, strict=True)
+        # same small compatibility fixes open_clip applies to published checkpoints
+        sd = _convert_layout(model, sd)
+        ls = sd.get("logit_scale")
+        if ls is not None and getattr(model, "logit_scale", None) is not None:
+            if ls.ndim != model.logit_scale.ndim:
+                sd["logit_scale"] = ls.reshape(model.logit_scale.shape)
+        if getattr(model, "logit_bias", None) is not None and "logit_bias" not in sd \
+                and ls is not None:
+            sd["logit_bias"] = torch.zeros_like(sd["logit_scale"])
+        # assign=True: the model takes the checkpoint's tensors as they are (no copy, so no
+        # second set of weights resident beside the model)
+        model.load_state_dict(sd, strict=True, assign=True)
+        _materialise_derived_buffers(model)
     except RuntimeError as e:
         missing, unexpected = _key_diff(model, sd)
         detail = str(e).strip().splitlines()
@@ -383,6 +412,59 @@ def load_encoder(
     enc = Encoder(spec, model, tokenizer, device)
     log.info("loaded %s on %s", spec.label(), device)
     return enc
+
+
+def _build_without_init(spec: ModelSpec, open_clip: Any) -> Any:
+    """The architecture with no memory and no random init behind its parameters.
+
+    Built on torch's "meta" device: shapes only. A ViT-B-32 built normally spends seconds
+    filling 150M parameters with random numbers that `load_state_dict` then overwrites, and
+    holds them beside the checkpoint's copy until then (2x the weights at peak).
+    """
+    try:
+        with _quiet_random_init_warning():
+            return open_clip.create_model(
+                spec.arch, pretrained=None, precision="fp32", device="meta"
+            )
+    except Exception as e:
+        raise ModelLoadError(
+            f"open_clip can't build the architecture {spec.arch!r} ({e})"
+        ) from None
+
+
+def _materialise_derived_buffers(model: Any) -> None:
+    """Buffers not in a checkpoint are derived from the architecture (open_clip's causal text
+    mask); on the meta device they have no values yet, so they are computed here. Any other
+    tensor still without data means the checkpoint doesn't cover the model: refused."""
+    import torch
+
+    for mod_name, module in model.named_modules():
+        for name, buf in list(module.named_buffers(recurse=False)):
+            if buf is None or not buf.is_meta:
+                continue
+            if name == "attn_mask" and buf.ndim == 2 and buf.shape[0] == buf.shape[1]:
+                mask = torch.full(tuple(buf.shape), float("-inf")).triu_(1)
+                module.register_buffer(name, mask, persistent=False)
+            else:
+                raise RuntimeError(f"{mod_name}.{name} has no value after loading the weights")
+    left = [n for n, p in model.named_parameters() if p.is_meta]
+    if left:
+        raise RuntimeError(f"parameters without values: {', '.join(left[:5])}")
+
+
+def _convert_layout(model: Any, sd: dict) -> dict:
+    """Key layouts open_clip itself converts when it loads a checkpoint: Apple's original
+    MobileCLIP files, and pre-`CustomTextCLIP` text towers. A checkpoint already in open_clip's
+    layout passes through unchanged."""
+    try:
+        from open_clip.convert import convert_state_dict
+        from open_clip.model import convert_to_custom_text_state_dict
+    except ImportError:  # pragma: no cover - an older open_clip without these helpers
+        return sd
+    sd = convert_state_dict(model, sd)
+    if "positional_embedding" in sd and not hasattr(model, "positional_embedding"):
+        sd = convert_to_custom_text_state_dict(sd)
+    return sd
 
 
 class _DropRandomInitWarning(logging.Filter):

@@ -6,7 +6,8 @@ package version and each model file's sha256, the library records that identity,
 different one means every picture is read again (never a mix of two engines' text).
 
 Two steps keep pictures without text cheap: `has_text` runs the detector alone on a small copy
-(a ~640 px side) and only when it finds text does `read_words` run the full read. The engine is
+(a 640 px side, 480 for camera photos) and only when it finds line-shaped text does
+`read_words` run the full read. The engine is
 imported lazily and loaded once per process (about a second).
 """
 from __future__ import annotations
@@ -38,10 +39,19 @@ MODEL_SHA256 = {
 # decode and embed it with ViT-B-32. 480 missed the 11 px UI text of 1080p screenshots
 # (bench/ocr_cost.py's), 640 sees it: 640 until a cheaper gate is measured for both.
 GATE_SIDE = 640
+# Camera photos (a JPEG or HEIF with a camera's EXIF) get the first look at this side instead:
+# 0.071 CPU s against 0.105 at 640 for a 12 MP photo (embedding it costs 0.52), and it still
+# sees type 1.5% of the photo's height (a street sign, a receipt held up); 640 sees 1%
+# (bench/ocr_gate.py). Screenshots keep 640: their 11 px UI text needs it.
+PHOTO_GATE_SIDE = 480
+# A detected box counts as text only when it is line-shaped (long side this many times the
+# short one): the detector also fires on blobs of photo texture (2 of 4 text-free photos at
+# 640 px), and each such false alarm costs a full read.
+LINE_ASPECT = 1.5
 READ_SIDE = 2000  # the full read: longest side capped here (RapidOCR's own default)
 MIN_SCORE = 0.5  # recogniser confidence below this is dropped as noise
 # Bump when the reading procedure changes in a way that changes the text (rotation tries…):
-PROCEDURE = 1
+PROCEDURE = 2  # 2: boxes stored as fractions of the picture
 
 
 class OcrUnavailable(RuntimeError):
@@ -137,12 +147,31 @@ def available() -> str | None:
 
 
 # -- pictures ------------------------------------------------------------------------------
-def load_for_ocr(path: str, side: int = READ_SIDE) -> np.ndarray:
-    """Decode upright (EXIF orientation applied) RGB, longest side at most `side`.
-    Same safety rules as the embedding decoder (pixel cap, first frame only)."""
+_CAMERA_TAGS = (0x010F, 0x0110, 0x0132)  # Make, Model, DateTime
+_CAMERA_FORMATS = ("JPEG", "MPO", "HEIF", "AVIF")
+
+
+def is_camera_photo(im: Image.Image) -> bool:
+    """A camera's picture (its EXIF names a camera or a time taken), not a screenshot or a
+    drawing: only the header is read."""
+    if im.format not in _CAMERA_FORMATS:
+        return False
+    try:
+        exif = im.getexif()
+        return any(tag in exif for tag in _CAMERA_TAGS) or 0x9003 in exif.get_ifd(0x8769)
+    except Exception:  # a damaged EXIF block: not worth a decision
+        return False
+
+
+def load_for_ocr(path: str, side: int = READ_SIDE, photo_side: int | None = None) -> np.ndarray:
+    """Decode upright (EXIF orientation applied) RGB, longest side at most `side` (or
+    `photo_side` for a camera photo, when given). Same safety rules as the embedding decoder
+    (pixel cap, first frame only)."""
     _enable_heif()
     try:
         with Image.open(path) as im:
+            if photo_side is not None and is_camera_photo(im):
+                side = photo_side
             w, h = im.size
             if w * h > MAX_PIXELS:
                 raise DecodeError(f"image too large ({w}×{h}) to read text from")
@@ -174,19 +203,27 @@ def _shrink(pixels: np.ndarray, side: int) -> np.ndarray:
     return np.asarray(im)
 
 
-def has_text(pixels: np.ndarray) -> bool:
-    """The first look: the detector alone on a small copy. Photos without text stop here."""
-    small = _shrink(pixels, GATE_SIDE)
+def has_text(pixels: np.ndarray, side: int = GATE_SIDE) -> bool:
+    """The first look: the detector alone on a copy at most `side` pixels long. Pictures
+    without text stop here."""
+    small = _shrink(pixels, side)
     eng = engine()
     det = eng.text_det
     old = det.limit_side_len, det.limit_type
     # the detector's own rule scales the *short* side up to 736; for the gate use the long side
-    det.limit_side_len, det.limit_type = GATE_SIDE, "max"
+    det.limit_side_len, det.limit_type = side, "max"
     try:
         boxes, _ = det(small)
     finally:
         det.limit_side_len, det.limit_type = old
-    return boxes is not None and len(boxes) > 0
+    return boxes is not None and any(_line_shaped(b) for b in boxes)
+
+
+def _line_shaped(box) -> bool:
+    corners = np.asarray(box, dtype=np.float32)
+    w = float(np.linalg.norm(corners[1] - corners[0]))
+    h = float(np.linalg.norm(corners[3] - corners[0]))
+    return max(w, h) >= LINE_ASPECT * max(min(w, h), 1.0)
 
 
 def _read_once(pixels: np.ndarray) -> list[OcrLine]:

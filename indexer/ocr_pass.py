@@ -66,7 +66,8 @@ class OcrPass:
         self.reader = reader or ocr.read_words
         # the first look decodes small (a JPEG decodes at 1/4 or 1/8 scale: cheap); only a
         # picture with text is decoded again at reading size
-        self.loader = loader or (lambda path: ocr.load_for_ocr(path, ocr.GATE_SIDE))
+        self.loader = loader or (
+            lambda path: ocr.load_for_ocr(path, ocr.GATE_SIDE, ocr.PHOTO_GATE_SIDE))
         self.full_loader = full_loader or (lambda path: ocr.load_for_ocr(path, ocr.READ_SIDE))
         self.identity = identity or ocr.engine_identity()
 
@@ -133,7 +134,8 @@ class OcrPass:
             pixels = job.result()
             if not self.gate(pixels):
                 return (file_id, digest, "none", None, [])
-            lines = self.reader(self.full_loader(path))
+            full = self.full_loader(path)
+            lines = self.reader(full)
         except ocr.OcrUnavailable:
             raise
         except DecodeError as exc:
@@ -145,8 +147,13 @@ class OcrPass:
         if not lines:
             return (file_id, digest, "none", None, [])
         report.with_text += 1
+        # corners as fractions of the upright picture's width and height: the preview draws
+        # them over a picture of any size
+        h, w = full.shape[:2]
         return (file_id, digest, "text", None,
-                [(ln.text, round(ln.score, 3), [list(p) for p in ln.box]) for ln in lines])
+                [(ln.text, round(ln.score, 3),
+                  [[round(x / max(w, 1), 4), round(y / max(h, 1), 4)] for x, y in ln.box])
+                 for ln in lines])
 
     def _failed(self, file_id: int, path: str, digest: str | None, reason: str,
                 report: OcrReport) -> tuple:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import sys
+import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -23,6 +24,15 @@ from indexer.decode import DecodeError, decode_image_job, read_text
 from indexer.jobs import JobControl
 
 CRASH_REASON = "the image decoder crashed on this file (worker process died)"
+#: a note that takes longer than this to read and split is recorded as an error (paused time
+#: not counted), so no single file can hold up its batch or every later run
+TEXT_BUDGET_S = 60.0
+_clock = time.monotonic  # tests replace it to make the budget deterministic
+
+
+def too_slow_reason(budget_s: float) -> str:
+    return (f"took longer than {budget_s:g} s to read (too long or unusual a note to split "
+            f"in time; shorten it or split it into several files)")
 
 
 class EncoderLike(Protocol):
@@ -43,11 +53,19 @@ class EncoderLike(Protocol):
     def token_count(self, text: str) -> int: ...
 
 
+Stamp = tuple[int, int, int]  # (size, mtime_ns, inode) of a file when it was hashed
+
+
+def stamp_of(st: os.stat_result) -> Stamp:
+    return (st.st_size, st.st_mtime_ns, st.st_ino)
+
+
 @dataclass(frozen=True)
 class WorkItem:
     file_id: int
     path: str
     kind: str  # "image" | "text"
+    stamp: Stamp | None = None  # as hashed: a file that differs after decoding is re-queued
 
 
 @dataclass(frozen=True)
@@ -57,6 +75,18 @@ class Embedded:
     taken_at: float | None = None
     body: str | None = None  # note text for keyword search
     error: str | None = None
+    changed: bool = False  # edited since it was hashed: not stored, hash it again and retry
+
+
+def changed_since_hashed(item: WorkItem) -> bool:
+    """True when the file on disk is no longer the one that was hashed (checked after its
+    bytes were decoded, so a vector is never stored under the hash of other bytes)."""
+    if item.stamp is None:
+        return False
+    try:
+        return stamp_of(os.stat(item.path)) != item.stamp
+    except OSError:
+        return False  # gone: the decode's own result (usually "vanished") stands
 
 
 def default_workers() -> int:
@@ -82,6 +112,7 @@ class Embedder:
         decode_job: Callable[[str, int], tuple] = decode_image_job,
         gpu_decode: bool | None = None,
         gpu_device: str | None = None,
+        text_budget_s: float | None = None,
     ) -> None:
         self.encoder = encoder
         self.decode_job = decode_job  # module-level function (picklable); tests inject crashes
@@ -92,6 +123,7 @@ class Embedder:
         # `gpu_device` overrides where that path runs ("cpu" in tests: same code, no GPU).
         self.gpu_decode = gpu_decode
         self.gpu_device = gpu_device
+        self.text_budget_s = TEXT_BUDGET_S if text_budget_s is None else text_budget_s
         self._pool: ProcessPoolExecutor | None = None
 
     # -- public -----------------------------------------------------------------------------
@@ -113,15 +145,24 @@ class Embedder:
     def _embed_texts(self, items: list[WorkItem]) -> list[Embedded]:
         out: list[Embedded] = []
         pieces: list[tuple[WorkItem, list[str], str]] = []
+        token_ends = getattr(self.encoder, "token_ends", None)
         for item in items:
             try:
-                body = read_text(item.path)
-                chunks = chunk_text(body, self.encoder.token_count, self.encoder.max_text_tokens)
+                check = self._note_budget()
+                body = read_text(item.path, check=check)
+                chunks = chunk_text(body, self.encoder.token_count, self.encoder.max_text_tokens,
+                                    token_ends=token_ends, check=check)
+                if changed_since_hashed(item):
+                    out.append(Embedded(item, [], changed=True))
+                    continue
                 if not chunks:
                     raise DecodeError("empty note (no text)")
                 pieces.append((item, chunks, body))
             except DecodeError as exc:
-                out.append(Embedded(item, [], error=str(exc)))
+                if changed_since_hashed(item):
+                    out.append(Embedded(item, [], changed=True))
+                else:
+                    out.append(Embedded(item, [], error=str(exc)))
         flat = [c for _, chunks, _ in pieces for c in chunks]
         vectors = self._encode_texts_batched(flat)
         pos = 0
@@ -137,17 +178,44 @@ class Embedder:
             )
         return out
 
+    def _note_budget(self) -> Callable[[], None]:
+        """A check for one note: honours pause/cancel, and raises DecodeError once the note
+        has taken longer than the budget (time spent paused does not count)."""
+        control, budget = self.control, self.text_budget_s
+        deadline = _clock() + budget
+
+        def check() -> None:
+            nonlocal deadline
+            paused_before = control.paused_seconds
+            control.checkpoint()
+            deadline += control.paused_seconds - paused_before
+            if _clock() > deadline:
+                raise DecodeError(too_slow_reason(budget))
+
+        return check
+
     def _encode_texts_batched(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.empty((0, self.encoder.dim), np.float32)
-        parts = [
-            self.encoder.encode_texts(texts[s : s + 64]) for s in range(0, len(texts), 64)
-        ]
+        parts = []
+        for s in range(0, len(texts), 64):  # a long note is many batches: pause/cancel between
+            self.control.checkpoint()
+            parts.append(self.encoder.encode_texts(texts[s : s + 64]))
         return np.concatenate(parts)
 
     # -- images -----------------------------------------------------------------------------
+    def _interpolation(self) -> str:
+        return getattr(self.encoder, "interpolation", "bicubic")
+
+    def _decode_args(self, item: WorkItem) -> tuple:
+        """(path, size), plus the resize filter when the model's isn't the default bicubic."""
+        interp = self._interpolation()
+        if interp == "bicubic":
+            return (item.path, self.encoder.image_size)
+        return (item.path, self.encoder.image_size, interp)
+
     def _decode_inline(self, item: WorkItem) -> tuple[np.ndarray | None, float | None, str | None]:
-        return self.decode_job(item.path, self.encoder.image_size)
+        return self.decode_job(*self._decode_args(item))
 
     def _get_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
@@ -161,8 +229,8 @@ class Embedder:
 
     def _device_decode_target(self) -> str | None:
         """Where JPEGs are decoded in batches instead of the CPU pool, or None (CPU pool)."""
-        if self.gpu_decode is False:
-            return None
+        if self.gpu_decode is False or self._interpolation() != "bicubic":
+            return None  # the device resize is bicubic only
         device = self.gpu_device or str(getattr(self.encoder, "device", "cpu"))
         if self.gpu_decode is None:
             from indexer.gpu_decode import gpu_decode_available
@@ -193,12 +261,17 @@ class Embedder:
                 ok = [(it, px, f.taken_at) for it, f, px in zip(batch, files, pixels)
                       if px is not None and f is not None]
                 fallback += [it for it, px in zip(batch, pixels) if px is None]
+                changed = [Embedded(it, [], changed=True) for it, _, _ in ok
+                           if changed_since_hashed(it)]
+                ok = [o for o in ok if not changed_since_hashed(o[0])] if changed else ok
                 if ok:
                     vecs = self.encoder.encode_images(np.stack([px for _, px, _ in ok]))
-                    yield [
+                    yield changed + [
                         Embedded(it, [NewChunk(0, None, v)], taken_at=taken)
                         for (it, _, taken), v in zip(ok, vecs)
                     ]
+                elif changed:
+                    yield changed
 
     def _embed_images(self, items: list[WorkItem]) -> Iterator[list[Embedded]]:
         device = self._device_decode_target()
@@ -231,7 +304,9 @@ class Embedder:
 
         def accept(item: WorkItem, result: tuple) -> None:
             pixels, taken, error = result
-            if error is not None:
+            if changed_since_hashed(item):
+                failed.append(Embedded(item, [], changed=True))
+            elif error is not None:
                 failed.append(Embedded(item, [], error=error))
             else:
                 ready.append((item, pixels, taken))
@@ -281,10 +356,10 @@ class Embedder:
 
     def _submit(self, item: WorkItem) -> Future:
         try:
-            return self._get_pool().submit(self.decode_job, item.path, self.encoder.image_size)
+            return self._get_pool().submit(self.decode_job, *self._decode_args(item))
         except BrokenProcessPool:
             self._shutdown_pool()
-            return self._get_pool().submit(self.decode_job, item.path, self.encoder.image_size)
+            return self._get_pool().submit(self.decode_job, *self._decode_args(item))
 
     def _isolated(self, item: WorkItem) -> tuple[np.ndarray | None, float | None, str | None]:
         """Decode one file alone, so a crash can be pinned on it."""

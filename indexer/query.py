@@ -1,8 +1,9 @@
 """Query arithmetic: "red + circle - square", "beach:2 + sunset", image paths as terms.
 
 Operators are a `+` or `-` standing alone between terms (so "t-shirt" stays one word); a
-weight is a `:number` suffix; a term that names an existing image file (absolute, ~, ./, or
-quoted) is an image term. Errors raise QueryError with a message meant for the user.
+weight is a `:number` suffix after a non-digit (so a time, "10:30", stays text); a term that
+names an existing image file (absolute, ~, ./, or quoted) is an image term. Errors raise
+QueryError with a message meant for the user.
 """
 from __future__ import annotations
 
@@ -10,13 +11,14 @@ import os
 import re
 from dataclasses import dataclass
 
+from indexer.errors import MagpieError
 from indexer.scan import classify
 
 _OPERATOR = re.compile(r'(?:^|\s)([+-])(?=\s|$|[^\s\d+-])')
-_WEIGHT = re.compile(r"^(?P<body>.*?):(?P<w>[+-]?\d+(?:\.\d+)?)$", re.S)
+_WEIGHT = re.compile(r"^(?P<body>.*?\D):(?P<w>[+-]?\d+(?:\.\d+)?)$", re.S)
 
 
-class QueryError(ValueError):
+class QueryError(MagpieError, ValueError):
     pass
 
 

@@ -106,6 +106,37 @@ def scan(
         stack.extend(reversed(subdirs))
 
 
+def scan_within(
+    root: str | os.PathLike,
+    paths: list[str],
+    *,
+    skip: tuple[str, ...] = (),
+    on_problem: Callable[[ScanProblem], None] | None = None,
+) -> Iterator[Entry]:
+    """Yield the files at or under each of `paths` (all inside `root`): what a watcher's
+    batch of changed paths needs, without walking the rest of the root."""
+    report = on_problem or (lambda p: None)
+    heif = heif_available()
+    root = os.fspath(root)
+    for path in paths:
+        rel = os.path.relpath(path, root)
+        if any(part.startswith(".") for part in rel.split(os.sep) if part not in (".", "..")):
+            continue  # hidden, as the full scan skips it
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            continue  # gone: the caller treats what it knew there as vanished
+        except OSError as exc:
+            report(ScanProblem(path, _reason(exc)))
+            continue
+        if stat.S_ISDIR(st.st_mode):
+            yield from scan(path, skip=skip, on_problem=on_problem)
+        elif stat.S_ISREG(st.st_mode):
+            kind = classify(os.path.basename(path), heif=heif)
+            if kind is not None:
+                yield Entry(path, kind, st.st_size, st.st_mtime_ns)
+
+
 def _reason(exc: OSError) -> str:
     if isinstance(exc, PermissionError):
         return "permission denied"

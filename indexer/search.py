@@ -2,55 +2,100 @@
 
 Vector side: knn over chunks with oversampling, then chunks are grouped per file (a note hit
 on any chunk returns the note once, that chunk as its snippet). Keyword side: SQLite FTS5
-BM25 over file names, folder names and note text. The two rankings are fused by reciprocal
-rank fusion, which needs no score calibration between cosine and BM25.
+BM25 over file names, folder names and note text.
+
+The two are fused by calibrated evidence, not by rank: each result gets a relevance in [0, 1]
+that means the same for every query, kind and model. Vector evidence is its z (standard
+deviations above a typical item *of its kind* for this query) measured against the point where
+this query's results stop standing out (`standout_floor`: the widest break in the similarity
+profile, else a fixed z). Keyword evidence is how the words
+occur: as a phrase in the name, as a phrase, near each other, scattered, only some of them
+(`KEYWORD_RELEVANCE`). Words read in a picture (OCR) are graded on the same scale
+(`text_match.evidence`) and count in full: they are the picture itself, where a picture's name
+is indirect evidence. A note that holds the query's words in different sentences thus ranks
+below pictures the model clearly matches, while a phrase match ranks with the best. Results
+stand out when their relevance is at least 0.5; when none does, the page says so
+(`SearchPage.no_strong_matches`) and still lists the closest items. bench/sweep_cutoff.py
+reproduces every constant below.
 """
 from __future__ import annotations
 
+import math
 import os
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from statistics import NormalDist
 
 import numpy as np
 
 from indexer.catalogue import ChunkHit, FileFilter
 from indexer.decode import DecodeError, load_image
 from indexer.library import Library
-from indexer.ocr import fold
+from indexer import text_match
 from indexer.pipeline import EncoderLike
 from indexer.query import QueryError, Term, keyword_text, parse_query
 from indexer.vectors import matvec
 
-RRF_K = 60
+RRF_K = 60  # only breaks ties between results of equal relevance
 OVERSAMPLE = 4
 # Rocchio weights (the classic SMART values): keep the query, move towards liked results
 # more than away from disliked ones.
 ROCCHIO_ALPHA, ROCCHIO_BETA, ROCCHIO_GAMMA = 1.0, 0.75, 0.25
-# Where the results stop standing out (tuned on bench/eval_search.py's collection and two demo
-# libraries, `--demo 2000,6000`; see bench/RESULTS.md): the widest break in the query's
-# similarity profile (its BREAK_DEPTH nearest chunks, in standard deviations above the library's
-# background), if that break is BREAK_RATIO times the mean spacing above it (STRONG_BREAK_RATIO
-# when the break lies wholly below BREAK_FLOOR_Z, down to BREAK_LOW_Z) and at least BREAK_MIN_Z
-# wide; the best match must reach BREAK_FLOOR_Z, and a lone standout STANDOUT_Z. With no such
-# break, everything STANDOUT_Z or more above the background stands out.
-STANDOUT_Z = 2.5
+# Where results stop standing out (bench/sweep_cutoff.py; see standout_floor): the widest
+# break in the query's similarity profile (its BREAK_DEPTH nearest chunks, in standard
+# deviations above the background of their kind), if that break is BREAK_RATIO times the mean
+# spacing above it (STRONG_BREAK_RATIO when wholly below BREAK_FLOOR_Z, down to BREAK_LOW_Z) and
+# at least BREAK_MIN_Z wide; a lone standout needs STANDOUT_Z, as does everything without a
+# break. null_floor (the chance level of the library size) is kept for measurement only.
 BREAK_DEPTH = 512
+STANDOUT_Z = 2.5
 BREAK_FLOOR_Z = 2.25
 BREAK_LOW_Z = 1.5
 BREAK_RATIO = 6.0
 STRONG_BREAK_RATIO = 30.0
 BREAK_MIN_Z = 0.1
-MIN_VECTOR_WEIGHT = 0.25
-# The vector ranking gets full weight in the fusion when its best match is this many
-# standard deviations above the background (less, proportionally, below).
-CONFIDENT_Z = 3.0
+MIN_STANDOUT_Z = 2.0
+NULL_QUANTILE = 0.95
+# Relevance of vector evidence: logistic in z around the query's standout floor, so 0.5 means
+# "at the edge of standing out" for every query; REL_SCALE z-units from 0.5 to 0.73.
+REL_SCALE = 0.5
+# Relevance of keyword evidence, by how the query's words occur (catalogue.keyword_evidence):
+# 4 phrase in the file name, 3 phrase anywhere, 2 all words near each other (within
+# NEAR_PER_WORD tokens per extra word), 1 all words but scattered, 0 only some words.
+KEYWORD_RELEVANCE = {4: 0.95, 3: 0.9, 2: 0.8, 1: 0.3, 0: 0.1}
+NEAR_PER_WORD = 3
+# A picture's name is indirect evidence: when the model clearly recognises the query among the
+# pictures (some stand out by vector), a name match counts only as far as the picture looks
+# like it too; NAME_TRUST of it is kept regardless.
+NAME_TRUST = 0.5
+# Notes are matched by the model through their text (text-to-text similarity), weaker evidence
+# of the note being about the query than the words themselves: their vector relevance is
+# scaled by NOTE_VECTOR_WEIGHT.
+NOTE_VECTOR_WEIGHT = 1.0
+STANDOUT_RELEVANCE = 0.5
 BACKGROUND_SAMPLE = 1024
 MIN_KIND_SAMPLE = 8
+# Kept for callers of vector_confidence: full confidence at this z of the best match.
+CONFIDENT_Z = 3.0
+MIN_VECTOR_WEIGHT = 0.25
 
 _STOPWORDS = frozenset(
     "a an the of and or in on at to for with from by is are was were be this that these those "
     "my your our its it as photo picture image of".split()
 )
+_EVIDENCE_WORDS = {
+    4: "the words as a phrase in its name",
+    3: "the words as a phrase",
+    2: "all the words, close together",
+    1: "all the words, but scattered",
+    0: "some of the words",
+}
+_TEXT_EVIDENCE_WORDS = {
+    3: "the words exactly",
+    2: "all the words, close together (some as part of a word or nearly: a misreading)",
+    1: "all the words, but scattered",
+    0: "some of the words",
+}
 
 
 @dataclass(frozen=True)
@@ -59,28 +104,46 @@ class SearchResult:
     path: str  # for display
     open_path: str  # exact path (surrogate-escaped) for opening the file
     kind: str
-    score: float  # cosine similarity of the best chunk, or 0 when found by keyword only
+    score: float  # cosine similarity of the best chunk (for keyword-only hits, of the file)
     snippet: str | None = None
     taken_at: float | None = None
     keyword: bool = False  # matched by name/folder/note words
-    fused: float = 0.0  # the ranking score (RRF)
+    fused: float = 0.0  # reciprocal-rank score: breaks ties of equal relevance
     z: float = 0.0  # standard deviations above a typical item of its kind, for this query
+    relevance: float = 0.0  # calibrated, 0..1; >= 0.5 stands out (same meaning for any query)
+    stands_out: bool = False
+    keyword_level: int = -1  # catalogue.keyword_evidence level; -1: no word matched
+    text_level: int = -1  # text_match.evidence level of the words read in it; -1: none
+    matched_terms: tuple[str, ...] = ()  # query words found in its name, folder or text
+    copies: int = 1  # identical files (same content) folded into this result
+    copy_paths: tuple[str, ...] = ()  # the other copies' paths
 
     @property
     def kind_word(self) -> str:
         return "note" if self.kind == "text" else "picture"
 
+    @property
+    def relevance_pct(self) -> int:
+        """The relevance as a 0-100 badge number."""
+        return int(round(100 * self.relevance))
+
     def explain(self) -> str:
         """What the numbers mean, for tooltips and --explain."""
         parts = [
+            f"relevance {self.relevance_pct} of 100 ({'stands out' if self.stands_out else 'does not stand out'}"
+            f"; 50 is the edge, the same for every query and model)",
             f"similarity {self.score:.3f} (cosine between the query and this item; "
             "comparable between queries only through z)",
             f"z {self.z:+.1f} (how far above a typical {self.kind_word} of your library it "
-            f"scores for this query; the cutoff sits where the scores break, else at "
-            f"{STANDOUT_Z:g})",
+            "scores for this query)",
         ]
-        if self.keyword:
-            parts.append("also matched by words in its name, folder or text")
+        if self.keyword_level >= 0:
+            parts.append(f"its name, folder or text holds {_EVIDENCE_WORDS[self.keyword_level]}"
+                         + (f" ({', '.join(self.matched_terms)})" if self.matched_terms else ""))
+        if self.text_level >= 0:
+            parts.append(f"the words read in it hold {_TEXT_EVIDENCE_WORDS[self.text_level]}")
+        if self.copies > 1:
+            parts.append(f"{self.copies} identical copies")
         return "\n".join(parts)
 
 
@@ -102,18 +165,45 @@ class SearchRequest:
 @dataclass(frozen=True)
 class SearchPage:
     results: list[SearchResult]
-    cutoff: int  # results[:cutoff] stand out; the rest are "show more"
+    cutoff: int  # results[:cutoff] stand out (0: none does); the rest are "other results"
     elapsed_ms: float
     background: tuple[float, float] = (0.0, 0.0)  # mean and std of background similarity
+    library_counts: dict[str, int] = field(default_factory=dict)  # {"images": n, "notes": m}
+    query_truncated: bool = False  # a text term is longer than the model's token window
+    query_words: tuple[str, ...] = ()  # the words keyword matching looked for (highlighting)
+    text_words: tuple[str, ...] = ()  # the same for words read in pictures (folded; marks)
+
+    @property
+    def no_strong_matches(self) -> bool:
+        """Nothing stands out: the results are only the closest items, not matches."""
+        return self.cutoff == 0
+
+    @property
+    def other_results(self) -> list[SearchResult]:
+        return self.results[self.cutoff:]
+
+
+def query_words(text: str) -> list[str]:
+    """The words keyword matching looks for: lower-case, no stopwords, first occurrence."""
+    return list(dict.fromkeys(w for w in re.findall(r"\w+", text.lower()) if w not in _STOPWORDS))
 
 
 def keyword_query(text: str, *, all_words: bool = False) -> str | None:
     """FTS5 query from free text: words quoted (no FTS syntax injection), no stopwords;
     OR-ed, or AND-ed with all_words."""
-    words = [w for w in re.findall(r"\w+", text.lower()) if w not in _STOPWORDS]
+    words = query_words(text)
     if not words:
         return None
-    return (" AND " if all_words else " OR ").join(f'"{w}"' for w in dict.fromkeys(words))
+    return (" AND " if all_words else " OR ").join(f'"{w}"' for w in words)
+
+
+def highlight_spans(text: str, words: tuple[str, ...] | list[str]) -> list[tuple[int, int]]:
+    """(start, end) character spans of whole-word, case-insensitive occurrences of `words`
+    in `text`: what a snippet or note card should highlight."""
+    if not text or not words:
+        return []
+    pattern = re.compile(r"\b(" + "|".join(re.escape(w) for w in words) + r")\b", re.I)
+    return [m.span() for m in pattern.finditer(text)]
 
 
 class Searcher:
@@ -191,27 +281,36 @@ class Searcher:
             raise QueryError("type something to search for, or drop an image")
         if req.positives or req.negatives:
             vec = self.refine(vec, req.positives, req.negatives)
-        results = self.search(words or None, vector=vec, k=req.k, flt=req.flt, mode=mode)
+        results = self.search(words or None, vector=vec, k=req.k + (req.similar_to is not None),
+                              flt=req.flt, mode=mode)
         if req.similar_to is not None:
             results = [r for r in results if r.file_id != req.similar_to]
-        mu, sd = self.z_stats(vec)
-        stats = {kind: self.z_stats(vec, kind) for kind in ("image", "text")}
-        scored = []
-        for r in results:
-            score = r.score
-            if r.score == 0.0 and r.keyword:  # found by words only: give it a real similarity
-                fv = reader.file_vector(r.file_id)
-                score = float(fv @ vec) if fv is not None else 0.0
-            k_mu, k_sd = stats.get(r.kind, (mu, sd))
-            scored.append(replace(r, score=score, z=(score - k_mu) / k_sd))
-        floor = standout_floor(self.similarity_profile(vec, req.flt, stats))
-        standout = [r for r in scored if r.z >= floor or r.keyword]
-        rest = [r for r in scored if not (r.z >= floor or r.keyword)]
+        results = fold_copies(results[: req.k], self._hashes(results[: req.k]))
+        standout = [r for r in results if r.stands_out]
+        rest = [r for r in results if not r.stands_out]
         ordered = standout + rest  # ranking order is kept within each group
-        cutoff = max(len(standout), 1 if ordered else 0)
+        cutoff = len(standout)
         if req.sort == "date":
             ordered = sorted(ordered[:cutoff], key=_newest) + sorted(ordered[cutoff:], key=_newest)
-        return SearchPage(ordered, cutoff, (time.perf_counter() - started) * 1000, (mu, sd))
+        counts = reader.counts()
+        return SearchPage(
+            ordered, cutoff, (time.perf_counter() - started) * 1000, self.z_stats(vec),
+            library_counts={"images": counts["images"], "notes": counts["notes"]},
+            query_truncated=self.truncated(terms),
+            query_words=tuple(query_words(words)) if words else (),
+            text_words=tuple(text_match.query_words(words, _STOPWORDS)) if words else (),
+        )
+
+    def truncated(self, terms: list[Term]) -> bool:
+        """Whether a text term is cut at the model's token window (the model sees its start)."""
+        limit = getattr(self.encoder, "max_text_tokens", None)
+        if not limit:
+            return False
+        return any(t.text and self.encoder.token_count(t.text) > limit for t in terms)
+
+    def _hashes(self, results: list[SearchResult]) -> dict[int, str | None]:
+        rows = self.library.reader().files_by_ids([r.file_id for r in results])
+        return {fid: row.content_hash for fid, row in rows.items()}
 
     # -- query vectors ----------------------------------------------------------------------
     def text_vector(self, text: str) -> np.ndarray:
@@ -226,9 +325,10 @@ class Searcher:
             if v is not None:
                 return v
         try:
-            pixels = load_image(path, self.encoder.image_size).pixels
+            pixels = load_image(path, self.encoder.image_size,
+                                getattr(self.encoder, "interpolation", "bicubic")).pixels
         except DecodeError as exc:
-            raise ValueError(f"cannot use {path} as a query: {exc}") from None
+            raise QueryError(f"cannot use {path} as a query: {exc}") from None
         return self.encoder.encode_images(pixels[None])[0]
 
     # -- ranking ----------------------------------------------------------------------------
@@ -288,23 +388,42 @@ class Searcher:
     def ocr_ranking(
         self, text: str, k: int, flt: FileFilter | None = None
     ) -> list[SearchResult]:
-        """Pictures whose read text holds the query's words; the matching line is the snippet.
-        Query words are taken as typed ("42.50", "RE16"), folded like the read text."""
-        words = [fold(w) for w in text.split() if w.lower().strip(".,;:!?") not in _STOPWORDS]
-        words = [w for w in words if len(w) >= 3]
+        """Pictures whose read text holds the query's words, each graded (`text_level`) with
+        the matching line as its snippet. Words are taken as typed ("42.50", "RE16")."""
+        words = text_match.query_words(text, _STOPWORDS)
         if not words:
             return []
         reader = self.library.reader()
         hits = reader.ocr_search(words, flt or FileFilter(), k)
-        if hits and hits[0].matched == len(set(words)):  # like names: all words, else any
-            hits = [h for h in hits if h.matched == len(set(words))]
-        files = reader.files_by_ids([h.file_id for h in hits])
+        if hits and hits[0].matched == len(words):  # like names: all words, else any
+            hits = [h for h in hits if h.matched == len(words)]
+        ids = [h.file_id for h in hits]
+        files = reader.files_by_ids(ids)
+        texts = reader.ocr_texts(ids)
         out = []
         for h in hits:
             f = files.get(h.file_id)
-            if f is not None:
-                out.append(SearchResult(h.file_id, f.path, os.fsdecode(f.path_raw), f.kind, 0.0,
-                                        h.line, f.taken_at, keyword=True))
+            if f is None:
+                continue
+            ev = text_match.evidence([ln[0] for ln in texts.get(h.file_id, [])], words)
+            out.append(SearchResult(h.file_id, f.path, os.fsdecode(f.path_raw), f.kind, 0.0,
+                                    ev.line or h.line, f.taken_at, keyword=True,
+                                    text_level=ev.level))
+        return out
+
+    def text_marks(self, file_ids: list[int], words: tuple[str, ...] | list[str]
+                   ) -> dict[int, list[text_match.Box]]:
+        """Where the query's words are in these pictures: per picture whose read text holds
+        some, one box (four corners, fractions of the upright picture's width and height) per
+        occurrence. `words`: the page's text_words."""
+        if not words or not file_ids:
+            return {}
+        texts = self.library.reader().ocr_texts(file_ids)
+        out = {}
+        for fid, lines in texts.items():
+            boxes = text_match.marks([(ln[0], ln[2]) for ln in lines], words)
+            if boxes:
+                out[fid] = boxes
         return out
 
     def search(
@@ -316,31 +435,64 @@ class Searcher:
         flt: FileFilter | None = None,
         mode: str = "hybrid",
     ) -> list[SearchResult]:
-        """mode: 'hybrid' (default), 'vector' or 'keyword'.
+        """mode: 'hybrid' (default), 'vector' or 'keyword'. Results carry z, relevance and
+        stands_out, ordered by relevance.
 
         The two rankings run one after the other: running the keyword ranking on a second
         thread while the query is encoded gave p50 33-34 ms against 34-38 ms at 100k items on
         2 cores (within noise; torch already uses both cores), not worth a thread."""
         if mode not in ("hybrid", "vector", "keyword"):
-            raise ValueError(f"unknown search mode {mode!r}")
+            raise QueryError(f"unknown search mode {mode!r}")
         if vector is None and text is None:
-            raise ValueError("nothing to search for")
+            raise QueryError("nothing to search for")
         vec_results: list[SearchResult] = []
         kw_results: list[SearchResult] = []
-        v = None
+        v = vector if vector is not None else self.text_vector(text or "")
         if mode != "keyword":
-            v = vector if vector is not None else self.text_vector(text or "")
             vec_results = self.vector_ranking(v, _depth(k) if mode == "hybrid" else k, flt)
         if mode != "vector" and text:
             kw_results = self.keyword_ranking(text, _depth(k) if mode == "hybrid" else k, flt)
             # words read in pictures join the keyword side (OCR; see ocr_ranking)
             kw_results = merge_keyword_rankings(
                 kw_results, self.ocr_ranking(text, _depth(k) if mode == "hybrid" else k, flt))
-        if mode == "vector":
-            return vec_results[:k]
-        if mode == "keyword":
-            return kw_results[:k]
-        return fuse(vec_results, kw_results, self.vector_confidence(v, vec_results))[:k]
+        merged = fuse(vec_results, kw_results)
+        return self.calibrate(merged, v, text if mode != "vector" else None, flt)[:k]
+
+    def calibrate(self, results: list[SearchResult], vec: np.ndarray, text: str | None,
+                  flt: FileFilter | None) -> list[SearchResult]:
+        """Give every result its z, keyword evidence and relevance; order by relevance."""
+        reader = self.library.reader()
+        stats = {kind: self.z_stats(vec, kind) for kind in ("image", "text")}
+        floor = standout_floor(self.similarity_profile(vec, flt, stats), self.library.vectors.count())
+        words = query_words(text) if text else []
+        levels = reader.keyword_evidence(
+            words, [r.file_id for r in results if r.keyword], NEAR_PER_WORD * max(len(words) - 1, 1)
+        ) if words else {}
+        scored = []
+        for r in results:
+            score = r.score
+            if r.score == 0.0 and r.keyword:  # found by words only: give it a real similarity
+                fv = reader.file_vector(r.file_id)
+                score = float(fv @ vec) if fv is not None else 0.0
+            mu, sd = stats.get(r.kind, stats["image"])
+            z = (score - mu) / sd
+            scored.append(replace(r, score=score, z=z, keyword_level=levels.get(r.file_id, -1)))
+        # does the model itself clearly recognise the query among the pictures?
+        seen = any(r.kind == "image" and r.z >= floor for r in scored)
+        out = []
+        for r in scored:
+            rel_v = vector_relevance(r.z, floor)
+            if r.kind == "text":
+                rel_v *= NOTE_VECTOR_WEIGHT
+            rel_k = KEYWORD_RELEVANCE.get(r.keyword_level, 0.0)
+            if r.kind == "image" and seen and rel_k > 0:
+                rel_k *= NAME_TRUST + (1 - NAME_TRUST) * rel_v
+            rel_t = KEYWORD_RELEVANCE.get(r.text_level, 0.0)  # read in the picture: direct
+            rel = max(rel_v, rel_k, rel_t)
+            matched = tuple(w for w in words if r.keyword and _holds(r, w))
+            out.append(replace(r, relevance=rel, stands_out=rel >= STANDOUT_RELEVANCE,
+                               matched_terms=matched))
+        return sorted(out, key=lambda r: (-r.relevance, -r.fused))
 
     def similarity_profile(
         self, vec: np.ndarray, flt: FileFilter | None, stats: dict[str, tuple[float, float]]
@@ -372,16 +524,14 @@ class Searcher:
         return float(np.mean(sims)), max(float(np.std(sims)), 1e-3)
 
     def vector_confidence(self, vec: np.ndarray | None, results: list[SearchResult]) -> float:
-        """How much the model's ranking stands out for this query, in [MIN_VECTOR_WEIGHT, 1].
-
-        A query in words the model knows puts its best match far above the library's
-        background; an unknown word ("invoice" for a model that never saw one) does not, and
-        then the keyword ranking should lead the fusion.
-        """
+        """How much the model's ranking stands out for this query, in [MIN_VECTOR_WEIGHT, 1]:
+        the best result's z against the background of its own kind (a note is compared with
+        notes, a picture with pictures: the modality gap would make every note look certain)."""
         if vec is None or not results:
             return 1.0
-        mu, sd = self.z_stats(vec)
-        z_top = (results[0].score - mu) / sd
+        top = results[0]
+        mu, sd = self.z_stats(vec, top.kind)
+        z_top = (top.score - mu) / sd
         return float(np.clip(z_top / CONFIDENT_Z, MIN_VECTOR_WEIGHT, 1.0))
 
 
@@ -390,26 +540,37 @@ def _depth(k: int) -> int:
     return max(k * 3, 50)
 
 
-def standout_floor(zs: list[float]) -> float:
+def null_floor(n: int) -> float:
+    """The z that the best of `n` background items stays under in NULL_QUANTILE of queries
+    (Gaussian background): with no break in the profile, only results above it stand out."""
+    n = max(int(n), 1)
+    return max(NormalDist().inv_cdf(NULL_QUANTILE ** (1.0 / n)), MIN_STANDOUT_Z)
+
+
+def standout_floor(zs: list[float], n_items: int | None = None) -> float:
     """The z above which results stand out for this query.
 
     Matches and near misses are usually separated by a break in the similarity profile: a
     step several times wider than the spacing between the matches above it (91 yellow stars at
     z 2.2-2.5, then the first orange star at 1.9). The widest such break decides. A break whose
-    upper side is under BREAK_FLOOR_Z must be much sharper (STRONG_BREAK_RATIO): a query in
-    words the model doesn't know still pulls a loose group of similar items (plain-English
-    notes) a little above the rest. A break after the first item counts only if that item
-    reaches STANDOUT_Z. Without a break, STANDOUT_Z decides. `zs`: the profile, in any order.
+    upper side is under BREAK_FLOOR_Z must be much sharper (STRONG_BREAK_RATIO). A break after
+    the first item alone counts only if that item reaches the chance level of the library size
+    (`null_floor`: the best of N background items is under it in 95% of queries), and without
+    a break that level decides: one random best match is no match. `zs`: the profile, in any
+    order; `n_items`: the library's size (the profile's length when not given).
     """
+    # the chance level of the library size (null_floor) was tried here: it hid the lone true
+    # match of small libraries (tiny-shapes tops out near z 2.6), so STANDOUT_Z stays.
+    chance = STANDOUT_Z
     top = sorted((z for z in zs if z >= BREAK_LOW_Z), reverse=True)
     below = max((z for z in zs if z < BREAK_LOW_Z), default=None)
     if below is not None:
         top.append(below)  # the step down past the lowest level looked at is a break too
     if not top or top[0] < BREAK_FLOOR_Z:
-        return STANDOUT_Z
-    best_width, floor = 0.0, STANDOUT_Z
+        return chance
+    best_width, floor = 0.0, chance
     for i in range(len(top) - 1):
-        if i == 0 and top[0] < STANDOUT_Z:
+        if i == 0 and top[0] < chance:
             continue
         width = top[i] - top[i + 1]
         spacing = (top[0] - top[i]) / i if i else 0.0  # mean step among those above
@@ -419,24 +580,50 @@ def standout_floor(zs: list[float]) -> float:
     return floor
 
 
+def vector_relevance(z: float, floor: float) -> float:
+    """Logistic in z around the floor: 0.5 at the edge of standing out, for any query."""
+    return 1.0 / (1.0 + math.exp(-(z - floor) / REL_SCALE))
+
+
+def _holds(r: SearchResult, word: str) -> bool:
+    hay = f"{r.path} {r.snippet or ''}".lower()
+    return re.search(r"\b" + re.escape(word) + r"\b", hay) is not None
+
+
 def _newest(r: SearchResult) -> float:
     return -(r.taken_at or 0.0)
 
 
-def fuse(
-    vec: list[SearchResult], kw: list[SearchResult], vector_weight: float = 1.0
-) -> list[SearchResult]:
-    """Weighted reciprocal rank fusion; a file keeps its cosine score and gains the keyword
-    snippet. The vector side's weight is its confidence for this query (vector_confidence)."""
+def fold_copies(results: list[SearchResult], hashes: dict[int, str | None]) -> list[SearchResult]:
+    """Identical files (same content hash) become one result, the best-ranked, with `copies`
+    and the other paths."""
+    first: dict[str, int] = {}
+    out: list[SearchResult] = []
+    for r in results:
+        h = hashes.get(r.file_id)
+        if h is None or h not in first:
+            if h is not None:
+                first[h] = len(out)
+            out.append(r)
+            continue
+        i = first[h]
+        out[i] = replace(out[i], copies=out[i].copies + 1, copy_paths=out[i].copy_paths + (r.path,))
+    return out
+
+
+def fuse(vec: list[SearchResult], kw: list[SearchResult]) -> list[SearchResult]:
+    """Union of the two rankings; a file keeps its cosine score, gains the keyword flag and
+    snippet, and a reciprocal-rank score that only breaks ties of equal relevance."""
     merged: dict[int, SearchResult] = {}
     for rank, r in enumerate(vec):
-        merged[r.file_id] = replace(r, fused=vector_weight / (RRF_K + rank + 1))
+        merged[r.file_id] = replace(r, fused=1.0 / (RRF_K + rank + 1))
     for rank, r in enumerate(kw):
         bonus = 1.0 / (RRF_K + rank + 1)
         if r.file_id in merged:
             m = merged[r.file_id]
             merged[r.file_id] = replace(
-                m, fused=m.fused + bonus, keyword=True, snippet=m.snippet or r.snippet
+                m, fused=m.fused + bonus, keyword=True, snippet=r.snippet or m.snippet,
+                text_level=max(m.text_level, r.text_level),
             )
         else:
             merged[r.file_id] = replace(r, fused=bonus)
@@ -459,5 +646,6 @@ def merge_keyword_rankings(
                 merged[r.file_id] = replace(r, fused=bonus)
             else:
                 merged[r.file_id] = replace(m, fused=m.fused + bonus,
-                                            snippet=r.snippet or m.snippet)
+                                            snippet=r.snippet or m.snippet,
+                                            text_level=max(m.text_level, r.text_level))
     return sorted(merged.values(), key=lambda r: -r.fused)

@@ -12,10 +12,30 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
+from indexer.errors import MagpieError
+
+
+def _assets_dir() -> Path:
+    """assets/ beside the code in a checkout; the `magpie_assets` package in a wheel."""
+    beside = Path(__file__).resolve().parent.parent / "assets"
+    if beside.is_dir():
+        return beside
+    import importlib.util
+
+    found = importlib.util.find_spec("magpie_assets")
+    if found is not None and found.submodule_search_locations:
+        return Path(next(iter(found.submodule_search_locations)))
+    return beside
+
+
+ASSETS_DIR = _assets_dir()
 
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
+
+OPENCLIP_RESULTS = "https://github.com/mlfoundations/open_clip/blob/main/docs/openclip_results.csv"
+SPEED_ON = "per core: CPU time of one torch thread, random weights, shared 2-core AMD EPYC; bench/model_speed.py, 2026-11-30"
+MOBILECLIP_CARD = "https://huggingface.co/apple/MobileCLIP-S2-OpenCLIP (model card table)"
 
 
 @dataclass(frozen=True)
@@ -27,6 +47,38 @@ class Preprocess:
     std: tuple[float, float, float] = OPENAI_STD
     interpolation: str = "bicubic"
     resize_mode: str = "shortest"  # resize the shortest side to image_size, then centre-crop
+
+
+INCEPTION_MEAN = (0.5, 0.5, 0.5)
+INCEPTION_STD = (0.5, 0.5, 0.5)
+
+
+@dataclass(frozen=True)
+class Quality:
+    """Published zero-shot quality, so people can weigh a model before downloading it.
+
+    Figures are copied from the named source, never measured by Magpie (the real weights can't
+    be downloaded on the build machines). Fractions, e.g. 0.6656 for 66.56 %.
+    """
+
+    imagenet_top1: float  # ImageNet-1k zero-shot top-1
+    avg_38: float | None  # mean over the 38 datasets of the CLIP benchmark suite, if published
+    source: str  # where the numbers come from (a URL a person can open)
+
+
+@dataclass(frozen=True)
+class Speed:
+    """Encoding speed measured by `bench/model_speed.py` with random weights in the real
+    architecture (speed does not depend on the weights' values) on the machine named in `on`.
+
+    Per CPU core (CPU time of one thread): the bench machines are shared, and CPU time hardly
+    depends on the neighbours where wall-clock time does. Torch uses every core, so a free 2-core
+    machine indexes at up to about twice `images_per_s`.
+    """
+
+    images_per_s: float  # image embeddings per CPU-second, batches of 16 at the model's input size
+    query_ms: int  # CPU milliseconds to encode one short text query
+    on: str  # the machine and how it was measured
 
 
 @dataclass(frozen=True)
@@ -46,6 +98,9 @@ class ModelSpec:
     bundled: str | None = None  # path relative to assets/ for models shipped with the app
     description: str = ""
     size_mb: float = 0.0
+    license: str = ""  # the weights' licence, as the model card states it
+    quality: Quality | None = field(default=None, compare=False)
+    speed: Speed | None = field(default=None, compare=False)
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 
     def identity(self) -> dict:
@@ -66,6 +121,27 @@ class ModelSpec:
         """Human name with version, e.g. for the status bar."""
         return f"{self.name} ({self.arch} / {self.pretrained}, {self.sha256[:8]})"
 
+    # -- one-line facts for the places a person chooses a model (CLI, Preferences) ------------
+
+    def size_text(self) -> str:
+        where = "ships with Magpie" if self.bundled else "download"
+        size = f"{self.size_mb:,.0f} MB" if self.size_mb >= 10 else f"{self.size_mb:.1f} MB"
+        lic = f", licence {self.license}" if self.license else ""
+        return f"{where} {size}{lic}"
+
+    def speed_text(self) -> str:
+        if self.speed is None:
+            return "not measured"
+        s = self.speed
+        return f"{s.images_per_s} images/s per CPU core, {s.query_ms} ms per query ({s.on})"
+
+    def quality_text(self) -> str:
+        if self.quality is None:
+            return "no published figures"
+        q = self.quality
+        avg = f", 38-dataset average {_percent(q.avg_38)}" if q.avg_38 is not None else ""
+        return f"ImageNet zero-shot {_percent(q.imagenet_top1)}{avg} (source: {q.source})"
+
     def bundled_path(self) -> Path | None:
         return ASSETS_DIR / self.bundled if self.bundled else None
 
@@ -82,6 +158,67 @@ VIT_B_32 = ModelSpec(
     embed_dim=512,
     description="OpenCLIP ViT-B/32 trained on LAION-2B; the default for real photo libraries.",
     size_mb=605.0,
+    license="MIT",
+    quality=Quality(imagenet_top1=0.6656, avg_38=0.5694, source=OPENCLIP_RESULTS),
+    speed=Speed(images_per_s=9.7, query_ms=29, on=SPEED_ON),
+)
+
+# The larger one. Pin sources (all public, all agreeing):
+#  - the Hub's own LFS pointer page for this file, showing SHA256 7d129ed7… and commit 1627032
+#    ("Adding `safetensors` variant of this model (#2)"): https://huggingface.co/laion/
+#    CLIP-ViT-L-14-laion2B-s32B-b82K/blob/refs%2Fpr%2F4/open_clip_pytorch_model.safetensors
+#  - at least two unrelated public projects pin the same repo, revision 1627032…, file
+#    open_clip_pytorch_model.safetensors, sha256 7d129ed7… and 1,710,517,748 bytes in their
+#    download scripts and lockfiles (found by exact-string search over public GitHub).
+# The repo has no open_clip_model.safetensors; this is its safetensors file.
+VIT_L_14 = ModelSpec(
+    name="vit-l-14",
+    arch="ViT-L-14",
+    pretrained="laion2b_s32b_b82k",
+    hf_repo="laion/CLIP-ViT-L-14-laion2B-s32B-b82K",
+    revision="1627032197142fbe2a7cfec626f4ced3ae60d07a",
+    filename="open_clip_pytorch_model.safetensors",
+    sha256="7d129ed747e0ed53e82dfcc140382b51be66b56e6a9bdc3258afd2846e3bb019",
+    preprocess=Preprocess(image_size=224, mean=INCEPTION_MEAN, std=INCEPTION_STD),
+    embed_dim=768,
+    description="OpenCLIP ViT-L/14 trained on LAION-2B: clearly better matches than ViT-B-32, "
+    "but about 50 times slower to index on a CPU; for computers with a GPU.",
+    size_mb=1710.5,
+    license="MIT",
+    quality=Quality(imagenet_top1=0.7525, avg_38=0.6205, source=OPENCLIP_RESULTS),
+    speed=Speed(images_per_s=0.2, query_ms=65, on=SPEED_ON),
+)
+
+# The small one. Pin source: the Hub's own LFS pointer page for this file at this commit
+# ("Add model", a406a1b…), showing SHA256 64553a97… and 398 MB: https://huggingface.co/apple/
+# MobileCLIP-S2-OpenCLIP/blob/a406a1bd0b882b27509e608f3cb199de52010c4d/open_clip_pytorch_model.bin
+# The same revision is pinned by an unrelated public project (for the tokenizer files). No second
+# public record of this sha256 was found, so the pin rests on the Hub's pointer alone; the loader
+# also checks the Hub's ETag before downloading. The repo's open_clip_model.safetensors could not
+# be pinned (no public record of its hash was found), so the .bin is used: it is plain tensors and
+# is read with torch.load(weights_only=True), which refuses any pickled code.
+MOBILECLIP_S2 = ModelSpec(
+    name="mobileclip-s2",
+    arch="MobileCLIP-S2",
+    pretrained="datacompdr",
+    hf_repo="apple/MobileCLIP-S2-OpenCLIP",
+    revision="a406a1bd0b882b27509e608f3cb199de52010c4d",
+    filename="open_clip_pytorch_model.bin",
+    sha256="64553a972ead2f84f6f59ee0c854751db0fdd2203efbd6e7e0c258ecbf24d8d8",
+    preprocess=Preprocess(
+        image_size=256,
+        mean=(0.0, 0.0, 0.0),
+        std=(1.0, 1.0, 1.0),
+        interpolation="bilinear",
+    ),
+    embed_dim=512,
+    description="Apple MobileCLIP-S2 (DataCompDR): the smallest download, published quality "
+    "close to ViT-L-14's; on a CPU it indexes about 3 times slower than ViT-B-32 (measured). Its "
+    "weights come under Apple's own licence (apple-amlr): read it before any commercial use.",
+    size_mb=398.0,
+    license="apple-amlr",
+    quality=Quality(imagenet_top1=0.744, avg_38=0.637, source=MOBILECLIP_CARD),
+    speed=Speed(images_per_s=3.6, query_ms=89, on=SPEED_ON),
 )
 
 TINY_SHAPES = ModelSpec(
@@ -98,11 +235,35 @@ TINY_SHAPES = ModelSpec(
     size_mb=5.9,
 )
 
-SPECS: dict[str, ModelSpec] = {s.name: s for s in (VIT_B_32, TINY_SHAPES)}
+TINY_DIGITS = ModelSpec(
+    name="tiny-digits",
+    arch="tiny-digits",
+    pretrained="magpie-digits-v1",
+    filename="tiny-digits.safetensors",
+    sha256="c1fc3b6ab778c504b08b3dc3cde825ff9b9c32e35fd7dd05c43c67aab26d1f20",
+    preprocess=Preprocess(image_size=32),
+    embed_dim=32,
+    bundled="tiny-digits/tiny-digits.safetensors",
+    description="A tiny ViT CLIP trained by Magpie on real handwritten digit scans; a second "
+    "model for the ranking tests (scripts/train_digits_model.py).",
+    size_mb=5.0,
+)
+
+# The multilingual xlm-roberta-base-ViT-B-32 (laion5b_s13b_b90k) is not offered: no public record
+# of its weights' sha256 was found, and its text tower needs the xlm-roberta-base config and
+# tokenizer fetched from the Hub at load time (unpinned, and impossible offline).
+SPECS: dict[str, ModelSpec] = {
+    s.name: s for s in (VIT_B_32, MOBILECLIP_S2, VIT_L_14, TINY_SHAPES, TINY_DIGITS)
+}
 DEFAULT_SPEC = VIT_B_32.name
 
 
-class UnknownModel(ValueError):
+def _percent(fraction: float) -> str:
+    """0.7525 -> "75.25 %", 0.744 -> "74.4 %": as precise as the source, no invented digits."""
+    return f"{100 * fraction:.2f}".rstrip("0").rstrip(".") + " %"
+
+
+class UnknownModel(MagpieError, ValueError):
     pass
 
 

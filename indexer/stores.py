@@ -12,11 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from indexer.catalogue import Catalogue, FileFilter
+from indexer.errors import ConfigError, StoreUnavailable
 from indexer.vectors import HnswStore, VectorMeta, VectorStore
-
-
-class StoreUnavailable(RuntimeError):
-    """The vector store cannot be reached; str() says what to do."""
 
 
 def make_store(
@@ -40,7 +37,7 @@ def make_store(
         return MilvusStore.from_url(
             url, dim=dim, fingerprint=fingerprint, folder=folder, readonly=readonly
         )
-    raise ValueError(f"unknown vector store {url!r}; use hnsw or milvus://HOST:PORT/COLLECTION")
+    raise ConfigError(f"unknown vector store {url!r}; use hnsw or milvus://HOST:PORT/COLLECTION")
 
 
 def vector_meta(catalogue: Catalogue, chunk_ids: Sequence[int]) -> list[VectorMeta]:

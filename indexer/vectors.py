@@ -15,8 +15,9 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from indexer.atomic import atomic_write, atomic_write_bytes
+from indexer.atomic import atomic_write_many, expect_size
 from indexer.catalogue import FileFilter
+from indexer.errors import MagpieError
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,7 @@ class VectorMeta:
     taken_at: float
 
 
-class StoreMismatch(RuntimeError):
+class StoreMismatch(MagpieError, RuntimeError):
     """The store on disk (or server) holds vectors from another model."""
 
 
@@ -89,6 +90,25 @@ POST_FILTER_OVERSAMPLE = 4
 POST_FILTER_MIN = 256
 
 
+def _mark_deleted(index, label: int) -> None:
+    """mark_deleted that accepts a label hnswlib already holds as deleted (an index renamed
+    into place after a delete whose sidecar was not, by a crash between the renames: the set
+    is then made whole again by reconcile)."""
+    try:
+        index.mark_deleted(label)
+    except RuntimeError as exc:
+        if "already deleted" not in str(exc):
+            raise
+
+
+def _set_is_whole(meta: dict, index_bytes: int, n_deleted: int) -> bool:
+    """Do index file and deleted list match what the sidecar recorded when they were saved?
+    (Sidecars written before these fields existed are taken as they are.)"""
+    if "index_bytes" in meta and meta["index_bytes"] != index_bytes:
+        return False
+    return "deleted" not in meta or meta["deleted"] == n_deleted
+
+
 class HnswStore:
     """hnswlib index + sidecar (fingerprint, deleted labels), saved atomically.
 
@@ -140,10 +160,12 @@ class HnswStore:
                     f"{self._index_path} holds vectors of model {meta.get('fingerprint')}, "
                     f"not {self.fingerprint}"
                 )
-            self._index.load_index(str(self._index_path), max_elements=0)
             deleted = (
                 set(np.load(self._deleted_path).tolist()) if self._deleted_path.exists() else set()
             )
+            if not _set_is_whole(meta, self._index_path.stat().st_size, len(deleted)):
+                return False  # a save torn by a crash between its renames: rebuilt from SQLite
+            self._index.load_index(str(self._index_path), max_elements=0)
             self._deleted = deleted
             self._live = set(self._index.get_ids_list()) - deleted
             self.loaded_from_disk = True
@@ -158,20 +180,39 @@ class HnswStore:
             return False
 
     def flush(self) -> None:
+        """Save index, deleted labels and sidecar together, each checked before any rename.
+
+        hnswlib's save does not report a short write (a full disk): the file's size is checked
+        against what hnswlib says it must be, so a cut-short index raises `IncompleteWrite` and
+        the previous index, its deleted list and vectors.json all stay as they were. The sidecar
+        (renamed last) records the index's size and the deleted count, so a crash between the
+        renames is recognised on the next load and the index rebuilt from SQLite.
+        """
         if self.readonly:
             return
         with self._lock:
             if not self.dirty and self._index_path.exists():
                 return
-            atomic_write(self._index_path, lambda tmp: self._index.save_index(str(tmp)))
             import io
 
             buf = io.BytesIO()
             np.save(buf, np.fromiter(self._deleted, dtype=np.int64))
-            atomic_write_bytes(self._deleted_path, buf.getvalue())
-            meta = {"fingerprint": self.fingerprint, "dim": self.dim, "count": len(self._live)}
-            atomic_write_bytes(self._meta_path, json.dumps(meta).encode())
+            deleted = buf.getvalue()
+            index_bytes = int(self._index.index_file_size())
+            meta = json.dumps({
+                "fingerprint": self.fingerprint, "dim": self.dim, "count": len(self._live),
+                "index_bytes": index_bytes, "deleted": len(self._deleted),
+            }).encode()
+            atomic_write_many([
+                (self._index_path, self._save_index, expect_size(index_bytes)),
+                (self._deleted_path, lambda tmp: tmp.write_bytes(deleted),
+                 expect_size(len(deleted))),
+                (self._meta_path, lambda tmp: tmp.write_bytes(meta), expect_size(len(meta))),
+            ])
             self.dirty = False
+
+    def _save_index(self, tmp: Path) -> None:
+        self._index.save_index(str(tmp))
 
     def close(self) -> None:
         self.flush()
@@ -185,8 +226,11 @@ class HnswStore:
             needed = self._index.get_current_count() + len(ids)
             if needed > self._index.get_max_elements():
                 self._index.resize_index(max(needed, 2 * self._index.get_max_elements()))
+            # hnswlib un-deletes a label that is added again (0.8: add_items unmarks it); the
+            # deleted list must follow, or the saved index would call the re-used id deleted.
             self._index.add_items(np.asarray(vectors, dtype=np.float32), ids)
             self._live.update(ids.tolist())
+            self._deleted.difference_update(ids.tolist())
             self.dirty = True
 
     def delete(self, ids: np.ndarray | list[int]) -> None:
@@ -194,7 +238,7 @@ class HnswStore:
             for i in ids:
                 i = int(i)
                 if i in self._live:
-                    self._index.mark_deleted(i)
+                    _mark_deleted(self._index, i)
                     self._live.discard(i)
                     self._deleted.add(i)
                     self.dirty = True

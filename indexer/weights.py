@@ -19,10 +19,12 @@ import logging
 import os
 import re
 import shutil
+import stat
 import threading
 from pathlib import Path
 from typing import Callable
 
+from .errors import MagpieError
 from .specs import ModelSpec
 
 log = logging.getLogger(__name__)
@@ -41,7 +43,7 @@ Progress = Callable[[int, int], None]
 # errors (messages are shown to people as they are: no tracebacks, say what to do)
 
 
-class WeightsError(Exception):
+class WeightsError(MagpieError):
     """Base class: the weights for a model can't be used. `str(err)` is a message for a person."""
 
 
@@ -244,12 +246,30 @@ def cache_path(spec: ModelSpec, cache_dir: Path) -> Path:
 
 def _user_file(spec: ModelSpec, path: Path | str, source: str, cache_dir: Path) -> Path:
     p = Path(path).expanduser()
-    if not p.is_file():
-        raise WeightsUnavailable(spec, f"the weights file {source} does not exist: {p}")
+    kind = _not_a_file(p)
+    if kind:
+        raise WeightsUnavailable(spec, f"the weights file {source} {kind}: {p}")
     try:
         return verify_file(spec, p, cache_dir=cache_dir)
     except OSError as e:
         raise WeightsUnavailable(spec, f"the weights file {source} can't be read: {e}") from None
+
+
+def _not_a_file(p: Path) -> str | None:
+    """Why `p` cannot be a weights file, or None. Decided by stat alone: a FIFO or a device
+    (/dev/zero) is never opened, so it can neither hang the app nor be hashed for ever."""
+    try:
+        mode = p.stat().st_mode
+    except FileNotFoundError:
+        return "does not exist"
+    except OSError as e:
+        return f"can't be read ({e.strerror or e})"
+    if stat.S_ISREG(mode):
+        return None
+    what = ("a folder" if stat.S_ISDIR(mode) else "a FIFO (named pipe)" if stat.S_ISFIFO(mode)
+            else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+            else "a socket" if stat.S_ISSOCK(mode) else "not a regular file")
+    return f"is {what}, not a weights file"
 
 
 def resolve_weights(

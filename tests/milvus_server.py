@@ -81,8 +81,6 @@ class MilvusServer:
         return self
 
     def wait_ready(self, timeout: float = START_TIMEOUT_S) -> None:
-        from pymilvus import MilvusClient
-
         deadline = time.monotonic() + timeout
         last: Exception | None = None
         while time.monotonic() < deadline:
@@ -93,7 +91,7 @@ class MilvusServer:
             try:
                 with socket.create_connection((self.host, self.port), timeout=0.5):
                     pass
-                client = MilvusClient(uri=self.uri, timeout=5)
+                client = self.client(timeout=5)
                 client.list_collections()
                 client.close()
                 return
@@ -103,6 +101,14 @@ class MilvusServer:
         self.stop()
         raise RuntimeError(f"milvus-lite not ready on {self.address} after {timeout}s: {last}\n"
                            f"{self.log_tail()}")
+
+    def client(self, timeout: float = 30.0):
+        """A client made the way the store makes its own (its own connection, keepalive the
+        server accepts): a pymilvus default client would open a shared connection that pings
+        every 10 s and that later clients to this address would inherit."""
+        from indexer.milvus_store import connect
+
+        return connect(self.uri, "", timeout)
 
     def stop(self, *, kill: bool = False) -> None:
         """Stop the server: SIGINT lets it close its data cleanly, kill simulates a crash."""

@@ -9,12 +9,10 @@ from pathlib import Path
 import pytest
 from helpers import snapshot
 
-from indexer.specs import TINY_SHAPES
 
 ROOT = Path(__file__).resolve().parent.parent
-pytestmark = pytest.mark.skipif(
-    not TINY_SHAPES.bundled_path().exists(), reason="tiny model weights not built yet"
-)
+# (no skip when the tiny model is missing: it ships in assets/, so its absence is a broken
+# checkout, and these tests must fail on it)
 
 
 def magpie(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -34,7 +32,8 @@ def indexed(tmp_path_factory):
     items = make_demo_folder(folder, n_images=64, seed=3)
     before.update(snapshot(folder))
     lib = base / "lib"
-    env = {**os.environ, "MAGPIE_DATA_DIR": str(base / "data")}
+    env = {**os.environ, "MAGPIE_DATA_DIR": str(base / "data"),
+           "MAGPIE_CACHE_DIR": str(base / "cache")}
     # --no-ocr: these tests are about shapes and notes; reading text is covered by test_ocr.py
     out = magpie("index", str(folder), "--library", str(lib), "--model", "tiny-shapes",
                  "--no-ocr", env=env)
@@ -140,6 +139,29 @@ def test_bad_query_syntax_is_a_clear_message(indexed):
 def test_models_lists_both(indexed):
     out = magpie("models")
     assert "vit-b-32 (default)" in out.stdout and "tiny-shapes" in out.stdout
+
+
+def test_models_shows_size_speed_and_quality_of_each_choice():
+    from indexer.specs import SPECS
+
+    out = magpie("models")
+    assert out.returncode == 0, out.stderr
+    blocks = {}
+    for line in out.stdout.splitlines():
+        if not line.startswith(" "):
+            name = line.split()[0]
+            blocks[name] = []
+        else:
+            blocks[name].append(line.strip())
+    assert set(blocks) == set(SPECS)
+    for name, spec in SPECS.items():
+        lines = blocks[name]
+        assert f"size     {spec.size_text()}" in lines
+        assert f"speed    {spec.speed_text()}" in lines
+        assert f"quality  {spec.quality_text()}" in lines
+    assert any("images/s" in ln and "ms per query" in ln for ln in blocks["vit-l-14"])
+    assert any("ImageNet zero-shot 74.4 %" in ln for ln in blocks["mobileclip-s2"])
+    assert any("licence apple-amlr" in ln for ln in blocks["mobileclip-s2"])
 
 
 def test_help_does_not_import_torch():

@@ -24,6 +24,7 @@ from PySide6.QtWidgets import QApplication
 
 from app.gui import make_window, window_settings
 from app.qt_bridge import JobRunner, SearchService, Stopwatch
+from app.settings import Settings
 from app.wiring import Tuning
 from indexer.search import SearchResult
 from indexer.specs import TINY_SHAPES
@@ -51,6 +52,9 @@ def make_gui(qtbot, tmp_path):
     """A started window + controller on a fresh library, with an injected encoder."""
 
     def make(encoder=None, spec=None, tuning=INLINE, start=True, library=None, **kw):
+        # reading the words in pictures has its own window tests (test_ocr_gui.py); here it
+        # would only add its pass to every indexing job
+        kw.setdefault("settings", Settings(ocr=False))
         enc = encoder or FakeEncoder()
         spec = spec or replace(TINY_SHAPES, embed_dim=enc.dim)
         window, ctl = make_window(str(library or tmp_path / "lib"), spec=spec,
@@ -74,13 +78,10 @@ def make_gui(qtbot, tmp_path):
 
 
 @pytest.fixture(scope="session")
-def tiny(request):
-    """(spec, encoder) of the bundled tiny model; skipped while it isn't trained yet."""
-    try:
-        enc = request.getfixturevalue("tiny_encoder")
-    except Exception as exc:  # noqa: BLE001
-        pytest.skip(f"bundled tiny model not available yet: {exc}")
-    return TINY_SHAPES, enc
+def tiny(tiny_encoder):
+    """(spec, encoder) of the bundled tiny model. It ships in assets/, so a loader that fails
+    here is a bug: the ranking tests fail with it, never skip."""
+    return TINY_SHAPES, tiny_encoder
 
 
 @pytest.fixture(scope="session")
@@ -353,15 +354,30 @@ def test_typing_is_debounced_and_stale_answers_are_dropped(qtbot, make_gui, phot
                     timeout=5000)
     assert ctl.searches.generation - before == 1  # one search, not one per key
 
+    # the service itself, driven by events: a query answered after a newer one was asked is
+    # dropped; a query still queued when a newer one arrives never runs
     svc = SearchService()
-    got = []
+    got, ran = [], []
+    running, release = threading.Event(), threading.Event()
+
+    def slow(name):
+        def work():
+            ran.append(name)
+            running.set()
+            assert release.wait(30)
+            return name
+        return work
+
+    svc.submit(slow("old"))
+    assert running.wait(30)  # "old" is running on the search thread
+    svc.submit(lambda: ran.append("queued") or "queued")  # waits behind "old"...
+    svc.submit(lambda: ran.append("new") or "new")  # ...and is superseded before it starts
     svc.done.connect(lambda gen, page: got.append(page))
-    svc.submit(lambda: (time.sleep(0.2), "old")[1])
-    svc.submit(lambda: "new")
-    qtbot.waitUntil(lambda: got == ["new"], timeout=3000)
-    svc.wait()
-    qtbot.wait(50)
-    assert got == ["new"] and svc.dropped >= 0
+    release.set()
+    qtbot.waitUntil(lambda: got == ["new"], timeout=30_000)
+    assert svc.wait()
+    qtbot.waitUntil(lambda: svc.dropped == 1, timeout=30_000)  # the stale "old" answer
+    assert got == ["new"] and ran == ["old", "new"]
 
 
 def test_context_menu_keyboard_and_preview(qtbot, make_gui, photos):
@@ -546,21 +562,35 @@ class SlowEncoder(FakeEncoder):
         return super().encode_images(pixels)
 
 
-def test_pause_resume_and_cancel(qtbot, make_gui, tmp_path):
+def test_pause_resume_and_cancel(qtbot, make_gui, tmp_path, monkeypatch):
+    from indexer.jobs import JobControl
+
+    parked = threading.Event()  # set when a paused job stops at a checkpoint
+    checkpoint = JobControl.checkpoint
+
+    def noting_checkpoint(self):
+        if self.paused:
+            parked.set()
+        checkpoint(self)
+
+    monkeypatch.setattr(JobControl, "checkpoint", noting_checkpoint)
     folder = tmp_path / "many"
     for i in range(240):
         solid(folder / f"{i:03d}.png", (i, 255 - i, (i * 7) % 255), (24, 24))
-    window, ctl = make_gui(encoder=SlowEncoder(), tuning=Tuning(0, 8))
+    enc = SlowEncoder()
+    window, ctl = make_gui(encoder=enc, tuning=Tuning(0, 8))
     drop(window, [folder])
     qtbot.waitUntil(lambda: window.progress.bar.maximum() > 0 and window.progress.bar.value() > 0,
                     timeout=20_000)
 
     window.progress.pause_button.click()
     assert ctl.runner.paused and window.progress.pause_button.text() == "Resume"
-    qtbot.wait(300)  # let the batch in flight land
+    # wait for the event, not for a guess at how long a busy machine takes: the job is parked
+    # in a checkpoint, the batch in flight committed; then nothing moves while paused
+    qtbot.waitUntil(parked.is_set, timeout=30_000)
     done = ctl.library.reader().counts()["images"]
     qtbot.wait(500)
-    assert ctl.library.reader().counts()["images"] == done  # nothing moves while paused
+    assert ctl.library.reader().counts()["images"] == done == enc.images_encoded
     assert ctl.runner.busy
 
     window.progress.pause_button.click()  # resume
@@ -595,7 +625,9 @@ def test_runner_throttles_progress_and_queues_jobs(qtbot):
 
     def second(control, on_progress, on_error):
         order.append("b")
-        raise ValueError("a clear message")
+        from indexer.errors import MagpieError
+
+        raise MagpieError("a clear message")  # a bug (ValueError…) would show its type
 
     a = runner.submit(Job("index", "A", chatty))
     b = runner.submit(Job("index", "B", second))
@@ -629,6 +661,33 @@ def test_typing_a_query_shows_the_matching_thumbnails(qtbot, make_gui, tiny, sha
     window.grab()  # paint every visible card once (delegate smoke test)
 
 
+STALL_S = 0.25
+
+
+class StallProbe:
+    """A plain Python thread ticking every 10 ms beside the UI thread: how often, and how long,
+    the machine (CPU share, the GIL's hand-over under load) kept any thread of this process
+    from running. The UI thread doing the indexer's work would stall where the probe does not."""
+
+    def __init__(self) -> None:
+        self.gaps: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        last = time.perf_counter()
+        while not self._stop.wait(0.01):
+            now = time.perf_counter()
+            self.gaps.append(now - last)
+            last = now
+
+    def stop(self) -> tuple[int, float]:
+        self._stop.set()
+        self._thread.join(30)
+        return sum(g > STALL_S for g in self.gaps), max(self.gaps, default=0.0) * 1000
+
+
 def test_event_loop_keeps_turning_while_indexing(qtbot, make_gui, tiny, big_shapes, capsys):
     """Index 1,200 pictures with the real pipeline (decode processes + tiny model)
     while a 10 ms timer ticks on the UI thread; search while it indexes."""
@@ -636,6 +695,7 @@ def test_event_loop_keeps_turning_while_indexing(qtbot, make_gui, tiny, big_shap
     folder, items = big_shapes
     window, ctl = make_gui(encoder=enc, spec=spec, tuning=None)
     watch = Stopwatch(10)
+    probe = StallProbe()  # what the machine alone does to a thread ticking beside it
     watch.start()
     drop(window, [folder])
     qtbot.waitUntil(lambda: ctl.library.reader().counts()["images"] >= 32, timeout=JOB_TIMEOUT)
@@ -647,15 +707,24 @@ def test_event_loop_keeps_turning_while_indexing(qtbot, make_gui, tiny, big_shap
     assert results and answered_while_busy[0]  # search works while indexing …
     wait_idle(qtbot, ctl)
     watch.stop()
+    probe_slow, probe_longest = probe.stop()
     n = ctl.last_report.embedded_files
     assert n >= 1200
     longest = watch.longest_ms
     p99 = float(np.percentile(np.array(watch.gaps) * 1000, 99))
+    slow = sum(g > STALL_S for g in watch.gaps)
     with capsys.disabled():
         print(f"\n[ui-stall] indexed {n} files in {ctl.last_report.seconds:.1f}s; "
               f"{len(watch.gaps)} ticks of a 10 ms timer, longest gap {longest:.0f} ms, "
-              f"p99 {p99:.0f} ms")
-    assert longest <= 250, f"the UI thread stalled for {longest:.0f} ms"
+              f"p99 {p99:.0f} ms, {slow} over {STALL_S * 1000:.0f} ms; a thread beside it: "
+              f"{probe_slow} over, longest {probe_longest:.0f} ms")
+    # side by side, not against a clock: a UI thread doing the indexer's work would stall at
+    # every batch (~40 long gaps here); a busy machine delays the probe thread too (measured
+    # on 2 cores at load 20: the UI 4 gaps over 250 ms, longest 616 ms; the probe 1, 295 ms)
+    assert slow <= 2 * probe_slow + 8, \
+        f"the UI thread stalled {slow} times (the probe beside it: {probe_slow})"
+    assert longest <= max(1000, probe_longest + 4 * STALL_S * 1000), \
+        f"the UI thread stalled for {longest:.0f} ms (the probe at most {probe_longest:.0f} ms)"
 
 
 def test_try_the_demo_switches_to_the_demo_library(qtbot, tiny, isolated_dirs):
@@ -675,6 +744,8 @@ def test_try_the_demo_switches_to_the_demo_library(qtbot, tiny, isolated_dirs):
     assert window.query_text() == "a red circle"
     assert results and "demo-pictures" in results[0].path
     assert "demo-library" in window.windowTitle()
+    text = ctl.library.reader().ocr_counts()  # the shapes hold no words: none were looked for
+    assert text["pending"] == text["images"] > 0
     from app.settings import Settings
 
     assert Settings.load().library == str(isolated_dirs / "demo-library")
@@ -700,9 +771,13 @@ def test_magpie_starts_and_stays_up_with_a_fresh_home(tmp_path):
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             cwd=tmp_path)
     try:
-        time.sleep(4)
+        made = home / "data" / "library" / "magpie-library.json"
+        deadline = time.monotonic() + 120  # generous: a busy 2-core box starts slowly
+        while not made.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert made.exists(), "the window never created its default library"
+        time.sleep(1)  # and it is still up a moment later
         assert proc.poll() is None, proc.stderr.read().decode()
-        assert (home / "data" / "library" / "magpie-library.json").exists()
     finally:
         proc.terminate()
         try:

@@ -229,3 +229,29 @@ def test_failed_file_is_retried_only_when_it_changes(tmp_path, fake_encoder):
         solid(root / "bad.png", (5, 5, 5))
         fixed = run(lib, fake_encoder, [root])
         assert fixed.embedded_files == 1 and lib.catalogue.counts()["errors"] == 0
+
+
+def test_a_library_is_never_created_in_a_folder_of_other_files(tmp_path, photos, fake_encoder):
+    from indexer.library import NotALibrary
+
+    before = snapshot(photos)
+    with pytest.raises(NotALibrary, match="nothing was written"):
+        Library.open(photos, spec_for(fake_encoder))
+    assert snapshot(photos) == before and not (photos / "lock").exists()
+    # asked for explicitly (the window's confirmation), it is made there, files untouched
+    with Library.open(photos, spec_for(fake_encoder), allow_non_empty=True):
+        pass
+    assert (photos / "magpie-library.json").exists()
+    # and from then on it is a library: it opens without asking again
+    with Library.open(photos, spec_for(fake_encoder)):
+        pass
+    assert {k: v for k, v in snapshot(photos).items() if k in before} == before
+
+
+def test_an_empty_folder_or_leftover_lock_is_fine_for_a_new_library(tmp_path, fake_encoder):
+    empty = tmp_path / "new-lib"
+    empty.mkdir()
+    (empty / "lock").write_text("123")  # a first open that stopped early
+    with Library.open(empty, spec_for(fake_encoder)):
+        pass
+    assert (empty / "magpie-library.json").exists()

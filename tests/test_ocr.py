@@ -2,6 +2,7 @@
 the per-picture state in the catalogue, the resumable pass, and search by what was read."""
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import subprocess
@@ -95,6 +96,46 @@ def test_first_look_skips_a_picture_without_text_and_sees_a_receipt():
     photo += np.random.default_rng(1).normal(0, 8, photo.shape)
     assert not ocr.has_text(np.clip(photo, 0, 255).astype(np.uint8))
     assert ocr.has_text(np.asarray(draw_lines(RECEIPT, font("DejaVuSerif"), 22).image))
+
+
+def _blobby_photo(w: int, h: int, seed: int) -> Image.Image:
+    """Soft shapes and texture with sensor noise: the kind of ground the detector can mistake
+    for text."""
+    from PIL import ImageDraw, ImageFilter
+
+    rng = np.random.default_rng(seed)
+    im = Image.fromarray(rng.integers(0, 256, (6, 8, 3), dtype=np.uint8)).resize(
+        (w, h), Image.Resampling.BICUBIC)
+    d = ImageDraw.Draw(im)
+    for _ in range(20):
+        x, y = int(rng.integers(0, w)), int(rng.integers(0, h))
+        box = (x, y, x + int(rng.integers(w // 30, w // 4)), y + int(rng.integers(h // 30, h // 4)))
+        d.ellipse(box, fill=tuple(int(c) for c in rng.integers(0, 256, 3)))
+    arr = np.asarray(im.filter(ImageFilter.GaussianBlur(1.2)), dtype=np.float32)
+    arr += rng.normal(0, 4, arr.shape)
+    return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
+
+
+def test_camera_photos_get_a_smaller_first_look_and_still_show_a_sign(tmp_path):
+    exif = Image.Exif()
+    exif[0x010F] = "Phone maker"  # Make: a camera wrote it
+    photo = _blobby_photo(2400, 1800, 3)
+    sign = draw_lines(["MARKET STREET", "OPEN DAILY"], font("DejaVuSans"), 30, dark=True).image
+    photo.paste(sign, (700, 600))  # type 30 px: 1.7% of the photo's height
+    photo.save(tmp_path / "street.jpg", exif=exif.tobytes())
+    photo.save(tmp_path / "street.png")  # same pixels, no camera: a screenshot's first look
+    first = ocr.load_for_ocr(str(tmp_path / "street.jpg"), ocr.GATE_SIDE, ocr.PHOTO_GATE_SIDE)
+    assert max(first.shape[:2]) == ocr.PHOTO_GATE_SIDE
+    other = ocr.load_for_ocr(str(tmp_path / "street.png"), ocr.GATE_SIDE, ocr.PHOTO_GATE_SIDE)
+    assert max(other.shape[:2]) == ocr.GATE_SIDE
+    assert ocr.has_text(first)
+
+
+def test_only_line_shaped_boxes_count_as_text():
+    line = [[0, 0], [90, 0], [90, 14], [0, 14]]
+    turned = [[0, 0], [14, 0], [14, 90], [0, 90]]  # a line at 90 degrees
+    blob = [[0, 0], [108, 0], [108, 94], [0, 94]]  # photo texture the detector fired on
+    assert ocr._line_shaped(line) and ocr._line_shaped(turned) and not ocr._line_shaped(blob)
 
 
 def test_engine_pins_are_checked(tmp_path, monkeypatch):
@@ -308,6 +349,37 @@ def test_index_then_search_finds_a_receipt_by_a_word_in_it(tmp_path, fake_encode
         page = s.run(SearchRequest(text="revenue"))
         assert Path(page.results[0].path).name == "slide.png"
         assert page.cutoff >= 1 and "revenue" in page.results[0].snippet.lower()
+        _words_read_are_evidence_and_marked(s, pics / "scan_0001.png")
+
+
+def _words_read_are_evidence_and_marked(s: Searcher, receipt: Path) -> None:
+    """A phrase read in a picture counts like a phrase in a note (the picture itself holds it,
+    so it is not discounted like a name), a misreading counts less; the marks cover the word
+    where it was drawn (RECEIPT's second line, DejaVuSans 22 px, as draw_lines lays it out)."""
+    from PIL import ImageFont
+
+    from indexer.search import KEYWORD_RELEVANCE
+
+    page = s.run(SearchRequest(text="claw hammer"))
+    top = page.results[0]
+    assert Path(top.path).name == receipt.name
+    assert (top.text_level, top.keyword_level) == (3, -1)  # read in it; its name holds nothing
+    assert top.stands_out and top.relevance >= KEYWORD_RELEVANCE[3]
+    assert "words read in it hold the words exactly" in top.explain()
+    near = s.run(SearchRequest(text="hamner")).results[0]
+    assert Path(near.path).name == receipt.name and near.text_level == 2
+    boxes = s.text_marks([top.file_id], page.text_words)[top.file_id]
+    assert len(boxes) == 2  # "claw" and "hammer"
+    f = ImageFont.truetype(font("DejaVuSans"), 22) if font("DejaVuSans") else None
+    if f is None:
+        return
+    w, h = Image.open(receipt).size
+    pad, step = 22, int(22 * 1.7)
+    x0, x1 = pad + f.getlength("Claw "), pad + f.getlength("Claw hammer")
+    y0, y1 = pad + step, pad + step + 22
+    cx = sum(p[0] for p in boxes[1]) / 4 * w
+    cy = sum(p[1] for p in boxes[1]) / 4 * h
+    assert x0 - 11 <= cx <= x1 + 11 and y0 - 11 <= cy <= y1 + 11, (boxes[1], (x0, x1, y0, y1))
 
 
 def test_without_ocr_nothing_is_read(tmp_path, fake_encoder):
@@ -343,8 +415,16 @@ def test_cli_search_status_and_no_ocr(tmp_path):
     assert out.returncode == 0, out.stderr
     first = out.stdout.splitlines()
     assert first[0].endswith("receipt.png") and "hammer" in first[1].lower(), out.stdout
+    out = magpie("search", "claw hammer", "--json", "--library", lib, env=env)
+    first = json.loads(out.stdout.splitlines()[0])
+    assert first["path"].endswith("receipt.png") and first["in_text"], first
+    assert "hammer" in first["snippet"].lower() and len(first["text_marks"]) == 2
+    assert all(0 <= v <= 1 for box in first["text_marks"] for p in box for v in p)
     out = magpie("status", "--library", lib, env=env)
     assert "text      read 2 of 2 pictures (100%): words in 1, none in 1" in out.stdout
+    out = magpie("status", "--json", "--library", lib, env=env)
+    text = [json.loads(x) for x in out.stdout.splitlines() if '"text"' in x][0]
+    assert (text["pictures"], text["read"], text["with_text"], text["pending"]) == (2, 2, 1, 0)
     out = magpie("index", str(pics), "--library", off, "--model", "tiny-shapes", "--quiet",
                  "--no-ocr", env=env)
     assert out.returncode == 0 and "text" not in out.stdout, out.stdout

@@ -39,9 +39,22 @@ def test_a_dying_worker_costs_one_file(tmp_path, fake_encoder):
     assert all(done[i].error is None for i in done if i != 5)
 
 
+class ParkedControl(JobControl):
+    """A JobControl that says when a paused job has stopped at a checkpoint."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.parked = threading.Event()
+
+    def checkpoint(self) -> None:
+        if self.paused:
+            self.parked.set()
+        super().checkpoint()
+
+
 def test_pause_holds_and_cancel_stops(tmp_path, fake_encoder):
     items = items_for(tmp_path, 40)
-    control = JobControl()
+    control = ParkedControl()
     emb = Embedder(fake_encoder, workers=0, batch_size=4, control=control)
     seen = []
     gen = emb.run(items)
@@ -58,10 +71,12 @@ def test_pause_holds_and_cancel_stops(tmp_path, fake_encoder):
 
     t = threading.Thread(target=consume)
     t.start()
-    time.sleep(0.5)
+    # wait for the event, not for a guess at how long a busy machine takes: the run is parked
+    # in a checkpoint; from then on nothing more is encoded or delivered while paused
+    assert control.parked.wait(30), "the paused run never reached a checkpoint"
     paused_count = len(seen)
     time.sleep(0.3)
-    assert len(seen) == paused_count  # nothing moves while paused
+    assert len(seen) == paused_count == fake_encoder.images_encoded  # nothing moves
     control.cancel()
     t.join(5)
     assert result.get("cancelled") and len(seen) < 40

@@ -140,34 +140,40 @@ def test_cutoff_keeps_the_standouts(lib, fake_encoder):
 
 # -- where the results stop standing out ---------------------------------------------------------
 
-def test_standout_floor_cuts_in_the_break_of_the_profile():
-    from indexer.search import STANDOUT_Z, standout_floor
-
-    matches = [3.1 - 0.02 * i for i in range(30)]  # 3.10 ... 2.52, evenly spaced
-    near_misses = [2.3 - 0.01 * i for i in range(200)]
-    floor = standout_floor(matches + near_misses)
-    assert 2.3 < floor < 2.52  # everything above the break, nothing below
-    # matches just under STANDOUT_Z still stand out when the break says so
-    low = [z - 0.2 for z in matches]  # 2.90 ... 2.32
-    floor = standout_floor(low + [2.1 - 0.01 * i for i in range(200)])
-    assert floor < min(low) and floor < STANDOUT_Z
+def _null_profile(rng, n, depth=512):
+    return list(np.sort(rng.standard_normal(n))[::-1][:depth])
 
 
-def test_standout_floor_without_a_break_falls_back_to_the_fixed_threshold():
-    from indexer.search import STANDOUT_Z, standout_floor
+def test_a_planted_group_stands_out_whole():
+    from indexer.search import standout_floor
 
+    rng = np.random.default_rng(3)
+    noise = _null_profile(rng, 5000)
+    group = list(max(noise) + 1.0 + 0.02 * rng.random(30))  # 30 matches above the noise
+    assert max(noise) < standout_floor(group + noise, 5030) < min(group)
+    lone = [max(noise) + 1.5]  # one clear match (that one note): above the chance level
+    assert max(noise) < standout_floor(lone + noise, 5001) < lone[0]
+
+
+def test_without_a_break_the_fixed_threshold_decides():
+    from indexer.search import STANDOUT_Z, null_floor, standout_floor
+
+    assert null_floor(100) < null_floor(10_000) < null_floor(1_000_000)
+    assert 3.0 < null_floor(300) < 4.0  # the best of 300 Gaussian draws stays under it in 95%
+    assert standout_floor([], 300) == STANDOUT_Z
     smooth = [2.45 - 0.005 * i for i in range(400)]  # an unknown word: no match, no break
-    assert standout_floor(smooth) == STANDOUT_Z
-    assert standout_floor([]) == STANDOUT_Z
+    assert standout_floor(smooth, 400) == STANDOUT_Z
 
 
-def test_a_lone_standout_needs_the_fixed_threshold():
-    from indexer.search import STANDOUT_Z, standout_floor
+def test_a_sharp_break_below_the_floor_still_counts_a_loose_one_does_not():
+    from indexer.search import BREAK_FLOOR_Z, STANDOUT_Z, standout_floor
 
-    rest = [2.2 - 0.005 * i for i in range(300)]
-    assert standout_floor([2.46] + rest) == STANDOUT_Z  # a random best match, alone: no
-    floor = standout_floor([3.4] + rest)  # one clear match (that one note): yes
-    assert 2.2 < floor < 3.4
+    # 91 near-identical matches at z 2.50 ... 2.23, then the first near miss at 1.9
+    group = [2.5 - 0.003 * i for i in range(91)]
+    floor = standout_floor(group + [1.9 - 0.002 * i for i in range(300)])
+    assert 1.9 < floor < min(group) < BREAK_FLOOR_Z
+    loose = [2.45 - 0.025 * i for i in range(12)]  # 2.45 ... 2.175: a loose group, then a step
+    assert standout_floor(loose + [1.9 - 0.005 * i for i in range(300)]) >= STANDOUT_Z
 
 
 @pytest.fixture(scope="module")
@@ -197,15 +203,3 @@ def test_cutoff_keeps_every_match_and_little_else(demo_library, tiny_encoder, qu
     # a page smaller than the number of matches: every result shown is a match and stands out
     small = s.run(SearchRequest(f"a {query[0]} {query[1]}", k=3, mode="vector"))
     assert small.cutoff == 3 and {r.open_path for r in small.results} <= relevant
-
-
-def test_a_sharp_break_below_the_floor_still_counts_a_loose_one_does_not():
-    from indexer.search import BREAK_FLOOR_Z, STANDOUT_Z, standout_floor
-
-    # 91 near-identical matches at z 2.50 ... 2.23, then the first near miss at 1.9
-    group = [2.5 - 0.003 * i for i in range(91)]
-    floor = standout_floor(group + [1.9 - 0.002 * i for i in range(300)])
-    assert 1.9 < floor < min(group) < BREAK_FLOOR_Z
-    # 12 loosely spread items (an unknown word pulling plain-English notes), then a step
-    loose = [2.45 - 0.025 * i for i in range(12)]  # 2.45 ... 2.175
-    assert standout_floor(loose + [1.9 - 0.005 * i for i in range(300)]) == STANDOUT_Z

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from indexer import weights
-from indexer.specs import VIT_B_32, ModelSpec
+from indexer.specs import MOBILECLIP_S2, VIT_B_32, VIT_L_14, ModelSpec
 from indexer.weights import (
     WeightsMismatch,
     WeightsUnavailable,
@@ -314,6 +314,28 @@ def test_damaged_cache_file_is_replaced_by_a_fresh_download(small_file, hub, tmp
     again = resolve_weights(spec, cache_dir=cache, endpoint=hub.url)
     assert again == got and sha256_file(again) == sha
     assert hub.count() > before
+
+
+@pytest.mark.parametrize("spec", [VIT_L_14, MOBILECLIP_S2], ids=lambda s: s.name)
+def test_new_pins_refuse_a_hub_file_with_another_hash(spec, small_file, hub, tmp_path):
+    """The real pins of the larger and the small model, against a Hub that serves other bytes at
+    the pinned revision: refused on the Hub's hash before any byte is fetched; and when the Hub
+    claims the pinned hash but sends other bytes, the download is refused and deleted."""
+    path, real_sha = small_file
+    cache = tmp_path / "cache"
+    hub.add(spec.hf_repo, spec.revision, spec.filename, path)
+    with pytest.raises(WeightsMismatch) as ei:
+        resolve_weights(spec, cache_dir=cache, endpoint=hub.url)
+    assert spec.sha256 in str(ei.value) and real_sha in str(ei.value)
+    assert all(m == "HEAD" for m, _ in hub.requests)
+    assert files_under(cache / "models" / spec.name) == []
+
+    hub.add(spec.hf_repo, spec.revision, spec.filename, path, etag=spec.sha256)
+    with pytest.raises(WeightsMismatch) as ei:
+        resolve_weights(spec, cache_dir=cache, endpoint=hub.url)
+    assert "deleted" in str(ei.value) and ei.value.actual == real_sha
+    assert files_under(cache / "models" / spec.name) == []
+    assert path.exists()
 
 
 def test_unreachable_server_says_how_to_supply_the_file(tmp_path):

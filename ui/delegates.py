@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Sequence
 
 from PySide6.QtCore import QEvent, QModelIndex, QPoint, QRect, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import (
@@ -10,6 +11,7 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem
 
+from indexer.query_feedback import collapse_spaces
 from ui import icons, theme
 from ui.models import Roles
 
@@ -114,12 +116,38 @@ class ResultDelegate(QStyledItemDelegate):
         ratio = p.device().devicePixelRatioF() if p.device() else 1.0
         if isinstance(pm, QPixmap) and not pm.isNull():
             p.drawPixmap(well.topLeft(), self._well_pixmap(pm, well.size().toSize(), ratio, t))
+        else:
+            p.setPen(Qt.PenStyle.NoPen)
+            p.setBrush(QColor(t.sunken))
+            p.drawPath(_rounded(well, RADIUS - 4))
+            ic = icons.pixmap("image", t.faint, 36, ratio)
+            p.drawPixmap(int(well.center().x() - 18), int(well.center().y() - 18), ic)
+        self._paint_read_line(p, well, index, t)
+
+    def _paint_read_line(self, p: QPainter, well: QRectF, index: QModelIndex, t) -> None:
+        """A picture found by words read in it: that line on a band across the well's foot,
+        the query's words marked as in a note."""
+        line = collapse_spaces(index.data(Roles.Snippet) or "")
+        if not line:
             return
+        font = QFont(p.font())
+        font.setPointSizeF(max(7.5, font.pointSizeF() - 1))
+        fm = QFontMetrics(font)
+        rows = 2 if fm.horizontalAdvance(line) > well.width() - 16 else 1
+        band = QRectF(well.left(), well.bottom() - rows * fm.lineSpacing() - 10, well.width(),
+                      rows * fm.lineSpacing() + 10)
+        paper = QColor(t.surface)
+        paper.setAlpha(235)
+        p.save()
+        p.setClipPath(_rounded(well, RADIUS - 4))
         p.setPen(Qt.PenStyle.NoPen)
-        p.setBrush(QColor(t.sunken))
-        p.drawPath(_rounded(well, RADIUS - 4))
-        ic = icons.pixmap("image", t.faint, 36, ratio)
-        p.drawPixmap(int(well.center().x() - 18), int(well.center().y() - 18), ic)
+        p.setBrush(paper)
+        p.drawRect(band)
+        p.setFont(font)
+        p.setPen(QColor(t.text))
+        _draw_wrapped(p, band.adjusted(8, 5, -8, -5), line, font,
+                      index.data(Roles.Highlights) or [], QColor(t.highlight))
+        p.restore()
 
     def _well_pixmap(self, pm: QPixmap, size: QSize, ratio: float, t) -> QPixmap:
         """The thumbnail scaled into the card's well with rounded corners, made once per
@@ -164,7 +192,8 @@ class ResultDelegate(QStyledItemDelegate):
         ratio = p.device().devicePixelRatioF() if p.device() else 1.0
         p.drawPixmap(int(well.left() + 10), int(well.top() + 10),
                      icons.pixmap("note", "#b08a2e" if not t.dark else "#d8b25a", 18, ratio))
-        snippet = " ".join((index.data(Roles.Snippet) or "").split())
+        snippet = collapse_spaces(index.data(Roles.Snippet) or "")
+        spans = (index.data(Roles.Highlights) or []) if snippet else []
         if not snippet:
             snippet = "(empty note)"
         font = QFont(p.font())
@@ -172,7 +201,7 @@ class ResultDelegate(QStyledItemDelegate):
         p.setFont(font)
         p.setPen(QColor(t.text))
         area = well.adjusted(12, 36, -12, -10)
-        _draw_wrapped(p, area, snippet, font)
+        _draw_wrapped(p, area, snippet, font, spans, QColor(t.highlight))
 
     def _paint_score(self, p: QPainter, well: QRectF, index: QModelIndex, t) -> None:
         score = index.data(Roles.Score)
@@ -199,7 +228,12 @@ class ResultDelegate(QStyledItemDelegate):
         name = index.data(Qt.ItemDataRole.DisplayRole) or ""
         folder = index.data(Roles.Folder) or ""
         if index.data(Roles.Keyword):
-            folder = f"{folder} · name/text match" if folder else "name/text match"
+            how = ("words in picture" if index.data(Roles.Kind) != "text"
+                   and index.data(Roles.Snippet) else "name/text match")
+            folder = f"{folder} · {how}" if folder else how
+        copies = index.data(Roles.Copies) or 1
+        if copies > 1:
+            folder = f"{copies} copies · {folder}" if folder else f"{copies} copies"
         font = QFont(p.font())
         font.setWeight(QFont.Weight.DemiBold)
         fm = QFontMetrics(font)
@@ -273,8 +307,10 @@ class ResultDelegate(QStyledItemDelegate):
         return "More like this" if sign > 0 else "Less like this"
 
 
-def _draw_wrapped(p: QPainter, area: QRectF, text: str, font: QFont) -> None:
-    """Word-wrapped text that ends with an ellipsis when it runs out of room."""
+def _draw_wrapped(p: QPainter, area: QRectF, text: str, font: QFont,
+                  spans: Sequence[tuple[int, int]] = (), mark: QColor | None = None) -> None:
+    """Word-wrapped text that ends with an ellipsis when it runs out of room; `spans` (the
+    query's words) get a highlighter background."""
     fm = QFontMetrics(font)
     layout = QTextLayout(text, font)
     opt = QTextOption()
@@ -300,8 +336,27 @@ def _draw_wrapped(p: QPainter, area: QRectF, text: str, font: QFont) -> None:
         last = i == len(lines) - 1
         if last and start + length < len(text):
             seg = fm.elidedText(text[start:], Qt.TextElideMode.ElideRight, int(area.width()))
-        p.drawText(QRectF(area.left(), area.top() + i * line_h, area.width(), line_h),
-                   Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, seg)
+        row = QRectF(area.left(), area.top() + i * line_h, area.width(), line_h)
+        if mark is not None:
+            _mark_spans(p, row, seg, start, spans, fm, mark)
+        p.drawText(row, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, seg)
+
+
+def _mark_spans(p: QPainter, row: QRectF, seg: str, offset: int,
+                spans: Sequence[tuple[int, int]], fm: QFontMetrics, color: QColor) -> None:
+    """A highlighter stroke behind each part of `spans` that falls in this line's text."""
+    shown = len(seg.rstrip("…"))
+    for a, b in spans:
+        a, b = max(a - offset, 0), min(b - offset, shown)
+        if a >= b:
+            continue
+        x = fm.horizontalAdvance(seg[:a])
+        w = fm.horizontalAdvance(seg[a:b])
+        p.save()
+        p.setPen(Qt.PenStyle.NoPen)
+        p.setBrush(color)
+        p.drawRoundedRect(QRectF(row.left() + x - 1, row.top() + 1, w + 2, row.height() - 2), 3, 3)
+        p.restore()
 
 
 class RootDelegate(QStyledItemDelegate):

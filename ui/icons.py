@@ -10,6 +10,8 @@ from PySide6.QtCore import QByteArray, QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QIcon, QIconEngine, QPainter, QPixmap
 from PySide6.QtSvg import QSvgRenderer
 
+from indexer.specs import ASSETS_DIR
+
 _PATHS: dict[str, str] = {
     "search": '<circle cx="11" cy="11" r="6.5"/><path d="M16 16l4.5 4.5"/>',
     "folder": '<path d="M3 6.5A1.5 1.5 0 0 1 4.5 5H9l2 2.5h8.5A1.5 1.5 0 0 1 21 9v9.5a1.5 1.5 0 '
@@ -52,14 +54,7 @@ _PATHS: dict[str, str] = {
             '2.5 0 0 0 2.5-2.5v-3"/>',
 }
 
-_LOGO = """<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 64 64">
-<defs><linearGradient id="g" x1="0" y1="0" x2="1" y2="1">
-<stop offset="0" stop-color="#3b6ff5"/><stop offset="1" stop-color="#14b8a6"/></linearGradient></defs>
-<rect x="2" y="2" width="60" height="60" rx="15" fill="url(#g)"/>
-<circle cx="28" cy="28" r="13" fill="none" stroke="#fff" stroke-width="5"/>
-<path d="M37.5 37.5L49 49" stroke="#fff" stroke-width="6" stroke-linecap="round"/>
-<path d="M28 19.5l2.1 6.4 6.4 2.1-6.4 2.1L28 36.5l-2.1-6.4-6.4-2.1 6.4-2.1z" fill="#fff"/>
-</svg>"""
+_LOGO = (ASSETS_DIR / "desktop" / "magpie.svg").read_text()  # also the desktop icon
 
 
 def svg_for(name: str, color: str, stroke: float = 1.8) -> bytes:

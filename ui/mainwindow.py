@@ -1,7 +1,8 @@
 """Magpie's main window: composition of the widgets and the signals `app/` listens to.
 
-The window holds no business logic. It shows what the controller gives it (results, roots,
-progress, errors, messages) and reports what the person did (typed, dropped, clicked).
+The window holds no business logic. It shows what the controllers give it (results, roots,
+progress, errors, messages) through the methods below and reports what the person did (typed,
+dropped, clicked) through its signals; the controllers never reach into its widgets.
 """
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ from collections.abc import Sequence
 from PySide6.QtCore import QByteArray, QModelIndex, QPoint, QSettings, QSize, Qt, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
-    QFrame, QHBoxLayout, QLabel, QMainWindow, QMenu, QSplitter, QStackedWidget, QToolButton,
-    QVBoxLayout, QWidget,
+    QFileDialog, QFrame, QHBoxLayout, QLabel, QMainWindow, QMenu, QMessageBox, QSizePolicy,
+    QSplitter, QStackedWidget, QToolButton, QVBoxLayout, QWidget,
 )
 
 from ui import icons, theme
@@ -24,6 +25,7 @@ from ui.widgets import (
 )
 
 PREVIEW = 900  # px, the preview pane's decode size
+SEARCH_PLACEHOLDER = "Describe what you're looking for — or drop an image here"
 
 
 class MainWindow(QMainWindow):
@@ -64,6 +66,7 @@ class MainWindow(QMainWindow):
         self.roots_model = RootsModel(self)
         self.errors_model = ErrorsModel(self)
         self._image_query: str | None = None
+        self._text_marks: dict[int, list] = {}  # file id -> where its words were read
         self._build()
         self._wire()
 
@@ -110,12 +113,18 @@ class MainWindow(QMainWindow):
         second.addWidget(self.filters)
         second.addStretch(1)
         self.summary = label("", "muted")
+        self.query_notice = label("", "warn")
+        self.query_notice.setObjectName("query-notice")
+        self.query_notice.setWordWrap(True)
+        self.query_notice.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.query_notice.hide()
         self.show_more_button = button("Show more", "flat", "chevron-down")
         self.show_more_button.setObjectName("show-more")
         self.show_more_button.hide()
         second.addWidget(self.summary)
         second.addWidget(self.show_more_button)
         hl.addWidget(self.filter_row)
+        hl.addWidget(self.query_notice)
         root.addWidget(header)
 
         # banner (missing weights, library problems)
@@ -292,20 +301,30 @@ class MainWindow(QMainWindow):
 
     def show_results(self, results: Sequence, cutoff: int | None = None, summary: str = "",
                      keep_selection: bool = False, show_all: bool = False,
-                     min_visible: int = 0) -> None:
-        """New results; with keep_selection the same file stays selected (live refresh)."""
+                     min_visible: int = 0, copies: dict | None = None,
+                     highlight: Sequence[str] = (), text_marks: dict | None = None) -> None:
+        """New results; with keep_selection the same file stays selected and the grid keeps
+        its place (live refresh), else the grid starts at the top (a new query).
+        `copies`: file id -> its identical copies; `highlight`: the query's words;
+        `text_marks`: file id -> where those words were read in the picture."""
         current = self.current_result()
+        self._text_marks = dict(text_marks or {})
         scroll = self.results.verticalScrollBar().value()
         self.thumbs.cancel_pending()
         self.results_model.set_results(results, cutoff, show_all=show_all,
-                                       min_visible=min_visible)
+                                       min_visible=min_visible, copies=copies,
+                                       highlight=highlight)
+        self.preview.set_highlight(highlight)
         self.show_page("results")
         self.set_summary(summary)
-        if keep_selection and current is not None:
-            row = self.results_model.row_of(current.file_id)
-            if row >= 0:
-                self.results.setCurrentIndex(self.results_model.index(row))
+        if keep_selection:
+            if current is not None:
+                row = self.results_model.row_of(current.file_id)
+                if row >= 0:
+                    self.results.setCurrentIndex(self.results_model.index(row))
             self.results.verticalScrollBar().setValue(scroll)
+        else:
+            self.results.scrollToTop()
         self._sync_show_more()
 
     def show_more(self) -> None:
@@ -324,6 +343,35 @@ class MainWindow(QMainWindow):
         self.summary.setText(text)
         if not text:
             self.show_more_button.hide()
+
+    def set_query_notice(self, text: str) -> None:
+        """A warning about the query itself (the model read only part of it)."""
+        self.query_notice.setText(text)
+        self.query_notice.setToolTip(text)
+        self.query_notice.setVisible(bool(text))
+
+    def visible_results(self) -> int:
+        return self.results_model.rowCount()
+
+    def hidden_results(self) -> int:
+        """Results fetched but past the cutoff, waiting for "Show N more"."""
+        return self.results_model.hidden_count()
+
+    def offer_load_more(self, remaining: int) -> None:
+        """Every fetched result is shown and the library holds more: offer to fetch them."""
+        self.show_more_button.setText("Show more")
+        self.show_more_button.setToolTip(f"{remaining:,} more items in the library, ranked "
+                                         "below these")
+        self.show_more_button.show()
+
+    def clear_results(self) -> None:
+        self.results_model.clear()
+
+    def clear_marks(self) -> None:
+        self.results_model.clear_marks()
+
+    def set_marks_enabled(self, on: bool) -> None:
+        self.results.delegate.marks_enabled = on
 
     # -- search box -------------------------------------------------------------------------
     def focus_search(self) -> None:
@@ -344,19 +392,26 @@ class MainWindow(QMainWindow):
         return self._image_query
 
     def set_image_query(self, path: str | None, title: str | None = None) -> None:
-        self._image_query = path
+        """The picture that is the query (None: no picture)."""
         if path is None:
+            self._image_query = None
             self.image_chip.hide()
+            self.search.setPlaceholderText(SEARCH_PLACEHOLDER)
             return
-        pm = self.thumbs.get(path, THUMB)
-        self.image_chip.set_image(title or os.path.basename(path), pm)
+        self.show_picture_chip(title or os.path.basename(path), path, path)
+
+    def show_picture_chip(self, title: str, path: str | None = None, tip: str = "") -> None:
+        """Say in the search row what the query is made of: a picture (its thumbnail when
+        `path` is an image) that words typed in the box are added to."""
+        self._image_query = path
+        pm = self.thumbs.get(path, THUMB) if path else None
+        self.image_chip.set_image(title, pm, tip)
+        self.search.setPlaceholderText("Add words to search with this picture")
 
     def _on_image_dropped(self, path: str) -> None:
-        self.set_image_query(path)
         self.imageQuery.emit(path)
 
     def _on_image_cleared(self) -> None:
-        self.set_image_query(None)
         self.imageQueryCleared.emit()
 
     # -- results interaction ----------------------------------------------------------------
@@ -435,7 +490,9 @@ class MainWindow(QMainWindow):
             pm = self.thumbs.get(r.open_path, PREVIEW) or self.thumbs.get(r.open_path, THUMB)
         else:
             self.thumbs.request_text(r.open_path)
-        self.preview.show_result(r, pm, self.results_model.mark(r.file_id))
+        self.preview.show_result(r, pm, self.results_model.mark(r.file_id),
+                                 self.results_model.copies(r.file_id),
+                                 self._text_marks.get(r.file_id, ()))
 
     def _on_results_reset(self) -> None:
         self.preview.clear()
@@ -460,6 +517,45 @@ class MainWindow(QMainWindow):
     def set_roots(self, rows: Sequence[tuple[str, int]]) -> None:
         self.roots_model.set_roots(rows)
         self.filters.set_folders([p for p, _ in rows])
+
+    def has_roots(self) -> bool:
+        return self.roots_model.rowCount() > 0
+
+    def root_paths(self) -> list[str]:
+        return self.roots_model.paths()
+
+    def set_busy_roots(self, paths: Sequence[str]) -> None:
+        self.roots_model.set_busy(list(paths))
+
+    def set_errors(self, rows: Sequence[tuple[str, str]]) -> None:
+        self.errors_model.set_errors(rows)
+
+    def add_errors(self, rows: Sequence[tuple[str, str]]) -> None:
+        self.errors_model.add(rows)
+
+    def filter_values(self) -> dict:
+        return self.filters.values()
+
+    def show_progress(self, title: str, done: int, total: int, rate: float, eta: float | None,
+                      current: str, errors: int, queued: int = 0) -> None:
+        self.progress.update_progress(title, done, total, rate, eta, current, errors, queued)
+
+    def show_waiting(self, title: str, detail: str) -> None:
+        """A job is queued behind something (the model): no bar moving, no pause."""
+        self.progress.start(title)
+        self.progress.detail.setText(detail)
+        self.progress.pause_button.setEnabled(False)
+        self._sync_bottom()
+
+    def set_paused(self, paused: bool) -> None:
+        self.progress.set_paused(paused)
+
+    def progress_stopping(self) -> None:
+        self.progress.stopping()
+
+    def notify(self, text: str, ms: int = 6000) -> None:
+        """A passing message in the status bar."""
+        self.statusBar().showMessage(text, ms)
 
     def job_started(self, title: str) -> None:
         self.progress.start(title)
@@ -488,6 +584,39 @@ class MainWindow(QMainWindow):
     def hide_banner(self) -> None:
         self.banner.hide()
         self.banner_holder.hide()
+
+    def banner_busy(self, text: str, done: int | None = None, total: int | None = None) -> None:
+        self.banner.set_busy(text, done, total)
+
+    def banner_status(self, text: str, error: bool = False) -> None:
+        self.banner.set_status(text, error=error)
+
+    # -- dialogs (the controllers ask; tests replace these) ---------------------------------
+    def confirm_removal(self, title: str, text: str) -> bool:
+        box = QMessageBox(QMessageBox.Icon.Question, "Magpie", title,
+                          QMessageBox.StandardButton.Cancel, self)
+        box.setInformativeText(text)
+        remove = box.addButton("Remove", QMessageBox.ButtonRole.DestructiveRole)
+        box.exec()
+        return box.clickedButton() is remove
+
+    def choose_folder(self) -> str | None:
+        return QFileDialog.getExistingDirectory(self, "Choose a folder to index",
+                                                os.path.expanduser("~")) or None
+
+    def choose_library_folder(self, start: str) -> str | None:
+        return QFileDialog.getExistingDirectory(self, "Open a Magpie library", start) or None
+
+    def choose_weights_file(self, model_name: str) -> str | None:
+        path, _ = QFileDialog.getOpenFileName(
+            self, f"Choose the {model_name} weights file", os.path.expanduser("~"),
+            "Model weights (*.safetensors *.bin *.pt *.pth);;All files (*)")
+        return path or None
+
+    def stop_thumbnails(self, msecs: int) -> None:
+        """At shutdown: drop queued thumbnails and wait for the one being decoded."""
+        self.thumbs.cancel_pending()
+        self.thumbs.wait(msecs)
 
     # -- drag and drop onto the window ------------------------------------------------------
     def dragEnterEvent(self, e: QDragEnterEvent) -> None:  # noqa: N802 - Qt API

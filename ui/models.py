@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, Qt
 
+from indexer.query_feedback import collapse_spaces, highlight_spans
+from indexer.text_match import spans as read_spans
 from ui.thumbnails import ThumbnailLoader
 
 THUMB = 256  # px: the grid decodes thumbnails to fit this box (sharp on HiDPI too)
@@ -34,6 +36,8 @@ class Roles:
     Count = Qt.ItemDataRole.UserRole + 11
     Reason = Qt.ItemDataRole.UserRole + 12
     Standout = Qt.ItemDataRole.UserRole + 13  # inside the adaptive cutoff
+    Copies = Qt.ItemDataRole.UserRole + 14  # how many identical files this result stands for
+    Highlights = Qt.ItemDataRole.UserRole + 15  # (start, end) of query words in the snippet
 
 
 def score_text(r: Any) -> str:
@@ -88,6 +92,8 @@ class ResultsModel(QAbstractListModel):
         self._visible = 0
         self._cutoff = 0
         self._marks: dict[int, int] = {}
+        self._copies: dict[int, list[Any]] = {}
+        self._words: tuple[str, ...] = ()
         self._rows_by_path: dict[str, list[int]] = {}
         self._thumbs = thumbs
         if thumbs is not None:
@@ -95,10 +101,16 @@ class ResultsModel(QAbstractListModel):
 
     # -- feeding ----------------------------------------------------------------------------
     def set_results(self, results: Sequence[Any], cutoff: int | None = None,
-                    show_all: bool = False, min_visible: int = 0) -> None:
-        """`cutoff`: how many stand out (badged); at least `min_visible` rows are shown."""
+                    show_all: bool = False, min_visible: int = 0,
+                    copies: dict[int, list[Any]] | None = None,
+                    highlight: Sequence[str] = ()) -> None:
+        """`cutoff`: how many stand out (badged); at least `min_visible` rows are shown.
+        `copies`: file id -> the identical files folded into that result; `highlight`: the
+        query's words, marked in note snippets."""
         self.beginResetModel()
         self._all = list(results)
+        self._copies = dict(copies or {})
+        self._words = tuple(highlight)
         self._cutoff = len(self._all) if cutoff is None else max(0, min(cutoff, len(self._all)))
         self._visible = len(self._all) if show_all else min(
             len(self._all), max(self._cutoff, min_visible))
@@ -128,6 +140,10 @@ class ResultsModel(QAbstractListModel):
     @property
     def cutoff(self) -> int:
         return self._cutoff
+
+    def copies(self, file_id: int) -> list[Any]:
+        """The other files with the same content as this result."""
+        return list(self._copies.get(file_id, ()))
 
     def result(self, row: int) -> Any:
         return self._all[row] if 0 <= row < self._visible else None
@@ -178,40 +194,22 @@ class ResultsModel(QAbstractListModel):
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid() or not 0 <= index.row() < self._visible or index.column() != 0:
             return None
-        r = self._all[index.row()]
-        if role == Qt.ItemDataRole.DisplayRole:
-            return os.path.basename(r.path) or r.path
-        if role == Qt.ItemDataRole.ToolTipRole:
-            return f"{r.path}\n\n{explain(r)}"
-        if role == Qt.ItemDataRole.DecorationRole:
-            if r.kind != "image" or self._thumbs is None:
-                return None
-            return self._thumbs.get(r.open_path, THUMB)
-        if role == Qt.ItemDataRole.AccessibleTextRole:
-            return f"{os.path.basename(r.path)}, score {score_text(r)}"
-        if role == Roles.Result:
-            return r
-        if role == Roles.Path:
-            return r.path
-        if role == Roles.OpenPath:
-            return r.open_path
-        if role == Roles.Kind:
-            return r.kind
-        if role == Roles.Score:
-            return float(r.score)
-        if role == Roles.Snippet:
-            return r.snippet or ""
-        if role == Roles.FileId:
-            return int(r.file_id)
-        if role == Roles.Mark:
-            return self._marks.get(r.file_id, 0)
-        if role == Roles.Keyword:
-            return bool(getattr(r, "keyword", False))
-        if role == Roles.Folder:
-            return os.path.basename(os.path.dirname(r.path))
-        if role == Roles.Standout:
-            return index.row() < self._cutoff
-        return None
+        read = _RESULT_ROLES.get(role)
+        return read(self, self._all[index.row()], index.row()) if read is not None else None
+
+    def _tooltip(self, r: Any) -> str:
+        others = self._copies.get(r.file_id)
+        also = ""
+        if others:
+            also = "\n\nIdentical copies:\n" + "\n".join(c.path for c in others[:10])
+            if len(others) > 10:
+                also += f"\n… and {len(others) - 10} more"
+        return f"{r.path}{also}\n\n{explain(r)}"
+
+    def _thumbnail(self, r: Any) -> Any:
+        if r.kind != "image" or self._thumbs is None:
+            return None
+        return self._thumbs.get(r.open_path, THUMB)
 
     def roleNames(self) -> dict[int, bytes]:  # noqa: N802 - Qt API
         names = dict(super().roleNames())
@@ -234,6 +232,31 @@ class ResultsModel(QAbstractListModel):
             if row < self._visible:
                 idx = self.index(row)
                 self.dataChanged.emit(idx, idx, [Qt.ItemDataRole.DecorationRole])
+
+
+# What each role of a result row reads: (model, result, row) -> value.
+_RESULT_ROLES: dict[int, Callable[[ResultsModel, Any, int], Any]] = {
+    Qt.ItemDataRole.DisplayRole: lambda m, r, row: os.path.basename(r.path) or r.path,
+    Qt.ItemDataRole.ToolTipRole: lambda m, r, row: m._tooltip(r),
+    Qt.ItemDataRole.DecorationRole: lambda m, r, row: m._thumbnail(r),
+    Qt.ItemDataRole.AccessibleTextRole:
+        lambda m, r, row: f"{os.path.basename(r.path)}, score {score_text(r)}",
+    Roles.Result: lambda m, r, row: r,
+    Roles.Path: lambda m, r, row: r.path,
+    Roles.OpenPath: lambda m, r, row: r.open_path,
+    Roles.Kind: lambda m, r, row: r.kind,
+    Roles.Score: lambda m, r, row: float(r.score),
+    Roles.Snippet: lambda m, r, row: r.snippet or "",
+    Roles.FileId: lambda m, r, row: int(r.file_id),
+    Roles.Mark: lambda m, r, row: m._marks.get(r.file_id, 0),
+    Roles.Keyword: lambda m, r, row: bool(getattr(r, "keyword", False)),
+    Roles.Folder: lambda m, r, row: os.path.basename(os.path.dirname(r.path)),
+    Roles.Standout: lambda m, r, row: row < m._cutoff,
+    Roles.Copies: lambda m, r, row: 1 + len(m._copies.get(r.file_id, ())),
+    Roles.Highlights:
+        lambda m, r, row: (highlight_spans if r.kind == "text" else read_spans)(
+            collapse_spaces(r.snippet or ""), m._words),
+}
 
 
 class _RowsModel(QAbstractListModel):

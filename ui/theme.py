@@ -31,6 +31,7 @@ class Theme:
     danger: str
     success: str
     hover: str
+    highlight: str = "#fde68a"  # query words marked in note text (a highlighter stroke)
 
 
 LIGHT = Theme(
@@ -71,6 +72,7 @@ DARK = Theme(
     danger="#f0766b",
     success="#5cc48a",
     hover="#2d3035",
+    highlight="#6b5a1e",
 )
 
 _current: Theme = LIGHT
@@ -128,6 +130,8 @@ QLabel[role="section"] {{ font-size: 11px; font-weight: 700; color: {t.muted};
 QLabel[role="muted"] {{ color: {t.muted}; }}
 QLabel[role="faint"] {{ color: {t.faint}; }}
 QLabel[role="error"] {{ color: {t.danger}; }}
+QLabel[role="warn"] {{ color: {t.text}; background: {t.warn_bg}; border: 1px solid {t.warn_border};
+    border-radius: 6px; padding: 2px 8px; }}
 
 #Header {{ background: {t.surface}; border-bottom: 1px solid {t.border}; }}
 #Sidebar {{ background: {t.window}; border-right: 1px solid {t.border}; }}
