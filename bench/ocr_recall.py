@@ -2,6 +2,7 @@
 
     python bench/ocr_recall.py            # every installed font x sizes x rotations
     python bench/ocr_recall.py --smoke    # CI: two fonts, one size, 0 and 90 degrees (seconds)
+    python bench/ocr_recall.py --gate-only  # only the first look: which pictures it passes
 
 Each picture is drawn with a real font at a stated type size (px per em; headings 1.5x), with
 Gaussian blur (0.6 px) and noise (sigma 6), dark-on-light or light-on-dark (signs always, other
@@ -30,7 +31,7 @@ from indexer.text_pictures import (  # noqa: E402
 
 
 def run(fonts: dict[str, str | None], sizes: list[int], rotations: list[int],
-        seeds: int) -> list[dict]:
+        seeds: int, gate_only: bool = False) -> list[dict]:
     rows = []
     ocr.engine()
     for fname, fpath in fonts.items():
@@ -43,7 +44,8 @@ def run(fonts: dict[str, str | None], sizes: list[int], rotations: list[int],
                     pixels = np.asarray(pic.image.convert("RGB"))
                     t = time.perf_counter()
                     gate = ocr.has_text(pixels)
-                    lines = [ln.text for ln in ocr.read_words(pixels)] if gate else []
+                    read = gate and not gate_only
+                    lines = [ln.text for ln in ocr.read_words(pixels)] if read else []
                     dt = time.perf_counter() - t
                     words = pic.words
                     rows.append({
@@ -82,6 +84,8 @@ def main() -> None:
     ap.add_argument("--rotations", default="0,90,180,270")
     ap.add_argument("--seeds", type=int, default=1, help="pictures per font/size/rotation")
     ap.add_argument("--fonts", default="", help="comma-separated font names (default: all)")
+    ap.add_argument("--gate-only", action="store_true",
+                    help="only the first look: which pictures it would pass on to be read")
     args = ap.parse_args()
     fonts = find_fonts()
     if args.fonts:
@@ -92,7 +96,14 @@ def main() -> None:
         fonts = dict(list(fonts.items())[:1] + [("pillow", None)])
         sizes, rotations = [24], [0, 90]
     started = time.perf_counter()
-    rows = run(fonts, sizes, rotations, args.seeds)
+    rows = run(fonts, sizes, rotations, args.seeds, args.gate_only)
+    if args.gate_only:
+        for size in sizes:
+            cells = [r for r in rows if r["size"] == size]
+            shut = [(r["font"], r["rot"], r["kind"]) for r in cells if not r["gate"]]
+            print(f"{size:>3} px: the first look passed {len(cells) - len(shut)} of {len(cells)}"
+                  + (f"; shut out {shut}" if shut else ""))
+        return
     for r in rows:
         r["size_rot"] = f"{r['size']:>3}px {r['rot']:>3}deg"
         r["font_size"] = f"{r['font']} {r['size']:>3}px"

@@ -62,6 +62,7 @@ def test_a_receipt_is_found_by_a_word_in_it_and_the_preview_marks_it(
     ys = [p[1] for p in marks[0]]
     assert 0.2 < min(ys) < max(ys) < 0.5  # the second of four lines
     assert "Read in the picture" in window.preview.meta.text()
+    assert "words read in the picture" in window.preview.score.text()
     window.preview.grab()  # the marks paint
     # a picture found by its look only carries no marks
     results = search(qtbot, window, ctl, "red")

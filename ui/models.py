@@ -51,7 +51,9 @@ def score_line(r: Any) -> str:
     if z:
         kind = "note" if getattr(r, "kind", "") == "text" else "picture"
         parts.append(f"{z:+.1f} σ above a typical {kind}")
-    if getattr(r, "keyword", False):
+    if getattr(r, "text_level", -1) >= 0:
+        parts.append("words read in the picture")
+    elif getattr(r, "keyword", False):
         parts.append("matched by words")
     return "  ·  ".join(parts)
 
