@@ -2,6 +2,7 @@
 it still sees text in a photo, against what embedding the same photo costs.
 
     python bench/ocr_gate.py [--photos N] [--sides 640,480,416,352]
+    python bench/ocr_gate.py --read 2000,1280 [--photos N] [--types 45,60,90]
 
 CPU seconds per photo (time.process_time, this process, one inference thread as the pass uses
 on 2 cores) of: decoding a 12 MP JPEG small (JPEG draft) and running the detector at each side;
@@ -65,12 +66,56 @@ def gate_at(data: bytes, side: int) -> tuple[bool, float]:
     return seen, time.process_time() - t
 
 
+def read_at(data: bytes, side: int) -> tuple[list[str], float]:
+    """(lines read, CPU seconds) for decode at `side` + the full read."""
+    from PIL import Image
+
+    t = time.process_time()
+    with Image.open(io.BytesIO(data)) as im:
+        im.draft("RGB", (side, side))
+        im = im.convert("RGB")
+        im.thumbnail((side, side), Image.Resampling.BILINEAR)
+        pixels = np.asarray(im)
+    lines = [ln.text for ln in ocr.read_words(pixels)]
+    return lines, time.process_time() - t
+
+
+def reading(rng: np.random.Generator, photos: int, types: list[int], sides: list[int]) -> None:
+    """What the full read of a camera photo with text costs and finds, per reading side."""
+    from indexer.text_pictures import draw, find_fonts, word_found
+
+    print(f"\nfull read of photos with text: CPU s per photo / words found ({photos} per cell)")
+    print(f"{'type px':>8} " + " ".join(f"{s:>16}" for s in sides))
+    for tp in types:
+        cost = {s: [] for s in sides}
+        found = {s: 0 for s in sides}
+        words = 0
+        for i in range(photos):
+            kind = ("receipt", "sign")[i % 2]
+            local = np.random.default_rng(1000 + i)
+            data = photo_bytes(with_text(local, tp, kind, i))
+            drawn = draw(kind, find_fonts().get("DejaVuSans"), tp, seed=i, noise=0, blur=0.8)
+            words += len(drawn.words)
+            for s in sides:
+                lines, c = read_at(data, s)
+                cost[s].append(c)
+                found[s] += sum(word_found(w, lines) for w in drawn.words)
+        print(f"{tp:>8} " + " ".join(
+            f"{np.median(cost[s]):>6.2f} s {100 * found[s] / max(words, 1):>5.0f}%" for s in sides))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--photos", type=int, default=6)
     ap.add_argument("--sides", default="640,480,416,352")
     ap.add_argument("--types", default="30,45,60,90")
+    ap.add_argument("--read", default="", help="only the full read at these sides, e.g. 2000,1280")
     args = ap.parse_args()
+    if args.read:
+        ocr.engine()
+        reading(np.random.default_rng(7), args.photos, [int(t) for t in args.types.split(",")],
+                [int(s) for s in args.read.split(",")])
+        return
     sides = [int(s) for s in args.sides.split(",")]
     rng = np.random.default_rng(5)
     eng = ocr.engine()  # built before timing

@@ -68,7 +68,8 @@ class OcrPass:
         # picture with text is decoded again at reading size
         self.loader = loader or (
             lambda path: ocr.load_for_ocr(path, ocr.GATE_SIDE, ocr.PHOTO_GATE_SIDE))
-        self.full_loader = full_loader or (lambda path: ocr.load_for_ocr(path, ocr.READ_SIDE))
+        self.full_loader = full_loader or (
+            lambda path: ocr.load_for_ocr(path, ocr.READ_SIDE, ocr.PHOTO_READ_SIDE))
         self.identity = identity or ocr.engine_identity()
 
     def run(self) -> OcrReport:

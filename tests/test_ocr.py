@@ -129,6 +129,12 @@ def test_camera_photos_get_a_smaller_first_look_and_still_show_a_sign(tmp_path):
     other = ocr.load_for_ocr(str(tmp_path / "street.png"), ocr.GATE_SIDE, ocr.PHOTO_GATE_SIDE)
     assert max(other.shape[:2]) == ocr.GATE_SIDE
     assert ocr.has_text(first)
+    # …and are read at a smaller size too (the text the first look passes is large enough)
+    full = ocr.load_for_ocr(str(tmp_path / "street.jpg"), ocr.READ_SIDE, ocr.PHOTO_READ_SIDE)
+    assert max(full.shape[:2]) == ocr.PHOTO_READ_SIDE
+    assert max(ocr.load_for_ocr(str(tmp_path / "street.png"), ocr.READ_SIDE,
+                                ocr.PHOTO_READ_SIDE).shape[:2]) == ocr.READ_SIDE
+    assert {"MARKET", "STREET"} <= {w for ln in ocr.read_words(full) for w in ln.text.split()}
 
 
 def test_only_line_shaped_boxes_count_as_text():
