@@ -3,6 +3,7 @@
     python bench/ocr_cost.py make [--smoke]          # the folders, under bench/.cache/data/ocr
     python bench/ocr_cost.py index photos [--ocr]     # one run: fresh library, then exit
     python bench/ocr_cost.py index screens [--ocr]
+    python bench/ocr_cost.py index plain [--ocr]
 
 `index` builds a fresh library in a temporary folder, loads ViT-B-32 (random weights in the
 published layout, through the real loader; speed does not depend on weight values) and runs
@@ -10,8 +11,8 @@ published layout, through the real loader; speed does not depend on weight value
 whole-process timer, with and without --ocr interleaved (A B A B ...), e.g. `/usr/bin/time -v`.
 
 Folders: `photos` = 12 MP camera-like JPEGs without text (bench/_common.make_jpegs) plus one in
-ten with a shop sign pasted in; `screens` = 1080p UI screenshots with text
-(bench/_common.make_screenshots).
+ten with a shop sign pasted in; `plain` = the same kind of photos, none with text; `screens` =
+1080p UI screenshots with text (bench/_common.make_screenshots).
 """
 from __future__ import annotations
 
@@ -49,7 +50,9 @@ def make(smoke: bool) -> dict[str, Path]:
             im.save(p, "JPEG", quality=90, exif=Image.open(p).getexif().tobytes())
             marker.write_text("")
     make_screenshots(DATA / tag / "screens", n_screens)
-    return {"photos": photos, "screens": DATA / tag / "screens"}
+    plain = DATA / tag / "plain"
+    make_jpegs(plain, n_photos, 4000, 3000, quality=90, noise=4.0, seed=23)
+    return {"photos": photos, "screens": DATA / tag / "screens", "plain": plain}
 
 
 def index(folder: Path, ocr: bool) -> None:
@@ -74,7 +77,7 @@ def index(folder: Path, ocr: bool) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("what", choices=["make", "index"])
-    ap.add_argument("folder", nargs="?", choices=["photos", "screens"])
+    ap.add_argument("folder", nargs="?", choices=["photos", "screens", "plain"])
     ap.add_argument("--ocr", action="store_true")
     ap.add_argument("--smoke", action="store_true")
     args = ap.parse_args()

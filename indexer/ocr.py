@@ -6,7 +6,7 @@ package version and each model file's sha256, the library records that identity,
 different one means every picture is read again (never a mix of two engines' text).
 
 Two steps keep pictures without text cheap: `has_text` runs the detector alone on a small copy
-(a 640 px side, 480 for camera photos) and only when it finds line-shaped text does
+(a 1280 px side, 480 for camera photos) and only when it finds line-shaped text does
 `read_words` run the full read. The engine is
 imported lazily and loaded once per process (about a second).
 """
@@ -34,15 +34,14 @@ MODEL_SHA256 = {
         "e47acedf663230f8863ff1ab0e64dd2d82b838fceb5957146dab185a89d6215c",
     "ch_PP-OCRv4_rec_infer.onnx": "48fc40f24f6d2a207a2b1091d3437eb3cc3eb6b676dc3ef9c37384005483683b",
 }
-# The first look: detector only, longest side this many pixels. Measured on a 12 MP photo
-# (one thread, CPU seconds): 640 px 0.18 s, 480 px 0.065 s, 384 px 0.03 s, against ~0.4 s to
-# decode and embed it with ViT-B-32. 480 missed the 11 px UI text of 1080p screenshots
-# (bench/ocr_cost.py's), 640 sees it: 640 until a cheaper gate is measured for both.
-GATE_SIDE = 640
+# The first look: detector only, longest side this many pixels. 640 saw the 11 px UI text of
+# only 3 of 6 1080p screenshots (one box or none: bench/ocr_cost.py's screens), 960 of 1 in 3,
+# 1280 of all: 0.35-0.54 CPU s each, against 2-4 s to read one. Camera photos: below.
+GATE_SIDE = 1280
 # Camera photos (a JPEG or HEIF with a camera's EXIF) get the first look at this side instead:
 # 0.071 CPU s against 0.105 at 640 for a 12 MP photo (embedding it costs 0.52), and it still
 # sees type 1.5% of the photo's height (a street sign, a receipt held up); 640 sees 1%
-# (bench/ocr_gate.py). Screenshots keep 640: their 11 px UI text needs it.
+# (bench/ocr_gate.py). Screenshots need the larger look above for their small UI text.
 PHOTO_GATE_SIDE = 480
 # A detected box counts as text only when it is line-shaped (long side this many times the
 # short one): the detector also fires on blobs of photo texture (2 of 4 text-free photos at

@@ -137,6 +137,19 @@ def test_camera_photos_get_a_smaller_first_look_and_still_show_a_sign(tmp_path):
     assert {"MARKET", "STREET"} <= {w for ln in ocr.read_words(full) for w in ln.text.split()}
 
 
+def test_first_look_sees_the_small_ui_text_of_1080p_screenshots(tmp_path):
+    """11 px UI text on a 1920x1080 screenshot (bench/ocr_cost.py's screens): a 640 px first
+    look saw it on only 3 of 6 (one box or none), so their words were never read."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        from _common import make_screenshots
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+    for p in make_screenshots(tmp_path, 3):  # the bench's first three (the 2nd, 3rd were missed)
+        pixels = ocr.load_for_ocr(str(p), ocr.GATE_SIDE, ocr.PHOTO_GATE_SIDE)
+        assert ocr.has_text(pixels), p.name
+
+
 def test_only_line_shaped_boxes_count_as_text():
     line = [[0, 0], [90, 0], [90, 14], [0, 14]]
     turned = [[0, 0], [14, 0], [14, 90], [0, 90]]  # a line at 90 degrees
