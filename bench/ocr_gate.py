@@ -122,8 +122,6 @@ def main() -> None:
     del eng
     plain = [photo_bytes(_photo_like(rng, 4000, 3000, 4.0)) for _ in range(args.photos)]
 
-    from PIL import Image
-
     from indexer.decode import load_image
 
     enc, spec = load_vit_b32()

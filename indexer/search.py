@@ -28,10 +28,10 @@ from statistics import NormalDist
 
 import numpy as np
 
+from indexer import text_match
 from indexer.catalogue import ChunkHit, FileFilter
 from indexer.decode import DecodeError, load_image
 from indexer.library import Library
-from indexer import text_match
 from indexer.pipeline import EncoderLike
 from indexer.query import QueryError, Term, keyword_text, parse_query
 from indexer.vectors import matvec

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from indexer.ocr import fold
-
-from indexer.text_match import (CLOSE, PHRASE, SCATTERED, SOME, evidence, marks, query_words,
-                                word_box)
+from indexer.text_match import (
+    CLOSE, PHRASE, SCATTERED, SOME, evidence, marks, query_words, word_box,
+)
 
 RECEIPT = ["HARDWARE STORE", "Claw hammer 16oz 12.99", "Plate RE16 TGK", "TOTAL 42,50"]
 
