@@ -34,7 +34,10 @@ SEARCH_JSON_HELP = """\
   rank (int), path (str), kind ("image" | "note"), score (float, cosine similarity),
   z (float, above a typical item of its kind), standout (bool, above the cutoff),
   keyword (bool, matched by words), taken_at (float unix seconds | null),
-  snippet (str | null, the matching passage of a note).
+  snippet (str | null, the matching passage of a note, or the line read in a picture),
+  in_text (bool, the words were found in the text read in the picture),
+  text_marks (list of boxes, each four [x, y] corners as fractions of the upright picture's
+  width and height: where the words are; [] when not in_text).
 Paths are exact: bytes that are not UTF-8 appear as \\udcXX escapes (Python's os.fsdecode).
 The summary line goes to stderr. No results: no lines."""
 
@@ -42,6 +45,8 @@ STATUS_JSON_HELP = """\
 --json prints one JSON object per line (JSON Lines); "type" says which:
   {"type": "library", "path", "model", "fingerprint", "migration" (str | null), "images",
    "notes", "vectors", "in_index", "pending", "errors"}   (first line, always)
+  {"type": "text", "pictures", "read", "with_text", "without_text", "failed", "pending"}
+                                                        (words read in pictures; if any)
   {"type": "root", "path", "items"}                     (one per indexed folder)
   {"type": "error", "path", "reason"}                   (with --errors, one per failure)"""
 
@@ -108,6 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
     ix.add_argument("--batch-size", type=_positive,
                     help="images per model batch (default: automatic)")
     ix.add_argument("--quiet", action="store_true", help="no progress bar")
+    ix.add_argument("--no-ocr", action="store_true",
+                    help="do not read the words in pictures (the setting `ocr` does the same)")
     ix.add_argument("--vector-store", metavar="URL",
                     help="only when creating a library: hnsw (default) or "
                     "milvus://HOST:PORT/COLLECTION")
@@ -121,6 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
     model(wa)
     wa.add_argument("--quiet-seconds", type=float, default=1.0, metavar="S",
                     help="index a batch of changes once the folders have been quiet this long")
+    wa.add_argument("--no-ocr", action="store_true",
+                    help="do not read the words in pictures (the setting `ocr` does the same)")
 
     se = sub.add_parser("search", help="search by text and/or image", epilog=SEARCH_JSON_HELP,
                         formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -283,10 +292,11 @@ class _Bar:
         bar = self.bar
         if bar is None:
             return
-        if p.phase == "embedding":
-            if bar.total != p.total:
+        if p.phase in ("embedding", "reading text"):
+            if bar.total != p.total or getattr(self, "phase", None) != p.phase:
+                self.phase = p.phase
                 bar.reset(total=p.total)
-                bar.set_description("embedding")
+                bar.set_description(p.phase)
             bar.n = p.done
             bar.set_postfix(errors=p.errors, refresh=False)
             bar.refresh()
@@ -300,6 +310,7 @@ class _Bar:
 
 
 def cmd_index(args: argparse.Namespace) -> int:
+    from app.settings import Settings
     from app.wiring import tuning_for
     from indexer.indexing import Indexer
 
@@ -317,6 +328,7 @@ def cmd_index(args: argparse.Namespace) -> int:
             workers=args.workers if args.workers is not None else tune.workers,
             batch_size=args.batch_size or tune.batch_size,
             on_progress=on_progress,
+            ocr=not args.no_ocr and Settings.load().ocr,
         )
         report = indexer.run(args.paths or None)
     finally:
@@ -336,6 +348,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
     import signal
     import time
 
+    from app.settings import Settings
     from app.wiring import tuning_for
     from indexer.indexing import Indexer
     from indexer.watch import FolderWatcher
@@ -353,7 +366,8 @@ def cmd_watch(args: argparse.Namespace) -> int:
     previous = signal.signal(signal.SIGTERM, on_term)
     try:
         indexer = Indexer(library, encoder, workers=tune.workers, batch_size=tune.batch_size,
-                          on_error=lambda e: errors.append(e.path))
+                          on_error=lambda e: errors.append(e.path),
+                          ocr=not args.no_ocr and Settings.load().ocr)
         roots = [p for _rid, p in library.catalogue.roots()]
         if not roots:
             raise UserError("this library has no folders yet; add one with `magpie index FOLDER`")
@@ -416,7 +430,10 @@ def cmd_search(args: argparse.Namespace) -> int:
     )
     library, encoder = _open(args, readonly=True)
     try:
-        page = Searcher(library, encoder).run(req)
+        searcher = Searcher(library, encoder)
+        page = searcher.run(req)
+        marks = searcher.text_marks([r.file_id for r in page.results if r.text_level >= 0],
+                                    page.text_words) if args.json else {}
     finally:
         library.close()
     closest = 10  # what "no strong matches" still lists, below the divider
@@ -428,7 +445,8 @@ def cmd_search(args: argparse.Namespace) -> int:
                        relevance=round(float(r.relevance), 4),
                        standout=rank <= page.cutoff, keyword=bool(r.keyword),
                        copies=r.copies, copy_paths=list(r.copy_paths), taken_at=r.taken_at,
-                       snippet=r.snippet)
+                       snippet=r.snippet, in_text=r.text_level >= 0,
+                       text_marks=marks.get(r.file_id, []))
         return 0
     if page.query_truncated:
         print("(the query is longer than the model reads; only its start was used)",
@@ -479,7 +497,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         migration = info.models.get(info.migration, {}).get("label") if info.migration else None
         counts_by_root = cat.root_counts()
         roots = [(rpath, counts_by_root.get(rid, 0)) for rid, rpath in cat.roots()]
-        errors = cat.errors() if args.errors else []
+        errors = cat.errors() + cat.ocr_errors() if args.errors else []
+        text = cat.ocr_counts()
     finally:
         library.close()
     if args.json:
@@ -487,6 +506,11 @@ def cmd_status(args: argparse.Namespace) -> int:
                    fingerprint=library.fingerprint, migration=migration,
                    images=counts["images"], notes=counts["notes"], vectors=counts["chunks"],
                    in_index=in_index, pending=counts["pending"], errors=counts["errors"])
+        if text["images"]:
+            _json_line(type="text", pictures=text["images"],
+                       read=text["images"] - text["pending"], with_text=text["with_text"],
+                       without_text=text["without_text"], failed=text["errors"],
+                       pending=text["pending"])
         for rpath, n in roots:
             _json_line(type="root", path=rpath, items=n)
         for p, reason in errors:
@@ -500,6 +524,11 @@ def cmd_status(args: argparse.Namespace) -> int:
           f"({counts['chunks']} vectors, {in_index} in index)")
     print(f"pending   {counts['pending']}")
     print(f"errors    {counts['errors']}")
+    if text["images"]:
+        seen = text["images"] - text["pending"]
+        print(f"text      read {seen} of {text['images']} pictures "
+              f"({100 * seen // text['images']}%): words in {text['with_text']}, "
+              f"none in {text['without_text']}, {text['errors']} failed")
     for rpath, n in roots:
         print(f"root      {terminal_safe(rpath)}  ({n} items)")
     for p, reason in errors:

@@ -23,11 +23,14 @@ SMALL_UPDATE = 16  # a watcher batch of up to this many files decodes inline (no
 LIVE_COUNTS_S = 1.0  # while indexing: refresh counts at most this often
 LIVE_SEARCH_S = 2.0  # …and re-run the visible search at most this often
 RATE_SETTLE_S = 2.0  # the first seconds' rate is noise (notes embed in a blink)
+# phases with a count, a rate and an ETA; new items (or their words) become searchable in them
+COUNTED_PHASES = ("embedding", "reading text")
 
 PHASES = {
     "scanning": "Looking for files",
     "hashing": "Checking what changed",
     "embedding": "Indexing",
+    "reading text": "Reading text in pictures",
     "saving": "Saving",
     "done": "Finishing",
 }
@@ -40,6 +43,7 @@ class IndexTarget(Protocol):
     encoder: Any
     library_path: Path
     model_error: str | None
+    settings: Any  # app.settings.Settings: `ocr` says whether pictures' words are read
 
     def tuning(self) -> Any: ...
 
@@ -59,6 +63,7 @@ class IndexingController(QObject):
         self.closing = False
         self._embed_started: float | None = None
         self._queued_update: Job | None = None  # the watcher's update waiting in the queue
+        self._rate_phase = ""
         self._last_counts = 0.0
         self._last_live_search = 0.0
         r = self.runner
@@ -98,6 +103,7 @@ class IndexingController(QObject):
 
     def _on_finished(self, job: Job) -> None:
         self._embed_started = None
+        self._rate_phase = ""
         if job.on_finished is not None:
             job.on_finished(job)
 
@@ -112,10 +118,10 @@ class IndexingController(QObject):
         the library's counts and the visible results follow, throttled."""
         title = job.title if p.phase == "embedding" else PHASES.get(p.phase, job.title)
         now = time.monotonic()
-        if p.phase != "embedding":
-            self._embed_started = None
-        elif self._embed_started is None:
-            self._embed_started = now
+        counted = p.phase in COUNTED_PHASES
+        if not counted or p.phase != self._rate_phase:
+            self._embed_started = now if counted else None
+            self._rate_phase = p.phase
         settled = self._embed_started is not None and now - self._embed_started >= RATE_SETTLE_S
         self.window.show_progress(
             title, p.done, p.total, p.files_per_s if settled else 0.0,
@@ -124,7 +130,7 @@ class IndexingController(QObject):
         if now - self._last_counts >= LIVE_COUNTS_S:
             self._last_counts = now
             self.itemsChanged.emit(False)
-        if p.phase == "embedding" and p.done > 0 and \
+        if counted and p.done > 0 and \
                 now - self._last_live_search >= LIVE_SEARCH_S:
             self._last_live_search = now
             self.resultsStale.emit()
@@ -203,8 +209,10 @@ class IndexingController(QObject):
         elif self.roots():
             self.index(None, "Rescanning all folders")
 
-    def index(self, roots: list[str] | None, title: str) -> Job:
+    def index(self, roots: list[str] | None, title: str, *, ocr: bool | None = None) -> Job:
+        """`ocr`: read the words in pictures too (None: as the settings say)."""
         target = self.target
+        read_text = target.settings.ocr if ocr is None else ocr
 
         def fn(control, on_progress, on_error):
             from indexer.indexing import Indexer  # imported here: off the UI thread
@@ -212,7 +220,8 @@ class IndexingController(QObject):
             tune = target.tuning()
             indexer = Indexer(target.library, target.encoder, control=control,
                               workers=tune.workers, batch_size=tune.batch_size,
-                              on_progress=on_progress, on_error=on_error)
+                              on_progress=on_progress, on_error=on_error,
+                              ocr=read_text)
             return indexer.run(roots)
 
         job = self.submit(Job("index", title, fn, needs_model=True, roots=tuple(roots or ()),

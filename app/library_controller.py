@@ -458,7 +458,8 @@ class LibraryController(QObject):
         self.save_settings()
         self.spec_override = TINY_SHAPES
         self.open_library(demo_library(), TINY_SHAPES, prepare=prepare)
-        self.jobs.index([str(folder)], "Indexing the demo pictures")
+        # the demo's shapes hold no words: reading them would only delay its first results
+        self.jobs.index([str(folder)], "Indexing the demo pictures", ocr=False)
         self.demoStarted.emit()
 
     # -- migrating to another model ---------------------------------------------------------

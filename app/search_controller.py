@@ -216,7 +216,8 @@ class SearchController(QObject):
             return
         w.show_results(page.results, page.cutoff, "", keep_selection=self._live,
                        show_all=self.state.paged_past_first, min_visible=MIN_VISIBLE,
-                       copies=page.copies, highlight=self._highlight_words())
+                       copies=page.copies, highlight=self._highlight_words(),
+                       text_marks=page.text_marks)
         for fid, m in self.state.marks().items():
             w.set_mark(fid, m)
         self._show_counts()

@@ -31,6 +31,8 @@ class Page:
     cut_terms: tuple[str, ...] = ()  # query terms longer than the model's window
     window_tokens: int = 77  # that window, start and end tokens included
     core: Any = None  # the core's SearchPage, for anything else it reports
+    # file id -> where the query's words were read in that picture (the preview marks them)
+    text_marks: dict[int, list] = field(default_factory=dict)
 
 
 def run_search(searcher: Any, state: SearchState, flt: Any, sort: str) -> Page:
@@ -45,8 +47,10 @@ def run_search(searcher: Any, state: SearchState, flt: Any, sort: str) -> Page:
     cut = tuple(cut_terms(state.text, searcher.encoder)) if state.text.strip() else ()
     window = int(getattr(searcher.encoder, "max_text_tokens", 75)) + 2
     fetched = sum(r.copies for r in results)
+    marks = searcher.text_marks([r.file_id for r in results if r.text_level >= 0],
+                                page.text_words)
     return Page(results, int(page.cutoff), float(page.elapsed_ms), copies,
-                count_matching(reader, flt), fetched, cut, window, page)
+                count_matching(reader, flt), fetched, cut, window, page, marks)
 
 
 def summary_text(visible: int, standout: int, total: int, elapsed_ms: float) -> str:

@@ -27,7 +27,7 @@ from indexer.errors import LibraryDamaged, LibraryError, MagpieError
 # up to this many chunks of a kind, sample_vectors lists their ids once instead of a lookup each
 SAMPLE_BY_LISTING = 50_000
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -75,6 +75,40 @@ _SCHEMA_V2 = """
 CREATE INDEX IF NOT EXISTS files_path ON files(path, state);
 CREATE INDEX IF NOT EXISTS files_taken ON files(taken_at, state);
 """
+
+
+# Version 3: words read in pictures (OCR). One row per picture that was looked at, keyed by
+# file and tied to the content it was read from; the lines live in a trigram full-text table
+# (rowid = file_id * OCR_LINES_PER_FILE + line) so parts of words and codes match ("RE16" in
+# "RE16 TGK") and a file's lines leave with one rowid range.
+OCR_LINES_PER_FILE = 1024
+_SCHEMA_V3 = f"""
+CREATE TABLE IF NOT EXISTS ocr(
+    file_id INTEGER PRIMARY KEY REFERENCES files(id) ON DELETE CASCADE,
+    content_hash TEXT,
+    state TEXT NOT NULL,          -- 'text' | 'none' (no text seen) | 'error'
+    error TEXT,
+    lines TEXT NOT NULL DEFAULT '[]',  -- JSON [[text, score, [[x, y] x4]], ...], x and y as
+                                       -- fractions of the upright picture's width, height
+    read_at REAL NOT NULL
+);
+CREATE VIRTUAL TABLE IF NOT EXISTS ocr_lines USING fts5(folded, text UNINDEXED,
+    tokenize='trigram');
+CREATE TRIGGER IF NOT EXISTS ocr_lines_gone AFTER DELETE ON ocr BEGIN
+    DELETE FROM ocr_lines WHERE rowid >= old.file_id * {OCR_LINES_PER_FILE}
+        AND rowid < (old.file_id + 1) * {OCR_LINES_PER_FILE};
+END;
+"""
+
+
+@dataclass(frozen=True)
+class OcrHit:
+    """A picture whose read text matched: the best line is its snippet."""
+
+    file_id: int
+    matched: int  # query words found (exactly, or nearly: see ocr_search)
+    exact: int  # of those, found exactly
+    line: str
 
 
 class LibraryTooNew(MagpieError, RuntimeError):
@@ -266,7 +300,10 @@ class Catalogue:
             with self.db:
                 if version < 1:
                     self.db.executescript(_SCHEMA)
-                self.db.executescript(_SCHEMA_V2)
+                if version < 2:
+                    self.db.executescript(_SCHEMA_V2)
+                if version < 3:
+                    self.db.executescript(_SCHEMA_V3)
                 self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     def close(self) -> None:
@@ -626,7 +663,8 @@ class Catalogue:
         """How strongly each of `ids` holds the query `words` (lower-case \\w+ tokens, in
         query order): 4 the words as a phrase in the file name, 3 as a phrase anywhere
         (name, folder or text), 2 all of them within `near` tokens of each other, 1 all of
-        them but scattered, 0 only some. Each level is one FTS5 query over `ids` only."""
+        them but scattered, 0 only some. Files holding none of the words (found only by the
+        words read in them, say) are left out. Each level is one FTS5 query over `ids` only."""
         if not words or not ids:
             return {}
         phrase = '"' + " ".join(words) + '"'
@@ -634,14 +672,15 @@ class Catalogue:
         if len(words) > 1:
             levels.append((2, f"NEAR({' '.join(chr(34) + w + chr(34) for w in words)}, {near})"))
             levels.append((1, " AND ".join(f'"{w}"' for w in words)))
-        out = {int(i): 0 for i in ids}
-        todo = json.dumps(sorted(out))
+        levels.append((0, " OR ".join(f'"{w}"' for w in words)))
+        out: dict[int, int] = {}
+        todo = json.dumps(sorted({int(i) for i in ids}))
         for level, query in levels:
             for (rid,) in self.db.execute(
                 "SELECT rowid FROM fts WHERE fts MATCH ? AND rowid IN "
                 "(SELECT value FROM json_each(?))", [query, todo],
             ):
-                out[rid] = max(out[rid], level)
+                out[rid] = max(out.get(rid, 0), level)
         return out
 
     def files_by_ids(self, ids: Sequence[int]) -> dict[int, FileRow]:
@@ -738,6 +777,178 @@ class Catalogue:
         if missing:
             raise RuntimeError(f"chunks {missing[:5]} are not in the catalogue")
         return [found[i] for i in ids]
+
+    # -- words read in pictures (OCR) -------------------------------------------------------
+    # Kept apart from the name/note keyword search above: its own tables, its own search.
+    def ocr_reset_if_engine_changed(self, identity: str) -> bool:
+        """A different OCR engine or model means every picture is read again: the old text
+        goes at once (never a mix of two engines' readings). True when something was reset."""
+        have = self.get_meta("ocr_engine")
+        if have == identity:
+            return False
+        with self.db:
+            self.db.execute("DELETE FROM ocr_lines")
+            self.db.execute("DELETE FROM ocr")
+            self.db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES('ocr_engine', ?)",
+                            (identity,))
+        return have is not None
+
+    def ocr_pending(self) -> list[tuple[int, bytes, str | None]]:
+        """(file_id, path_raw, content_hash) of indexed pictures not yet read in their current
+        content; an earlier failure on the same content is not retried unless transient."""
+        rows = self.db.execute(
+            """SELECT f.id, f.path_raw, f.content_hash, o.state, o.error FROM files f
+               LEFT JOIN ocr o ON o.file_id = f.id
+               WHERE f.kind = 'image' AND f.state = 'indexed'
+                 AND (o.file_id IS NULL OR o.content_hash IS NOT f.content_hash
+                      OR o.state = 'error')
+               ORDER BY f.id""")
+        from indexer.decode import is_transient
+
+        return [(r[0], bytes(r[1]), r[2]) for r in rows
+                if r[3] != "error" or is_transient(r[4])]
+
+    def ocr_twin(self, content_hash: str | None, exclude: int) -> tuple[str, str] | None:
+        """(state, lines JSON) read earlier from identical content: a copy needs no read."""
+        if not content_hash:
+            return None
+        r = self.db.execute(
+            "SELECT state, lines FROM ocr WHERE content_hash = ? AND file_id != ? "
+            "AND state != 'error' LIMIT 1", (content_hash, exclude)).fetchone()
+        return (r[0], r[1]) if r else None
+
+    def commit_ocr(
+        self, results: Sequence[tuple[int, str | None, str, str | None, list[tuple[str, float, list]]]]
+    ) -> None:
+        """Store readings atomically: (file_id, content_hash, state, error, lines) each; lines
+        are (text, score, box). A file that left the catalogue meanwhile is skipped."""
+        from indexer.ocr import fold
+
+        now = time.time()
+        with self.db:
+            for file_id, digest, state, error, lines in results:
+                if self.db.execute("SELECT 1 FROM files WHERE id=?", (file_id,)).fetchone() is None:
+                    continue
+                self.db.execute("DELETE FROM ocr WHERE file_id=?", (file_id,))  # trigger: lines
+                kept = lines[:OCR_LINES_PER_FILE]
+                self.db.execute(
+                    "INSERT INTO ocr(file_id, content_hash, state, error, lines, read_at) "
+                    "VALUES(?, ?, ?, ?, ?, ?)",
+                    (file_id, digest, state, error, json.dumps(kept), now))
+                self.db.executemany(
+                    "INSERT INTO ocr_lines(rowid, folded, text) VALUES(?, ?, ?)",
+                    [(file_id * OCR_LINES_PER_FILE + i, fold(text), text)
+                     for i, (text, _score, _box) in enumerate(kept)])
+
+    def ocr_lines_of(self, file_id: int) -> list[tuple[str, float, list]]:
+        """The lines read in a picture (text, score, four corners), for previews."""
+        r = self.db.execute(
+            "SELECT o.lines FROM ocr o JOIN files f ON f.id = o.file_id "
+            "WHERE o.file_id = ? AND o.content_hash IS f.content_hash", (file_id,)).fetchone()
+        return [tuple(x) for x in json.loads(r[0])] if r else []
+
+    def ocr_texts(self, file_ids: Sequence[int]) -> dict[int, list[tuple[str, float, list]]]:
+        """The lines read in these pictures (text, score, corners) from their current content;
+        pictures without text are left out. For grading a match and marking the words."""
+        if not file_ids or not self.has_ocr_tables():
+            return {}
+        rows = self.db.execute(
+            """SELECT o.file_id, o.lines FROM json_each(?) j
+               CROSS JOIN ocr o ON o.file_id = j.value
+               JOIN files f ON f.id = o.file_id
+               WHERE o.state = 'text' AND o.content_hash IS f.content_hash""",
+            [json.dumps([int(i) for i in file_ids])])
+        return {r[0]: [tuple(x) for x in json.loads(r[1])] for r in rows}
+
+    def has_ocr_tables(self) -> bool:
+        """False for a library of an older schema opened read-only (not yet upgraded)."""
+        return self.db.execute(
+            "SELECT 1 FROM sqlite_master WHERE name='ocr_lines'").fetchone() is not None
+
+    def ocr_counts(self) -> dict[str, int]:
+        q = self.db.execute
+        if not self.has_ocr_tables():
+            n = q("SELECT COUNT(*) FROM files WHERE state='indexed' AND kind='image'").fetchone()[0]
+            return {"images": n, "with_text": 0, "without_text": 0, "errors": 0, "pending": n}
+        images = q("SELECT COUNT(*) FROM files WHERE state='indexed' AND kind='image'").fetchone()[0]
+        row = q("""SELECT COALESCE(SUM(o.state='text'), 0), COALESCE(SUM(o.state='none'), 0),
+                          COALESCE(SUM(o.state='error'), 0)
+                   FROM ocr o JOIN files f ON f.id = o.file_id
+                   WHERE f.state='indexed' AND f.kind='image'
+                     AND o.content_hash IS f.content_hash""").fetchone()
+        return {"images": images, "with_text": row[0], "without_text": row[1], "errors": row[2],
+                "pending": images - row[0] - row[1] - row[2]}
+
+    def ocr_errors(self) -> list[tuple[str, str]]:
+        if not self.has_ocr_tables():
+            return []
+        rows = self.db.execute(
+            "SELECT f.path, o.error FROM ocr o JOIN files f ON f.id = o.file_id "
+            "WHERE o.state = 'error' ORDER BY f.path")
+        return [(r[0], f"reading text failed: {r[1]}") for r in rows]
+
+    def ocr_search(self, words: Sequence[str], flt: FileFilter, limit: int,
+                   scan: int = 4000) -> list[OcrHit]:
+        """Pictures whose read text holds the query words, best first.
+
+        `words` are already folded (indexer.ocr.fold). A word of 4+ characters matches
+        anywhere in a line, spaces ignored (the trigram index: "hammer" in "Clawhammer",
+        "re16" in "RE16 TGK"); a 3-character word must be a whole word of the line. Words of
+        5+ characters also match with one wrong, missing or extra character (9+: two), found
+        among the lines that share a trigram with them. Files holding every word come first,
+        then those holding more of them; exact matches rank above near ones.
+        """
+        from indexer.ocr import fold, near_substring
+
+        words = [w for w in dict.fromkeys(words) if len(w) >= 3]
+        if not words or not self.has_ocr_tables():
+            return []
+        per_file: dict[int, dict[str, tuple[bool, int, str]]] = {}
+        for w in words:
+            found: dict[int, tuple[bool, int, str]] = {}
+            rows = self.db.execute(
+                "SELECT rowid, folded, text FROM ocr_lines WHERE ocr_lines MATCH ? LIMIT ?",
+                ['"' + w + '"', scan]).fetchall()
+            for rowid, folded, text in rows:
+                if len(w) == 3 and w not in {fold(t) for t in text.split()}:
+                    continue
+                fid = rowid // OCR_LINES_PER_FILE
+                found.setdefault(fid, (True, rowid, text))
+            if len(w) >= 5:
+                grams = {w[i:i + 3] for i in range(len(w) - 2)}
+                query = " OR ".join('"' + g + '"' for g in sorted(grams))
+                allowed = 1 if len(w) < 9 else 2
+                for rowid, folded, text in self.db.execute(
+                        "SELECT rowid, folded, text FROM ocr_lines WHERE ocr_lines MATCH ? "
+                        "ORDER BY rank LIMIT ?", [query, scan]):
+                    fid = rowid // OCR_LINES_PER_FILE
+                    if fid not in found and near_substring(w, folded, allowed):
+                        found[fid] = (False, rowid, text)
+            for fid, hit in found.items():
+                per_file.setdefault(fid, {})[w] = hit
+        if not per_file:
+            return []
+        where, args = filter_sql(flt)
+        allowed_ids = {r[0] for r in self.db.execute(
+            f"""SELECT f.id FROM json_each(?) j CROSS JOIN files f ON f.id = j.value
+                JOIN ocr o ON o.file_id = f.id AND o.content_hash IS f.content_hash
+                WHERE {where}""",
+            [json.dumps(list(per_file)), *args])}
+        hits = []
+        for fid, matches in per_file.items():
+            if fid not in allowed_ids:
+                continue
+            # the snippet: the line that holds most of the words (exact ones first)
+            by_line: dict[int, list[bool]] = {}
+            texts: dict[int, str] = {}
+            for exact, rowid, text in matches.values():
+                by_line.setdefault(rowid, []).append(exact)
+                texts[rowid] = text
+            best = max(by_line, key=lambda r: (len(by_line[r]), sum(by_line[r]), -r))
+            hits.append(OcrHit(fid, len(matches), sum(m[0] for m in matches.values()),
+                               texts[best]))
+        hits.sort(key=lambda h: (-h.matched, -h.exact, h.file_id))
+        return hits[:limit]
 
     # -- counts -----------------------------------------------------------------------------
     def data_version(self) -> int:

@@ -21,6 +21,8 @@ from indexer.decode import CHANGED, MAX_TEXT_BYTES, READ_BLOCK, is_transient, re
 from indexer.errors import NotIndexed
 from indexer.jobs import Cancelled, FileError, IndexReport, JobControl, Progress
 from indexer.library import Library
+from indexer.ocr import OcrUnavailable
+from indexer.ocr_pass import OcrPass, OcrReport
 from indexer.pipeline import Embedded, Embedder, EncoderLike, Stamp, WorkItem, stamp_of
 from indexer.scan import Entry, ScanProblem, scan, scan_within
 from indexer.stores import vector_meta
@@ -94,6 +96,7 @@ class Indexer:
         batch_size: int = 32,
         on_progress: Callable[[Progress], None] | None = None,
         on_error: Callable[[FileError], None] | None = None,
+        ocr: bool = False,
     ) -> None:
         self.library = library
         self.encoder = encoder
@@ -102,6 +105,7 @@ class Indexer:
         self.batch_size = batch_size
         self.on_progress = on_progress or (lambda p: None)
         self.on_error = on_error or (lambda e: None)
+        self.ocr = ocr  # read the words in pictures after embedding (indexer/ocr_pass.py)
 
     # -- roots ------------------------------------------------------------------------------
     def add_roots(self, roots: list[str | os.PathLike]) -> list[str]:
@@ -145,6 +149,8 @@ class Indexer:
         plan = _Plan()
         embedded = 0
         cancelled = False
+        text: OcrReport | None = None
+        text_note = ""
         try:
             for rid, rpath in targets:
                 within = scopes.get((rid, rpath)) if scopes is not None else None
@@ -155,6 +161,13 @@ class Indexer:
                 if row.id not in queued:
                     plan.to_embed.append(WorkItem(row.id, os.fsdecode(row.path_raw), row.kind))
             embedded = self._embed(plan)
+            if self.ocr:  # after the vectors, so search works while text is read
+                self.library.vectors.flush()
+                try:
+                    text = OcrPass(self.library.catalogue, control=self.control,
+                                   on_progress=self.on_progress, on_error=self.on_error).run()
+                except OcrUnavailable as exc:
+                    text_note = str(exc)
         except Cancelled:
             cancelled = True
             embedded = plan.embedded
@@ -172,6 +185,10 @@ class Indexer:
             to_embed=len(plan.to_embed),
             seconds=time.monotonic() - started,
             cancelled=cancelled,
+            text_looked=text.looked if text else 0,
+            text_found=text.with_text if text else 0,
+            text_errors=text.errors if text else 0,
+            text_note=text_note,
         )
         self.on_progress(Progress("done", embedded, len(plan.to_embed), errors=plan.errors))
         return report

@@ -53,7 +53,7 @@ class JobControl:
 
 @dataclass(frozen=True)
 class Progress:
-    phase: str  # "scanning" | "embedding" | "saving" | "done"
+    phase: str  # "scanning" | "hashing" | "embedding" | "reading text" | "saving" | "done"
     done: int
     total: int
     files_per_s: float = 0.0
@@ -87,10 +87,23 @@ class IndexReport:
     to_embed: int = 0  # files this run set out to embed (a cancelled run did part of them)
     seconds: float = 0.0
     cancelled: bool = False
+    text_looked: int = 0  # pictures given a first look for text (the OCR pass)
+    text_found: int = 0  # of those (and of copies), pictures whose words were read
+    text_errors: int = 0  # pictures whose text could not be read (recorded per file)
+    text_note: str = ""  # why text was not read at all (engine missing), else ""
+
+    def text_summary(self) -> str:
+        if self.text_note:
+            return f"; text not read: {self.text_note}"
+        if not (self.text_looked or self.text_found or self.text_errors):
+            return ""
+        tail = f", {self.text_errors} could not be read" if self.text_errors else ""
+        return (f"; looked for text in {plural(self.text_looked, 'picture')}, words read in "
+                f"{self.text_found}{tail}")
 
     def summary(self) -> str:
         if self.embedded_files == 0 and not (self.moved or self.removed or self.errors):
-            return f"nothing to embed: {plural(self.unchanged, 'file')} unchanged"
+            return f"nothing to embed: {plural(self.unchanged, 'file')} unchanged" + self.text_summary()
         parts = [
             f"{self.added} added",
             f"{self.updated} changed",
@@ -103,4 +116,5 @@ class IndexReport:
             parts.insert(3, f"{self.copied} duplicates reused")
         rate = self.embedded_files / self.seconds if self.seconds > 0 else 0.0
         tail = " (cancelled)" if self.cancelled else ""
-        return ", ".join(parts) + f" in {self.seconds:.1f}s ({rate:.1f} files/s){tail}"
+        return (", ".join(parts) + f" in {self.seconds:.1f}s ({rate:.1f} files/s){tail}"
+                + self.text_summary())

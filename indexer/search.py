@@ -10,7 +10,9 @@ deviations above a typical item *of its kind* for this query) measured against t
 this query's results stop standing out (`standout_floor`: the widest break in the similarity
 profile, else a fixed z). Keyword evidence is how the words
 occur: as a phrase in the name, as a phrase, near each other, scattered, only some of them
-(`KEYWORD_RELEVANCE`). A note that holds the query's words in different sentences thus ranks
+(`KEYWORD_RELEVANCE`). Words read in a picture (OCR) are graded on the same scale
+(`text_match.evidence`) and count in full: they are the picture itself, where a picture's name
+is indirect evidence. A note that holds the query's words in different sentences thus ranks
 below pictures the model clearly matches, while a phrase match ranks with the best. Results
 stand out when their relevance is at least 0.5; when none does, the page says so
 (`SearchPage.no_strong_matches`) and still lists the closest items. bench/sweep_cutoff.py
@@ -27,6 +29,7 @@ from statistics import NormalDist
 
 import numpy as np
 
+from indexer import text_match
 from indexer.catalogue import ChunkHit, FileFilter, name_terms
 from indexer.decode import DecodeError, load_image
 from indexer.library import Library
@@ -98,6 +101,12 @@ _EVIDENCE_WORDS = {
     1: "all the words, but scattered",
     0: "some of the words",
 }
+_TEXT_EVIDENCE_WORDS = {
+    3: "the words exactly",
+    2: "all the words, close together (some as part of a word or nearly: a misreading)",
+    1: "all the words, but scattered",
+    0: "some of the words",
+}
 
 
 @dataclass(frozen=True)
@@ -115,6 +124,7 @@ class SearchResult:
     relevance: float = 0.0  # calibrated, 0..1; >= 0.5 stands out (same meaning for any query)
     stands_out: bool = False
     keyword_level: int = -1  # catalogue.keyword_evidence level; -1: no word matched
+    text_level: int = -1  # text_match.evidence level of the words read in it; -1: none
     matched_terms: tuple[str, ...] = ()  # query words found in its name, folder or text
     copies: int = 1  # identical files (same content) folded into this result
     copy_paths: tuple[str, ...] = ()  # the other copies' paths
@@ -141,6 +151,8 @@ class SearchResult:
         if self.keyword_level >= 0:
             parts.append(f"its name, folder or text holds {_EVIDENCE_WORDS[self.keyword_level]}"
                          + (f" ({', '.join(self.matched_terms)})" if self.matched_terms else ""))
+        if self.text_level >= 0:
+            parts.append(f"the words read in it hold {_TEXT_EVIDENCE_WORDS[self.text_level]}")
         if self.copies > 1:
             parts.append(f"{self.copies} identical copies")
         return "\n".join(parts)
@@ -170,6 +182,7 @@ class SearchPage:
     library_counts: dict[str, int] = field(default_factory=dict)  # {"images": n, "notes": m}
     query_truncated: bool = False  # a text term is longer than the model's token window
     query_words: tuple[str, ...] = ()  # the words keyword matching looked for (highlighting)
+    text_words: tuple[str, ...] = ()  # the same for words read in pictures (folded; marks)
 
     @property
     def no_strong_matches(self) -> bool:
@@ -281,6 +294,7 @@ class Searcher:
             library_counts={"images": counts["images"], "notes": counts["notes"]},
             query_truncated=self.truncated(terms),
             query_words=tuple(query_words(words)) if words else (),
+            text_words=tuple(text_match.query_words(words, _STOPWORDS)) if words else (),
         )
 
     def request_vector(self, req: SearchRequest, terms: list[Term]) -> np.ndarray:
@@ -395,6 +409,47 @@ class Searcher:
             )
         return out
 
+    def ocr_ranking(
+        self, text: str, k: int, flt: FileFilter | None = None
+    ) -> list[SearchResult]:
+        """Pictures whose read text holds the query's words, each graded (`text_level`) with
+        the matching line as its snippet. Words are taken as typed ("42.50", "RE16")."""
+        words = text_match.query_words(text, _STOPWORDS)
+        if not words:
+            return []
+        reader = self.library.reader()
+        hits = reader.ocr_search(words, flt or FileFilter(), k)
+        if hits and hits[0].matched == len(words):  # like names: all words, else any
+            hits = [h for h in hits if h.matched == len(words)]
+        ids = [h.file_id for h in hits]
+        files = reader.files_by_ids(ids)
+        texts = reader.ocr_texts(ids)
+        out = []
+        for h in hits:
+            f = files.get(h.file_id)
+            if f is None:
+                continue
+            ev = text_match.evidence([ln[0] for ln in texts.get(h.file_id, [])], words)
+            out.append(SearchResult(h.file_id, f.path, os.fsdecode(f.path_raw), f.kind, 0.0,
+                                    ev.line or h.line, f.taken_at, keyword=True,
+                                    text_level=ev.level))
+        return out
+
+    def text_marks(self, file_ids: list[int], words: tuple[str, ...] | list[str]
+                   ) -> dict[int, list[text_match.Box]]:
+        """Where the query's words are in these pictures: per picture whose read text holds
+        some, one box (four corners, fractions of the upright picture's width and height) per
+        occurrence. `words`: the page's text_words."""
+        if not words or not file_ids:
+            return {}
+        texts = self.library.reader().ocr_texts(file_ids)
+        out = {}
+        for fid, lines in texts.items():
+            boxes = text_match.marks([(ln[0], ln[2]) for ln in lines], words)
+            if boxes:
+                out[fid] = boxes
+        return out
+
     def search(
         self,
         text: str | None = None,
@@ -421,6 +476,9 @@ class Searcher:
             vec_results = self.vector_ranking(v, _depth(k) if mode == "hybrid" else k, flt)
         if mode != "vector" and text:
             kw_results = self.keyword_ranking(text, _depth(k) if mode == "hybrid" else k, flt)
+            # words read in pictures join the keyword side (OCR; see ocr_ranking)
+            kw_results = merge_keyword_rankings(
+                kw_results, self.ocr_ranking(text, _depth(k) if mode == "hybrid" else k, flt))
         merged = fuse(vec_results, kw_results)
         return self.calibrate(merged, v, text if mode != "vector" else None, flt)[:k]
 
@@ -455,7 +513,8 @@ class Searcher:
             rel_k = KEYWORD_RELEVANCE.get(r.keyword_level, 0.0)
             if r.kind == "image" and doubt_names and 0 < r.keyword_level < 5:
                 rel_k *= NAME_TRUST + (1 - NAME_TRUST) * rel_v
-            rel = max(rel_v, rel_k)
+            rel_t = KEYWORD_RELEVANCE.get(r.text_level, 0.0)  # read in the picture: direct
+            rel = max(rel_v, rel_k, rel_t)
             matched = tuple(w for w in words if r.keyword and _holds(r, w))
             out.append(replace(r, relevance=rel, stands_out=rel >= STANDOUT_RELEVANCE,
                                matched_terms=matched))
@@ -638,8 +697,30 @@ def fuse(vec: list[SearchResult], kw: list[SearchResult]) -> list[SearchResult]:
         if r.file_id in merged:
             m = merged[r.file_id]
             merged[r.file_id] = replace(
-                m, fused=m.fused + bonus, keyword=True, snippet=r.snippet or m.snippet
+                m, fused=m.fused + bonus, keyword=True, snippet=r.snippet or m.snippet,
+                text_level=max(m.text_level, r.text_level),
             )
         else:
             merged[r.file_id] = replace(r, fused=bonus)
+    return sorted(merged.values(), key=lambda r: -r.fused)
+
+
+def merge_keyword_rankings(
+    names_notes: list[SearchResult], read_text: list[SearchResult]
+) -> list[SearchResult]:
+    """One keyword ranking from two: names/notes (BM25) and words read in pictures (OCR),
+    by reciprocal rank fusion. A picture found both ways shows the line read in it."""
+    if not read_text:
+        return names_notes
+    merged: dict[int, SearchResult] = {}
+    for ranking in (names_notes, read_text):
+        for rank, r in enumerate(ranking):
+            bonus = 1.0 / (RRF_K + rank + 1)
+            m = merged.get(r.file_id)
+            if m is None:
+                merged[r.file_id] = replace(r, fused=bonus)
+            else:
+                merged[r.file_id] = replace(m, fused=m.fused + bonus,
+                                            snippet=r.snippet or m.snippet,
+                                            text_level=max(m.text_level, r.text_level))
     return sorted(merged.values(), key=lambda r: -r.fused)

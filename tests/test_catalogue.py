@@ -24,13 +24,16 @@ def test_a_version_1_catalogue_is_upgraded_in_place(tmp_path: Path):
     fid = _add(old, old.add_root("/p"), "/p/a.jpg")
     old.close()
     db = sqlite3.connect(path)  # turn it into what schema 1 wrote: no filter indexes
-    db.executescript("DROP INDEX files_path; DROP INDEX files_taken; PRAGMA user_version=1;")
+    db.executescript("DROP INDEX files_path; DROP INDEX files_taken; DROP TRIGGER ocr_lines_gone;"
+                     " DROP TABLE ocr_lines; DROP TABLE ocr; PRAGMA user_version=1;")
     db.close()
 
     cat = Catalogue(path)
-    assert cat.db.execute("PRAGMA user_version").fetchone()[0] == C.SCHEMA_VERSION == 2
+    assert cat.db.execute("PRAGMA user_version").fetchone()[0] == C.SCHEMA_VERSION == 3
     names = {r[0] for r in cat.db.execute("SELECT name FROM sqlite_master WHERE type='index'")}
     assert {"files_path", "files_taken"} <= names
+    tables = {r[0] for r in cat.db.execute("SELECT name FROM sqlite_master")}
+    assert {"ocr", "ocr_lines", "ocr_lines_gone"} <= tables  # step 3 ran too (OCR)
     assert cat.chunk_ids_matching(FileFilter(folders=("/p",))).tolist() == [fid]
     where, args = C.filter_sql(FileFilter(folders=("/p",)))
     plan = " ".join(str(tuple(r)) for r in cat.db.execute(

@@ -34,7 +34,9 @@ def indexed(tmp_path_factory):
     lib = base / "lib"
     env = {**os.environ, "MAGPIE_DATA_DIR": str(base / "data"),
            "MAGPIE_CACHE_DIR": str(base / "cache")}
-    out = magpie("index", str(folder), "--library", str(lib), "--model", "tiny-shapes", env=env)
+    # --no-ocr: these tests are about shapes and notes; reading text is covered by test_ocr.py
+    out = magpie("index", str(folder), "--library", str(lib), "--model", "tiny-shapes",
+                 "--no-ocr", env=env)
     assert out.returncode == 0, out.stderr
     return folder, lib, items, env, out.stdout
 

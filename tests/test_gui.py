@@ -24,6 +24,7 @@ from PySide6.QtWidgets import QApplication
 
 from app.gui import make_window, window_settings
 from app.qt_bridge import JobRunner, SearchService, Stopwatch
+from app.settings import Settings
 from app.wiring import Tuning
 from indexer.search import SearchResult
 from indexer.specs import TINY_SHAPES
@@ -51,6 +52,9 @@ def make_gui(qtbot, tmp_path):
     """A started window + controller on a fresh library, with an injected encoder."""
 
     def make(encoder=None, spec=None, tuning=INLINE, start=True, library=None, **kw):
+        # reading the words in pictures has its own window tests (test_ocr_gui.py); here it
+        # would only add its pass to every indexing job
+        kw.setdefault("settings", Settings(ocr=False))
         enc = encoder or FakeEncoder()
         spec = spec or replace(TINY_SHAPES, embed_dim=enc.dim)
         window, ctl = make_window(str(library or tmp_path / "lib"), spec=spec,
@@ -741,6 +745,8 @@ def test_try_the_demo_switches_to_the_demo_library(qtbot, tiny, isolated_dirs):
     assert window.query_text() == "a red circle"
     assert results and "demo-pictures" in results[0].path
     assert "demo-library" in window.windowTitle()
+    text = ctl.library.reader().ocr_counts()  # the shapes hold no words: none were looked for
+    assert text["pending"] == text["images"] > 0
     from app.settings import Settings
 
     assert Settings.load().library == str(isolated_dirs / "demo-library")

@@ -117,12 +117,38 @@ class ResultDelegate(QStyledItemDelegate):
         ratio = p.device().devicePixelRatioF() if p.device() else 1.0
         if isinstance(pm, QPixmap) and not pm.isNull():
             p.drawPixmap(well.topLeft(), self._well_pixmap(pm, well.size().toSize(), ratio, t))
+        else:
+            p.setPen(Qt.PenStyle.NoPen)
+            p.setBrush(QColor(t.sunken))
+            p.drawPath(_rounded(well, RADIUS - 4))
+            ic = icons.pixmap("image", t.faint, 36, ratio)
+            p.drawPixmap(int(well.center().x() - 18), int(well.center().y() - 18), ic)
+        self._paint_read_line(p, well, index, t)
+
+    def _paint_read_line(self, p: QPainter, well: QRectF, index: QModelIndex, t) -> None:
+        """A picture found by words read in it: that line on a band across the well's foot,
+        the query's words marked as in a note."""
+        line = collapse_spaces(index.data(Roles.Snippet) or "")
+        if not line:
             return
+        font = QFont(p.font())
+        font.setPointSizeF(max(7.5, font.pointSizeF() - 1))
+        fm = QFontMetrics(font)
+        rows = 2 if fm.horizontalAdvance(line) > well.width() - 16 else 1
+        band = QRectF(well.left(), well.bottom() - rows * fm.lineSpacing() - 10, well.width(),
+                      rows * fm.lineSpacing() + 10)
+        paper = QColor(t.surface)
+        paper.setAlpha(235)
+        p.save()
+        p.setClipPath(_rounded(well, RADIUS - 4))
         p.setPen(Qt.PenStyle.NoPen)
-        p.setBrush(QColor(t.sunken))
-        p.drawPath(_rounded(well, RADIUS - 4))
-        ic = icons.pixmap("image", t.faint, 36, ratio)
-        p.drawPixmap(int(well.center().x() - 18), int(well.center().y() - 18), ic)
+        p.setBrush(paper)
+        p.drawRect(band)
+        p.setFont(font)
+        p.setPen(QColor(t.text))
+        _draw_wrapped(p, band.adjusted(8, 5, -8, -5), line, font,
+                      index.data(Roles.Highlights) or [], QColor(t.highlight))
+        p.restore()
 
     def _well_pixmap(self, pm: QPixmap, size: QSize, ratio: float, t) -> QPixmap:
         """The thumbnail scaled into the card's well with rounded corners, made once per
@@ -204,7 +230,9 @@ class ResultDelegate(QStyledItemDelegate):
         name = index.data(Qt.ItemDataRole.DisplayRole) or ""
         folder = index.data(Roles.Folder) or ""
         if index.data(Roles.Keyword):
-            folder = f"{folder} · name/text match" if folder else "name/text match"
+            how = ("words in picture" if index.data(Roles.Kind) != "text"
+                   and index.data(Roles.Snippet) else "name/text match")
+            folder = f"{folder} · {how}" if folder else how
         copies = index.data(Roles.Copies) or 1
         if copies > 1:
             folder = f"{copies} copies · {folder}" if folder else f"{copies} copies"

@@ -72,6 +72,7 @@ class MainWindow(QMainWindow):
         self.errors_model = ErrorsModel(self)
         self._image_query: str | None = None
         self.last_notice = ""
+        self._text_marks: dict[int, list] = {}  # file id -> where its words were read
         self._build()
         self._wire()
 
@@ -393,11 +394,13 @@ class MainWindow(QMainWindow):
     def show_results(self, results: Sequence, cutoff: int | None = None, summary: str = "",
                      keep_selection: bool = False, show_all: bool = False,
                      min_visible: int = 0, copies: dict | None = None,
-                     highlight: Sequence[str] = ()) -> None:
+                     highlight: Sequence[str] = (), text_marks: dict | None = None) -> None:
         """New results; with keep_selection the same file stays selected and the grid keeps
         its place (live refresh), else the grid starts at the top (a new query).
-        `copies`: file id -> its identical copies; `highlight`: the query's words."""
+        `copies`: file id -> its identical copies; `highlight`: the query's words;
+        `text_marks`: file id -> where those words were read in the picture."""
         current = self.current_result()
+        self._text_marks = dict(text_marks or {})
         scroll = self.results.verticalScrollBar().value()
         self.thumbs.cancel_pending()
         self.results_model.set_results(results, cutoff, show_all=show_all,
@@ -591,7 +594,8 @@ class MainWindow(QMainWindow):
         else:
             self.thumbs.request_text(r.open_path)
         self.preview.show_result(r, pm, self.results_model.mark(r.file_id),
-                                 self.results_model.copies(r.file_id))
+                                 self.results_model.copies(r.file_id),
+                                 self._text_marks.get(r.file_id, ()))
 
     def _on_results_reset(self) -> None:
         self.preview.clear()

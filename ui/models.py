@@ -14,6 +14,7 @@ from typing import Any
 from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, Qt
 
 from indexer.query_feedback import collapse_spaces, highlight_spans
+from indexer.text_match import spans as read_spans
 from ui.thumbnails import ThumbnailLoader
 
 THUMB = 256  # px: the grid decodes thumbnails to fit this box (sharp on HiDPI too)
@@ -62,7 +63,9 @@ def score_line(r: Any) -> str:
     if z:
         kind = "note" if getattr(r, "kind", "") == "text" else "picture"
         parts.append(f"{z:+.1f} σ above a typical {kind}")
-    if getattr(r, "keyword", False):
+    if getattr(r, "text_level", -1) >= 0:
+        parts.append("words read in the picture")
+    elif getattr(r, "keyword", False):
         parts.append("matched by words")
     return "  ·  ".join(parts)
 
@@ -266,7 +269,8 @@ _RESULT_ROLES: dict[int, Callable[[ResultsModel, Any, int], Any]] = {
     Roles.Standout: lambda m, r, row: row < m._cutoff,
     Roles.Copies: lambda m, r, row: 1 + len(m._copies.get(r.file_id, ())),
     Roles.Highlights:
-        lambda m, r, row: highlight_spans(collapse_spaces(r.snippet or ""), m._words),
+        lambda m, r, row: (highlight_spans if r.kind == "text" else read_spans)(
+            collapse_spaces(r.snippet or ""), m._words),
 }
 
 

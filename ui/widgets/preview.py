@@ -4,8 +4,10 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
-from PySide6.QtCore import QRectF, QSize, Qt, Signal
-from PySide6.QtGui import QColor, QPainter, QPainterPath, QPixmap, QTextCharFormat, QTextCursor
+from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
+from PySide6.QtGui import (
+    QColor, QPainter, QPainterPath, QPen, QPixmap, QPolygonF, QTextCharFormat, QTextCursor,
+)
 from PySide6.QtWidgets import (
     QFrame, QHBoxLayout, QPlainTextEdit, QScrollArea, QSizePolicy, QTextEdit, QVBoxLayout,
     QWidget,
@@ -24,6 +26,7 @@ class ScaledImage(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._pm: QPixmap | None = None
+        self._marks: list = []
         self.setMinimumHeight(120)
         policy = QSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
         policy.setHeightForWidth(True)
@@ -49,6 +52,15 @@ class ScaledImage(QWidget):
     def pixmap(self) -> QPixmap | None:
         return self._pm
 
+    def set_marks(self, marks: Sequence) -> None:
+        """Boxes to draw over the picture (four corners each, fractions of its width and
+        height): where the query's words were read in it."""
+        self._marks = list(marks)
+        self.update()
+
+    def marks(self) -> list:
+        return list(self._marks)
+
     def paintEvent(self, e) -> None:  # noqa: N802
         t = theme.current()
         p = QPainter(self)
@@ -72,6 +84,20 @@ class ScaledImage(QWidget):
         path.addRoundedRect(r, 10, 10)
         p.setClipPath(path)
         p.drawPixmap(r, self._pm, QRectF(self._pm.rect()))
+        if self._marks:
+            self._draw_marks(p, r, t)
+
+    def _draw_marks(self, p: QPainter, r: QRectF, t) -> None:
+        """A highlighter stroke over each word: translucent fill, solid edge."""
+        edge = QColor(t.accent)
+        fill = QColor(t.highlight)
+        fill.setAlpha(110)
+        p.setPen(QPen(edge, 2))
+        p.setBrush(fill)
+        for box in self._marks:
+            poly = QPolygonF([QPointF(r.left() + x * r.width(), r.top() + y * r.height())
+                              for x, y in box])
+            p.drawPolygon(poly)
 
 
 class PreviewPane(QFrame):
@@ -195,7 +221,8 @@ class PreviewPane(QFrame):
         self.placeholder.show()
 
     def show_result(self, r, pixmap: QPixmap | None = None, mark: int = 0,
-                    copies: Sequence = ()) -> None:
+                    copies: Sequence = (), text_marks: Sequence = ()) -> None:
+        """`text_marks`: where the query's words were read in the picture (drawn over it)."""
         self.current = r
         self.placeholder.hide()
         for w in self._details:
@@ -208,11 +235,14 @@ class PreviewPane(QFrame):
             self.set_text(r.snippet or "")
         else:
             self.image.set_pixmap(pixmap)
+        self.image.set_marks(() if is_note else text_marks)
         self.title.setText(os.path.basename(r.path) or r.path)
         lines = [os.path.dirname(r.path)]
         when = when_text(r.taken_at)
         if when:
             lines.append(when)
+        if not is_note and r.snippet:  # found by words read in the picture: they are marked
+            lines.append(f"Read in the picture: “{' '.join(r.snippet.split())}”")
         if copies:
             lines.append(f"{len(copies) + 1} identical copies; also at:")
             lines.extend(c.path for c in copies[:5])
