@@ -531,13 +531,6 @@ class Catalogue:
             vecs[j] = blob_to_vector(r[1])
         return found, vecs
 
-    def iter_vectors(self, batch: int = 4096) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        cur = self.db.execute("SELECT id, vector FROM chunks ORDER BY id")
-        while rows := cur.fetchmany(batch):
-            ids = np.array([r[0] for r in rows], dtype=np.int64)
-            vecs = np.stack([blob_to_vector(r[1]) for r in rows])
-            yield ids, vecs
-
     def chunk_hits(self, chunk_ids: Sequence[int]) -> dict[int, ChunkHit]:
         out: dict[int, ChunkHit] = {}
         for start in range(0, len(chunk_ids), 900):

@@ -14,7 +14,6 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from indexer.catalogue import FileRow
 from indexer.decode import CHANGED, MAX_TEXT_BYTES, READ_BLOCK, is_transient, read_note_bytes

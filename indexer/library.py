@@ -266,7 +266,6 @@ class Library:
             raise LibraryError(f"{self.folder} holds another model's catalogue ({recorded})")
         self._readers = threading.local()
         self._reader_list: list[Catalogue] = []
-        self.store_url = store
         self.vectors: VectorStore = make_store(
             store, self.folder, spec.embed_dim, self.fingerprint, self._allowed_ids,
             readonly=readonly, stored_vectors=self._stored_vectors,

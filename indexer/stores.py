@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from indexer.catalogue import Catalogue, FileFilter
-from indexer.errors import ConfigError, StoreUnavailable
+from indexer.errors import ConfigError
+from indexer.errors import StoreUnavailable as StoreUnavailable  # re-exported: callers catch it here
 from indexer.vectors import HnswStore, VectorMeta, VectorStore
 
 

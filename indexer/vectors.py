@@ -251,10 +251,6 @@ class HnswStore:
         with self._lock:
             return np.fromiter(self._live, dtype=np.int64, count=len(self._live))
 
-    def deleted_fraction(self) -> float:
-        total = len(self._live) + len(self._deleted)
-        return len(self._deleted) / total if total else 0.0
-
     def knn(
         self, query: np.ndarray, k: int, flt: FileFilter | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
