@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from indexer.catalogue import Catalogue, FileFilter
+from indexer.catalogue import Catalogue, FileFilter, select_in
 from indexer.errors import ConfigError
 from indexer.errors import StoreUnavailable as StoreUnavailable  # re-exported: callers catch it here
 from indexer.vectors import HnswStore, VectorMeta, VectorStore
@@ -47,15 +47,13 @@ def vector_meta(catalogue: Catalogue, chunk_ids: Sequence[int]) -> list[VectorMe
     with every `add`, including the vectors `Library.reconcile()` re-sends."""
     ids = [int(i) for i in chunk_ids]
     found: dict[int, VectorMeta] = {}
-    for start in range(0, len(ids), 900):
-        part = ids[start : start + 900]
-        marks = ",".join("?" * len(part))
-        for cid, fid, kind, path, taken_at in catalogue.db.execute(
-            f"SELECT c.id, f.id, f.kind, f.path, f.taken_at FROM chunks c "
-            f"JOIN files f ON f.id = c.file_id WHERE c.id IN ({marks})",
-            part,
-        ):
-            found[cid] = VectorMeta(fid, kind, path, taken_at or 0.0)
+    for cid, fid, kind, path, taken_at in select_in(
+        catalogue.db,
+        "SELECT c.id, f.id, f.kind, f.path, f.taken_at FROM chunks c "
+        "JOIN files f ON f.id = c.file_id WHERE c.id IN ({ids})",
+        ids,
+    ):
+        found[cid] = VectorMeta(fid, kind, path, taken_at or 0.0)
     missing = [i for i in ids if i not in found]
     if missing:
         raise RuntimeError(f"chunks {missing[:5]} are not in the catalogue")
