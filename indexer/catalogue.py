@@ -442,7 +442,9 @@ class Catalogue:
                         "INSERT INTO chunks(file_id, ordinal, text, vector) VALUES(?, ?, ?, ?)",
                         (file_id, ch.ordinal, ch.text, vector_to_blob(ch.vector)),
                     )
-                    new_ids.append(int(cur.lastrowid))
+                    if cur.lastrowid is None:  # not after an INSERT that succeeded
+                        raise sqlite3.InterfaceError("no row id for a new chunk")
+                    new_ids.append(cur.lastrowid)
                 row = self.db.execute(
                     "SELECT path, mtime_ns FROM files WHERE id=?", (file_id,)
                 ).fetchone()

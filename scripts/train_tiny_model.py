@@ -39,7 +39,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from magpie_demo.shapes import CAPTION_TEMPLATES, COLORS, SHAPES, caption, render_shape  # noqa: E402
+from magpie_demo.shapes import COLORS, SHAPES, caption, render_shape  # noqa: E402
 from indexer.specs import ASSETS_DIR, OPENAI_MEAN, OPENAI_STD, TINY_SHAPES  # noqa: E402
 from indexer.model import register_bundled_arch  # noqa: E402
 

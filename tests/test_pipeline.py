@@ -4,7 +4,6 @@ from __future__ import annotations
 import threading
 import time
 
-import pytest
 from crashy import crashing_decode
 from helpers import solid
 
