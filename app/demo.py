@@ -24,7 +24,7 @@ def build_demo(
     from app.wiring import load_model, tuning_for
     from indexer.indexing import Indexer
     from indexer.library import Library
-    from indexer.shapes import make_demo_folder
+    from magpie_demo.shapes import make_demo_folder
 
     folder = folder or demo_folder()
     library = library or demo_library()

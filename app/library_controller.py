@@ -447,7 +447,7 @@ class LibraryController(QObject):
 
         def prepare(on_progress):
             if not folder.exists():
-                from indexer.shapes import make_demo_folder
+                from magpie_demo.shapes import make_demo_folder
 
                 on_progress(Progress("scanning", 0, 0, current=str(folder)))
                 make_demo_folder(folder, n_images=n)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.settings import Settings, cache_dir
-from indexer.library import Library, spec_for_library
+from indexer.library import spec_for_library
 from indexer.specs import ModelSpec, get_spec
 
 
@@ -83,7 +83,3 @@ def tuning_for(device: str, settings: Settings | None = None) -> Tuning:
     else:
         workers, batch = current_plan().decode_workers, 32
     return Tuning(settings.workers or workers, settings.batch_size or batch)
-
-
-def open_library(path: Path, spec: ModelSpec | None) -> Library:
-    return Library.open(path, spec)

@@ -48,7 +48,7 @@ from indexer.indexing import Indexer  # noqa: E402
 from indexer.library import Library  # noqa: E402
 from indexer.model import load_encoder  # noqa: E402
 from indexer.search import SearchRequest, Searcher  # noqa: E402
-from indexer.shapes import COLORS, SHAPES, render_shape  # noqa: E402
+from magpie_demo.shapes import COLORS, SHAPES, render_shape  # noqa: E402
 from indexer.specs import TINY_SHAPES  # noqa: E402
 from indexer.weights import verify_file  # noqa: E402
 
@@ -181,7 +181,7 @@ def build_shapes(folder: Path, heldout: bool, n_pictures: int, n_docs: int) -> l
 
 
 def build_digits(folder: Path, per_class: int) -> list[Query]:
-    from indexer.digits import DIGIT_WORDS, write_digit_pictures
+    from magpie_demo.digits import DIGIT_WORDS, write_digit_pictures
 
     labels = write_digit_pictures(folder, per_class=per_class)
     texts: dict[str, str] = {}
@@ -345,7 +345,7 @@ SETS = ("shapes-tune", "shapes-heldout", "digits-heldout", "null")
 
 def demo_cutoff(sizes: list[int], k: int = 200) -> None:
     """Cutoff precision/recall on demo libraries, one query per colour x shape class."""
-    from indexer.shapes import demo_labels, make_demo_folder
+    from magpie_demo.shapes import demo_labels, make_demo_folder
 
     enc = tiny_encoder(TINY_SHAPES)
     print("| demo library | matches per query | cutoff precision | cutoff recall | F1 | "

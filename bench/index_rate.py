@@ -28,7 +28,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (  # noqa: E402
-    CACHE, Timer, datasets, folder_size_mb, load_vit_b32, median, print_machine, table,
+    CACHE, Timer, datasets, folder_size_mb, load_vit_b32, print_machine, table,
 )
 
 

@@ -121,7 +121,9 @@ def run(n: int, n_queries: int, url: str | None) -> tuple[list[list], str]:
     # set straight from the generated folders.
     allowed = ids[in_folder]
     (tmp / "hnsw").mkdir()
-    hnsw = HnswStore(tmp / "hnsw", DIM, FINGERPRINT, allowed_ids=lambda f, among=None: allowed if among is None else allowed[np.isin(allowed, among)])
+    hnsw = HnswStore(tmp / "hnsw", DIM, FINGERPRINT,
+                     allowed_ids=lambda f, among=None: (allowed if among is None
+                                                        else allowed[np.isin(allowed, among)]))
     build = fill(hnsw, ids, vecs, meta)
     r, p50, p99 = measure(hnsw, queries, truth, None)
     rf, fp50, fp99 = measure(hnsw, queries, truth_f, flt)

@@ -31,6 +31,7 @@ import argparse
 import json
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -103,14 +104,15 @@ def measure(specs, *, rounds: int, queries: int, wall: bool, device: str = "cpu"
             for r in runs:
                 enc, pixels = r["enc"], r["pixels"]
                 torch.set_num_threads(1)
-                r["cpu_batch"].append(_cpu(lambda: enc.encode_images(pixels)))
+                batch, query = partial(enc.encode_images, pixels), partial(enc.encode_texts, [QUERY])
+                r["cpu_batch"].append(_cpu(batch))
                 for _ in range(queries):
-                    r["cpu_query"].append(_cpu(lambda: enc.encode_texts([QUERY])))
+                    r["cpu_query"].append(_cpu(query))
                 if wall:
                     torch.set_num_threads(default_threads)
-                    r["wall_batch"].append(_wall(lambda: enc.encode_images(pixels)))
+                    r["wall_batch"].append(_wall(batch))
                     for _ in range(queries):
-                        r["wall_query"].append(_wall(lambda: enc.encode_texts([QUERY])))
+                        r["wall_query"].append(_wall(query))
     finally:
         torch.set_num_threads(default_threads)
         for r in runs:

@@ -4,7 +4,8 @@ Called by bench/vs_rclip.py; not imported by Magpie. rclip 3.x runs CLIP through
 with models it downloads from a model hub; nothing can be downloaded here, so bench/vs_rclip.py
 exports ONNX files in exactly the layout and I/O names rclip loads (`input` -> `output`, at the
 `paths` this script reports, plus the BPE vocabulary) from *our* random ViT-B-32 safetensors
-checkpoint, and `verify` checks ONNX Runtime reproduces the torch output. rclip then runs its own code unchanged, except one constant:
+checkpoint, and `verify` checks ONNX Runtime reproduces the torch output. rclip then runs its
+own code unchanged, except one constant:
 its preprocessing targets 256 px (its default model is ViT-B-32-256); we set it to 224 so both
 tools run the same architecture on the same input size.
 
@@ -67,7 +68,7 @@ def index(folder: str, datadir: str, batch: int) -> dict:
         if os.path.exists(db_path + suffix):
             os.remove(db_path + suffix)
     rc, m, database = _open(folder, datadir, batch)
-    m._session_visual_index  # load the ONNX session before timing (Magpie's model is loaded too)
+    _ = m._session_visual_index  # load the ONNX session before timing (Magpie's model is loaded too)
     t0 = time.perf_counter()
     rc.ensure_index(folder)  # rclip's own indexing: thread-pool decode + ONNX Runtime
     m.release_indexing_resources()

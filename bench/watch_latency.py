@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from indexer.shapes import make_demo_folder  # noqa: E402
+from magpie_demo.shapes import make_demo_folder  # noqa: E402
 
 
 def cpu_seconds(pid: int) -> float:

@@ -14,7 +14,7 @@ import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-Writer = Callable[[Path], None]
+Writer = Callable[[Path], object]  # what it returns (bytes written, say) is ignored
 Check = Callable[[Path], None]
 
 

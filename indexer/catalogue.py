@@ -18,6 +18,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import numpy as np
@@ -190,6 +191,24 @@ def name_terms(name: str) -> str:
     """Split a file name into search words: IMG_2023-07_beach.jpg -> 'IMG 2023 07 beach jpg'."""
     spaced = _CAMEL.sub(" ", name)
     return " ".join(t for t in re.split(r"[\W_]+", spaced) if t)
+
+
+# Host parameters per statement: SQLite builds before 3.32 stop at 999 (and a build may set a
+# lower SQLITE_MAX_VARIABLE_NUMBER), so an `IN (?, ?, …)` over many ids is cut into slices.
+SQL_MAX_VARS = 900
+
+
+def select_in(db: sqlite3.Connection, sql: str, ids: Iterable[int],
+              size: int = SQL_MAX_VARS) -> Iterator[Any]:
+    """Rows of `sql` for every id in `ids`: `sql` holds ``{ids}`` once, inside ``IN (…)``;
+    each slice of at most `size` ids runs as one statement. No other parameters: the ids are
+    the statement's only ``?``s."""
+    if sql.count("{ids}") != 1:
+        raise ValueError("the statement must hold {ids} exactly once")
+    ids = [int(i) for i in ids]
+    for start in range(0, len(ids), size):
+        part = ids[start : start + size]
+        yield from db.execute(sql.replace("{ids}", ",".join("?" * len(part))), part)
 
 
 def vector_to_blob(v: np.ndarray) -> bytes:
@@ -474,7 +493,9 @@ class Catalogue:
                         "INSERT INTO chunks(file_id, ordinal, text, vector) VALUES(?, ?, ?, ?)",
                         (file_id, ch.ordinal, ch.text, vector_to_blob(ch.vector)),
                     )
-                    new_ids.append(int(cur.lastrowid))
+                    if cur.lastrowid is None:  # not after an INSERT that succeeded
+                        raise sqlite3.InterfaceError("no row id for a new chunk")
+                    new_ids.append(cur.lastrowid)
                 row = self.db.execute(
                     "SELECT path, mtime_ns FROM files WHERE id=?", (file_id,)
                 ).fetchone()
@@ -582,26 +603,16 @@ class Catalogue:
             vecs[j] = blob_to_vector(r[1])
         return found, vecs
 
-    def iter_vectors(self, batch: int = 4096) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        cur = self.db.execute("SELECT id, vector FROM chunks ORDER BY id")
-        while rows := cur.fetchmany(batch):
-            ids = np.array([r[0] for r in rows], dtype=np.int64)
-            vecs = np.stack([blob_to_vector(r[1]) for r in rows])
-            yield ids, vecs
-
     def chunk_hits(self, chunk_ids: Sequence[int]) -> dict[int, ChunkHit]:
         out: dict[int, ChunkHit] = {}
-        for start in range(0, len(chunk_ids), 900):
-            part = [int(i) for i in chunk_ids[start : start + 900]]
-            marks = ",".join("?" * len(part))
-            for r in self.db.execute(
-                f"""SELECT c.id, c.file_id, f.path, f.kind, c.text, f.taken_at, f.root_id,
-                           f.path_raw
-                    FROM chunks c JOIN files f ON f.id=c.file_id
-                    WHERE c.id IN ({marks}) AND f.state='indexed'""",
-                part,
-            ):
-                out[r[0]] = ChunkHit(r[0], r[1], r[2], r[3], r[4], r[5], r[6], bytes(r[7]))
+        for r in select_in(
+            self.db,
+            """SELECT c.id, c.file_id, f.path, f.kind, c.text, f.taken_at, f.root_id, f.path_raw
+               FROM chunks c JOIN files f ON f.id=c.file_id
+               WHERE c.id IN ({ids}) AND f.state='indexed'""",
+            chunk_ids,
+        ):
+            out[r[0]] = ChunkHit(r[0], r[1], r[2], r[3], r[4], r[5], r[6], bytes(r[7]))
         return out
 
     def chunk_ids_matching(self, flt: FileFilter, among: np.ndarray | None = None) -> np.ndarray:
@@ -685,11 +696,8 @@ class Catalogue:
 
     def files_by_ids(self, ids: Sequence[int]) -> dict[int, FileRow]:
         out: dict[int, FileRow] = {}
-        for start in range(0, len(ids), 900):
-            part = [int(i) for i in ids[start : start + 900]]
-            marks = ",".join("?" * len(part))
-            for r in self.db.execute(f"SELECT * FROM files WHERE id IN ({marks})", part):
-                out[r["id"]] = _file_row(r)
+        for r in select_in(self.db, "SELECT * FROM files WHERE id IN ({ids})", ids):
+            out[r["id"]] = _file_row(r)
         return out
 
     def file_id_for_path(self, path: str) -> int | None:

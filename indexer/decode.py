@@ -53,7 +53,7 @@ _TRANSIENT = (VANISHED, PERMISSION, "cannot read file", CHANGED)
 def is_transient(reason: str | None) -> bool:
     """Errors that may go away without the file changing (a drive back, rights fixed):
     such files are retried on the next run instead of waiting for a change."""
-    return bool(reason) and reason.startswith(_TRANSIENT)
+    return reason is not None and reason.startswith(_TRANSIENT)
 
 
 @dataclass(frozen=True)

@@ -124,24 +124,25 @@ def decode_batch(files: list[JpegFile | None], size: int, device: str) -> list[n
     import torch
 
     out: list[np.ndarray | None] = [None] * len(files)
-    todo = [i for i, f in enumerate(files) if f is not None]
+    todo = [(i, f) for i, f in enumerate(files) if f is not None]
     start = 0
     while start < len(todo):
-        group, pixels = [], 0
-        while start < len(todo) and (not group or pixels + files[todo[start]].width
-                                     * files[todo[start]].height <= PIXEL_BUDGET):
-            f = files[todo[start]]
+        group: list[tuple[int, JpegFile]] = []
+        pixels = 0
+        while start < len(todo) and (not group or pixels + todo[start][1].width
+                                     * todo[start][1].height <= PIXEL_BUDGET):
+            f = todo[start][1]
             group.append(todo[start])
             pixels += f.width * f.height
             start += 1
-        tensors = [torch.frombuffer(bytearray(files[i].data), dtype=torch.uint8) for i in group]
+        tensors = [torch.frombuffer(bytearray(f.data), dtype=torch.uint8) for _, f in group]
         decoded = _decode(tensors, device)
-        ready: list[tuple[int, object]] = []
-        for i, img in zip(group, decoded):
+        ready: list[tuple[int, torch.Tensor]] = []
+        for (i, f), img in zip(group, decoded):
             if img is None or img.ndim != 3 or img.shape[0] != 3:
                 continue
             try:
-                ready.append((i, resize_crop(apply_orientation(img, files[i].orientation), size)))
+                ready.append((i, resize_crop(apply_orientation(img, f.orientation), size)))
             except Exception:
                 continue
             del img

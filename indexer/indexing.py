@@ -14,7 +14,6 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from indexer.catalogue import FileRow
 from indexer.decode import CHANGED, MAX_TEXT_BYTES, READ_BLOCK, is_transient, read_note_bytes
@@ -81,6 +80,24 @@ class _Plan:
     updated: int = 0
     errors: int = 0
     embedded: int = 0  # committed so far: what a cancelled run reports as done
+
+
+@dataclass
+class _RootDiff:
+    """One root's scan against its catalogue entries."""
+
+    known: dict[bytes, FileRow]  # the catalogue's entries for the scanned paths, by raw path
+    fresh: list[Entry] = field(default_factory=list)  # new or possibly changed: to hash
+    vanished: dict[bytes, FileRow] = field(default_factory=dict)  # known, not seen on disk
+    vanished_by_hash: dict[str, FileRow] = field(default_factory=dict)  # indexed ones: moves
+
+
+def _settled(row: FileRow, entry: Entry) -> bool:
+    """Same size and mtime as recorded, and nothing left to do for it (not pending, not a
+    transient error to retry): skipped without reading it."""
+    return (row.size == entry.size and row.mtime_ns == entry.mtime_ns
+            and row.state != "pending"
+            and not (row.state == "error" and is_transient(row.error)))
 
 
 class Indexer:
@@ -213,12 +230,37 @@ class Indexer:
 
     def _plan_root(self, root_id: int, root: str, plan: _Plan,
                    within: list[str] | None = None) -> None:
-        cat = self.library.catalogue
-        if not os.path.isdir(root):
-            cat.set_scan_errors(root_id, [(root, "folder not reachable (unplugged or removed?)")])
-            self.on_error(FileError(root, "folder not reachable (unplugged or removed?)"))
-            plan.errors += 1
+        """Bring one root's catalogue entries in line with the disk, except the embedding:
+        scan, keep what is unchanged, hash the rest, then each new or changed file is a move,
+        a copy of content already indexed, or queued in `plan.to_embed`; vanished files go.
+        With `within`, only those paths under the root are looked at (a watcher's batch)."""
+        if self._unreachable(root_id, root, plan, "folder not reachable (unplugged or removed?)"):
             return
+        seen, problems = self._scan_root(root, within)
+        # vanished during the scan: keep what we had
+        if self._unreachable(root_id, root, plan, "folder disappeared during the scan"):
+            return
+        self._record_problems(root_id, within, problems, plan)
+        diff = self._diff(root_id, within, seen, plan)
+        hashes = self._hash_all(diff.fresh)
+        for entry in diff.fresh:
+            self.control.checkpoint()
+            self._place(root_id, entry, hashes.get(entry.path), diff, plan)
+        self._forget(diff.vanished, plan)
+
+    def _unreachable(self, root_id: int, root: str, plan: _Plan, reason: str) -> bool:
+        """True (and the reason recorded) when the root is not a folder now; its entries stay:
+        an unplugged drive is not a deletion."""
+        if os.path.isdir(root):
+            return False
+        self.library.catalogue.set_scan_errors(root_id, [(root, reason)])
+        self.on_error(FileError(root, reason))
+        plan.errors += 1
+        return True
+
+    def _scan_root(self, root: str, within: list[str] | None
+                   ) -> tuple[list[Entry], list[ScanProblem]]:
+        """Every file under the root (or under `within`), reporting progress while it walks."""
         problems: list[ScanProblem] = []
         seen: list[Entry] = []
         last = 0.0
@@ -232,82 +274,103 @@ class Indexer:
                 self.control.checkpoint()
                 self.on_progress(Progress("scanning", len(seen), 0, current=entry.path))
                 last = now
-        if not os.path.isdir(root):  # vanished during the scan: keep what we had
-            cat.set_scan_errors(root_id, [(root, "folder disappeared during the scan")])
-            self.on_error(FileError(root, "folder disappeared during the scan"))
-            plan.errors += 1
-            return
+        return seen, problems
+
+    def _record_problems(self, root_id: int, within: list[str] | None,
+                         problems: list[ScanProblem], plan: _Plan) -> None:
+        """The scan's problems replace the root's (or those paths') previous ones."""
+        cat = self.library.catalogue
+        rows = [(p.path, p.reason) for p in problems]
         if within is None:
-            cat.set_scan_errors(root_id, [(p.path, p.reason) for p in problems])
+            cat.set_scan_errors(root_id, rows)
         else:
-            cat.set_scan_errors_within(root_id, within, [(p.path, p.reason) for p in problems])
+            cat.set_scan_errors_within(root_id, within, rows)
         for p in problems:
             self.on_error(FileError(p.path, p.reason))
         plan.errors += len(problems)
 
+    def _diff(self, root_id: int, within: list[str] | None, seen: list[Entry],
+              plan: _Plan) -> _RootDiff:
+        """Split the scan against the catalogue: unchanged files (same size and mtime, settled)
+        are counted and left; the rest are `fresh`; known paths not seen have vanished."""
+        cat = self.library.catalogue
         known = (cat.files_under(root_id) if within is None
                  else cat.files_within(root_id, within))
         present: dict[bytes, Entry] = {os.fsencode(e.path): e for e in seen}
-        vanished: dict[bytes, FileRow] = {k: v for k, v in known.items() if k not in present}
-        fresh: list[Entry] = []
+        diff = _RootDiff(known, vanished={k: v for k, v in known.items() if k not in present})
         for raw, entry in present.items():
             row = known.get(raw)
-            if row is None:
-                fresh.append(entry)
-            elif (row.size == entry.size and row.mtime_ns == entry.mtime_ns
-                  and row.state != "pending"
-                  and not (row.state == "error" and is_transient(row.error))):
+            if row is not None and _settled(row, entry):
                 plan.unchanged += 1
             else:
-                fresh.append(entry)
-        hashes = self._hash_all(fresh)
-        vanished_by_hash: dict[str, FileRow] = {}
-        for row in vanished.values():
+                diff.fresh.append(entry)
+        for row in diff.vanished.values():
             if row.content_hash and row.state == "indexed":
-                vanished_by_hash.setdefault(row.content_hash, row)
-        for entry in fresh:
-            self.control.checkpoint()
-            digest, stamp = hashes.get(entry.path, (None, None))
-            raw = os.fsencode(entry.path)
-            row = known.get(raw)
-            if digest is None or stamp is None:  # unreadable now: record the error, go on
-                fid = cat.upsert_pending(root_id, entry.path, entry.kind, entry.size,
-                                         entry.mtime_ns, None)
-                reason = "cannot read file (vanished or permission denied)"
-                cat.commit_embedded([], [(fid, reason)])
-                self.on_error(FileError(entry.path, reason))
-                plan.errors += 1
-                continue
-            size, mtime_ns = stamp[0], stamp[1]  # as hashed (the scan's stat may be older)
-            if row is not None and row.content_hash == digest and row.state == "indexed":
-                cat.touch(row.id, size, mtime_ns)
-                plan.unchanged += 1
-                continue
-            if row is None and digest in vanished_by_hash:
-                old = vanished_by_hash.pop(digest)
-                cat.move_file(old.id, root_id, entry.path, size, mtime_ns)
-                # same vectors, new path: stores that filter by folder need the new one
-                self._add_vectors(cat.chunk_ids_of(old.id))
-                vanished.pop(old.path_raw, None)
-                plan.moved += 1
-                continue
-            fid = cat.upsert_pending(root_id, entry.path, entry.kind, size, mtime_ns, digest)
-            twin = cat.indexed_file_with_hash(digest, exclude=fid)
-            if twin is not None and twin.kind == entry.kind:
-                new_ids, replaced = cat.copy_chunks(twin.id, fid)
-                self.library.vectors.delete(replaced)
-                self._add_vectors(new_ids)
-                plan.copied += 1
-                plan.added += row is None
-                plan.updated += row is not None
-                continue
+                diff.vanished_by_hash.setdefault(row.content_hash, row)
+        return diff
+
+    def _place(self, root_id: int, entry: Entry, hashed: tuple[str, Stamp] | None,
+               diff: _RootDiff, plan: _Plan) -> None:
+        """One new or changed file: unreadable, the same content after all, a move, a copy of
+        content indexed elsewhere, or queued to embed."""
+        cat = self.library.catalogue
+        row = diff.known.get(os.fsencode(entry.path))
+        if hashed is None:  # unreadable now: record the error, go on
+            self._unreadable(root_id, entry, plan)
+            return
+        digest, stamp = hashed
+        size, mtime_ns = stamp[0], stamp[1]  # as hashed (the scan's stat may be older)
+        if row is not None and row.content_hash == digest and row.state == "indexed":
+            cat.touch(row.id, size, mtime_ns)
+            plan.unchanged += 1
+            return
+        if row is None and digest in diff.vanished_by_hash:
+            self._move(diff.vanished_by_hash.pop(digest), root_id, entry, stamp, diff)
+            plan.moved += 1
+            return
+        fid = cat.upsert_pending(root_id, entry.path, entry.kind, size, mtime_ns, digest)
+        if self._copy_twin(fid, entry, digest):
+            plan.copied += 1
+        else:
             plan.to_embed.append(WorkItem(fid, entry.path, entry.kind, stamp))
-            if row is None:
-                plan.added += 1
-            else:
-                plan.updated += 1
+        if row is None:
+            plan.added += 1
+        else:
+            plan.updated += 1
+
+    def _unreadable(self, root_id: int, entry: Entry, plan: _Plan) -> None:
+        cat = self.library.catalogue
+        fid = cat.upsert_pending(root_id, entry.path, entry.kind, entry.size, entry.mtime_ns,
+                                 None)
+        reason = "cannot read file (vanished or permission denied)"
+        cat.commit_embedded([], [(fid, reason)])
+        self.on_error(FileError(entry.path, reason))
+        plan.errors += 1
+
+    def _move(self, old: FileRow, root_id: int, entry: Entry, stamp: Stamp,
+              diff: _RootDiff) -> None:
+        """A vanished file's content at a new path: same row, same vectors, new path."""
+        self.library.catalogue.move_file(old.id, root_id, entry.path, stamp[0], stamp[1])
+        # same vectors, new path: stores that filter by folder need the new one
+        self._add_vectors(self.library.catalogue.chunk_ids_of(old.id))
+        diff.vanished.pop(old.path_raw, None)
+
+    def _copy_twin(self, fid: int, entry: Entry, digest: str) -> bool:
+        """Identical content already indexed elsewhere (same kind): copy its chunks and
+        vectors instead of embedding again. False when there is none."""
+        cat = self.library.catalogue
+        twin = cat.indexed_file_with_hash(digest, exclude=fid)
+        if twin is None or twin.kind != entry.kind:
+            return False
+        new_ids, replaced = cat.copy_chunks(twin.id, fid)
+        self.library.vectors.delete(replaced)
+        self._add_vectors(new_ids)
+        return True
+
+    def _forget(self, vanished: dict[bytes, FileRow], plan: _Plan) -> None:
+        """Files gone from disk (and not moved) leave the catalogue and the vector store."""
         if vanished:
-            chunk_ids = cat.delete_files([r.id for r in vanished.values()])
+            chunk_ids = self.library.catalogue.delete_files([r.id for r in vanished.values()])
             self.library.vectors.delete(chunk_ids)
             plan.removed += len(vanished)
 

@@ -47,6 +47,7 @@ import os
 import re
 import uuid
 from collections.abc import Callable, Iterable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
@@ -56,7 +57,14 @@ import numpy as np
 from indexer.atomic import atomic_write_bytes
 from indexer.catalogue import FileFilter, display_path
 from indexer.errors import ConfigError, StoreUnavailable
-from indexer.vectors import HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH, HNSW_M, StoreMismatch, VectorMeta
+from indexer.vectors import (
+    HNSW_EF_CONSTRUCTION,
+    HNSW_EF_SEARCH,
+    HNSW_M,
+    ChunkIds,
+    StoreMismatch,
+    VectorMeta,
+)
 
 FORMAT = "1"
 PROP_FINGERPRINT = "magpie.fingerprint"
@@ -375,8 +383,8 @@ class MilvusStore:
             params.add_index(field_name=field, index_type="INVERTED",
                              index_name=f"{field}_inverted")
             try:
-                self._call(lambda p=params: c.create_index(self.collection, p, sync=False,
-                                                           timeout=self.timeout))
+                self._call(partial(c.create_index, self.collection, params, sync=False,
+                                   timeout=self.timeout))
             except StoreUnavailable:
                 raise
             except Exception as exc:  # noqa: BLE001 - an optional index the server refuses
@@ -442,7 +450,7 @@ class MilvusStore:
             raise
 
     # -- writes -----------------------------------------------------------------------------
-    def add(self, ids: np.ndarray, vectors: np.ndarray, meta: list[VectorMeta]) -> None:
+    def add(self, ids: ChunkIds, vectors: np.ndarray, meta: list[VectorMeta]) -> None:
         """Upsert: a chunk id already present is replaced, never duplicated."""
         ids = np.asarray(ids, dtype=np.int64).reshape(-1)
         if len(ids) == 0 or self.readonly:
@@ -473,17 +481,17 @@ class MilvusStore:
                                    vecs[start : start + WRITE_BATCH],
                                    meta[start : start + WRITE_BATCH], strict=True)
             ]
-            self._call(lambda r=rows: c.upsert(self.collection, r, timeout=self.timeout))
+            self._call(partial(c.upsert, self.collection, rows, timeout=self.timeout))
             self.dirty = True
 
-    def delete(self, ids: np.ndarray | list[int]) -> None:
+    def delete(self, ids: ChunkIds) -> None:
         if self.readonly:
             return
         ids = [int(i) for i in np.asarray(ids, dtype=np.int64).reshape(-1)]
         c = self._client
         for start in range(0, len(ids), DELETE_BATCH):
             part = ids[start : start + DELETE_BATCH]
-            self._call(lambda p=part: c.delete(self.collection, ids=p, timeout=self.timeout))
+            self._call(partial(c.delete, self.collection, ids=part, timeout=self.timeout))
             self.dirty = True
 
     def flush(self) -> None:

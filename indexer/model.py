@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .errors import ConfigError
-from .specs import ModelSpec
+from .specs import ASSETS_DIR, ModelSpec
 from .weights import WeightsError, is_verified, verify_file
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -291,18 +291,41 @@ def _encode_text_trimmed(model: Any, tokens: "torch.Tensor") -> "torch.Tensor":
 # loading
 
 
+# Architectures open_clip doesn't ship: their config lies in assets/<arch>/<arch>.json beside
+# the weights (the bundled tiny models; scripts/train_*_model.py write both).
+BUNDLED_ARCHS = ("tiny-shapes", "tiny-digits")
+
+
+def bundled_arch_config(arch: str) -> Path:
+    return ASSETS_DIR / arch / f"{arch}.json"
+
+
+def register_bundled_arch(arch: str) -> None:
+    """Make open_clip know one bundled architecture (before create_model / get_tokenizer).
+
+    Safe to call many times. A missing or unreadable config is a broken installation, said so.
+    """
+    import open_clip
+
+    if arch not in BUNDLED_ARCHS:
+        raise ValueError(f"{arch!r} is not a bundled architecture")
+    if arch in open_clip.list_models():
+        return
+    path = bundled_arch_config(arch)
+    if not path.is_file():
+        raise ModelLoadError(
+            f"the {arch} architecture's config is missing from this installation ({path}); "
+            "reinstall Magpie"
+        )
+    open_clip.add_model_config(path)
+    if arch not in open_clip.list_models():
+        raise ModelLoadError(f"open_clip did not accept the {arch} config {path}; reinstall Magpie")
+
+
 def _prepare_arch(spec: ModelSpec) -> None:
     """Architectures that open_clip doesn't ship must be registered before create_model."""
-    if spec.arch not in ("tiny-shapes", "tiny-digits"):
-        return
-    try:
-        from . import tiny_model
-    except ImportError as e:
-        raise ModelLoadError(
-            f"the {spec.name} model needs indexer/tiny_model.py, which is missing from this "
-            f"installation ({e})"
-        ) from None
-    tiny_model.register_bundled_config(spec.arch)
+    if spec.arch in BUNDLED_ARCHS:
+        register_bundled_arch(spec.arch)
 
 
 def read_state_dict(path: Path) -> dict:

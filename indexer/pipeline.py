@@ -352,11 +352,11 @@ class Embedder:
         while True:
             self.control.checkpoint()
             while not exhausted and len(pending) < window:
-                item = next(todo, None)
-                if item is None:
+                queued = next(todo, None)
+                if queued is None:
                     exhausted = True
                     break
-                pending[self._submit(item)] = item
+                pending[self._submit(queued)] = queued
             if not pending:
                 break
             done, _ = wait(list(pending), timeout=0.25, return_when=FIRST_COMPLETED)

@@ -9,7 +9,6 @@ import os
 import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 IMAGE_EXTS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
 HEIF_EXTS = frozenset({".heic", ".heif"})
@@ -143,11 +142,3 @@ def _reason(exc: OSError) -> str:
     if isinstance(exc, FileNotFoundError):
         return "vanished or dangling link"
     return exc.strerror or str(exc)
-
-
-def is_inside(path: Path, folder: Path) -> bool:
-    try:
-        path.resolve().relative_to(folder.resolve())
-        return True
-    except ValueError:
-        return False

@@ -229,11 +229,11 @@ class Searcher:
     def query_vector(self, terms: list[Term]) -> np.ndarray:
         """Weighted sum of term vectors, normalised (query arithmetic)."""
         total = np.zeros(self.encoder.dim, np.float32)
-        texts = [t for t in terms if t.text is not None]
+        texts = [(t.weight, t.text) for t in terms if t.text is not None]
         if texts:
-            vecs = self.encoder.encode_texts([t.text for t in texts])
-            for t, v in zip(texts, vecs):
-                total += t.weight * v
+            vecs = self.encoder.encode_texts([text for _, text in texts])
+            for (weight, _), v in zip(texts, vecs):
+                total += weight * v
         for t in terms:
             if t.image is not None:
                 total += t.weight * self.image_vector(t.image)

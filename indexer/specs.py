@@ -34,7 +34,8 @@ OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
 
 OPENCLIP_RESULTS = "https://github.com/mlfoundations/open_clip/blob/main/docs/openclip_results.csv"
-SPEED_ON = "per core: CPU time of one torch thread, random weights, shared 2-core AMD EPYC; bench/model_speed.py, 2026-11-30"
+SPEED_ON = ("per core: CPU time of one torch thread, random weights, shared 2-core AMD EPYC; "
+            "bench/model_speed.py, 2026-11-30")
 MOBILECLIP_CARD = "https://huggingface.co/apple/MobileCLIP-S2-OpenCLIP (model card table)"
 
 

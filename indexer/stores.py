@@ -6,15 +6,16 @@ the local catalogue either way.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from indexer.catalogue import FileFilter
 from indexer.catalogue_api import CatalogueLike
-from indexer.errors import ConfigError, StoreUnavailable
-from indexer.vectors import HnswStore, VectorMeta, VectorStore
+from indexer.errors import ConfigError
+from indexer.errors import StoreUnavailable as StoreUnavailable  # re-exported: callers catch it here
+from indexer.vectors import ChunkIds, HnswStore, VectorMeta, VectorStore
 
 
 def make_store(
@@ -41,7 +42,7 @@ def make_store(
     raise ConfigError(f"unknown vector store {url!r}; use hnsw or milvus://HOST:PORT/COLLECTION")
 
 
-def vector_meta(catalogue: CatalogueLike, chunk_ids: Sequence[int]) -> list[VectorMeta]:
+def vector_meta(catalogue: CatalogueLike, chunk_ids: ChunkIds) -> list[VectorMeta]:
     """One VectorMeta per chunk id, in order, whatever the file's state (a pending file keeps
     its old chunks until they are replaced). A store that filters on the server needs these
     with every `add`, including the vectors `Library.reconcile()` re-sends."""

@@ -286,6 +286,12 @@ def _tower_module(model: Any):
             return x + self.ls_2(self.mlp(self.ln_2(x)))
 
     class TextTower(torch.nn.Module):
+        # set in __init__ (pos, mask and a tensor proj as buffers, so they travel with .to())
+        pos: torch.Tensor
+        mask: torch.Tensor
+        proj: torch.Tensor | None
+        proj_linear: torch.nn.Linear | None
+
         def __init__(self, m: Any) -> None:
             super().__init__()
             self.blocks = torch.nn.ModuleList(Block(b) for b in m.transformer.resblocks)

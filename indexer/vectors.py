@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Protocol, TypeAlias, runtime_checkable
 
 import numpy as np
 
@@ -24,14 +24,19 @@ class StoreMismatch(MagpieError, RuntimeError):
     """The store on disk (or server) holds vectors from another model."""
 
 
+# Chunk ids as callers have them: a numpy array, or a list from the catalogue; every store
+# converts with np.asarray(ids, dtype=np.int64).
+ChunkIds: TypeAlias = "np.ndarray | Sequence[int]"
+
+
 @runtime_checkable
 class VectorStore(Protocol):
     dim: int
     fingerprint: str
 
-    def add(self, ids: np.ndarray, vectors: np.ndarray, meta: list[VectorMeta]) -> None: ...
+    def add(self, ids: ChunkIds, vectors: np.ndarray, meta: list[VectorMeta]) -> None: ...
 
-    def delete(self, ids: np.ndarray | list[int]) -> None: ...
+    def delete(self, ids: ChunkIds) -> None: ...
 
     def knn(
         self, query: np.ndarray, k: int, flt: FileFilter | None = None
@@ -208,7 +213,8 @@ class HnswStore:
         self.flush()
 
     # -- writes -----------------------------------------------------------------------------
-    def add(self, ids: np.ndarray, vectors: np.ndarray, meta: list[VectorMeta] | None = None) -> None:
+    def add(self, ids: ChunkIds, vectors: np.ndarray, meta: list[VectorMeta] | None = None
+            ) -> None:
         ids = np.asarray(ids, dtype=np.int64)
         if len(ids) == 0:
             return
@@ -223,7 +229,7 @@ class HnswStore:
             self._deleted.difference_update(ids.tolist())
             self.dirty = True
 
-    def delete(self, ids: np.ndarray | list[int]) -> None:
+    def delete(self, ids: ChunkIds) -> None:
         with self._lock:
             for i in ids:
                 i = int(i)
@@ -240,10 +246,6 @@ class HnswStore:
     def ids(self) -> np.ndarray:
         with self._lock:
             return np.fromiter(self._live, dtype=np.int64, count=len(self._live))
-
-    def deleted_fraction(self) -> float:
-        total = len(self._live) + len(self._deleted)
-        return len(self._deleted) / total if total else 0.0
 
     def knn(
         self, query: np.ndarray, k: int, flt: FileFilter | None = None

@@ -15,6 +15,10 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from watchdog.observers.api import BaseObserver, ObservedWatch
 
 DEFAULT_QUIET_S = 1.0
 DEFAULT_MAX_WAIT_S = 10.0
@@ -88,8 +92,9 @@ class FolderWatcher:
         self._batcher = ChangeBatcher(quiet_s, max_wait_s)
         self._cond = threading.Condition()
         self._stopping = False
-        self._roots: dict[str, object | None] = {os.path.abspath(r): None for r in roots}
-        self._observer = None
+        # root -> its watch; None while it is missing (not watched, looked for again now and then)
+        self._roots: dict[str, ObservedWatch | None] = {os.path.abspath(r): None for r in roots}
+        self._observer: BaseObserver | None = None
         self._thread: threading.Thread | None = None
         self._next_recheck = 0.0
 
@@ -97,8 +102,8 @@ class FolderWatcher:
     def start(self) -> None:
         from watchdog.observers import Observer
 
-        self._observer = Observer()
-        self._observer.start()
+        self._observer = observer = Observer()
+        observer.start()
         for root in list(self._roots):
             self._schedule(root)
         self._thread = threading.Thread(target=self._loop, name="magpie-watch", daemon=True)
@@ -142,7 +147,8 @@ class FolderWatcher:
     def _schedule(self, root: str) -> bool:
         from watchdog.events import FileSystemEventHandler
 
-        if not os.path.isdir(root):
+        observer = self._observer
+        if observer is None or not os.path.isdir(root):
             return False
         watcher = self
 
@@ -151,7 +157,7 @@ class FolderWatcher:
                 watcher._on_event(event)
 
         try:
-            self._roots[root] = self._observer.schedule(_Handler(), root, recursive=True)
+            self._roots[root] = observer.schedule(_Handler(), root, recursive=True)
         except OSError:  # vanished between the check and the watch, or out of inotify watches
             return False
         return True
@@ -207,10 +213,11 @@ class FolderWatcher:
 
     def _forget_vanished_roots(self) -> None:
         """A watched root that went away (unplugged) is watched again when it is back."""
+        observer = self._observer
         for root, watch in list(self._roots.items()):
-            if watch is not None and not os.path.isdir(root):
+            if watch is not None and observer is not None and not os.path.isdir(root):
                 try:
-                    self._observer.unschedule(watch)
+                    observer.unschedule(watch)
                 except (KeyError, OSError):
                     pass
                 self._roots[root] = None
@@ -222,7 +229,7 @@ class FolderWatcher:
         if now < self._next_recheck or not self._missing_roots():
             return []
         self._next_recheck = now + self.recheck_s
-        back = []
+        back: list[str] = []
         for root, watch in list(self._roots.items()):
             if watch is None and self._observer is not None and self._schedule(root):
                 back.append(root)

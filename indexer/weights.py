@@ -21,8 +21,8 @@ import re
 import shutil
 import stat
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from .errors import MagpieError
 from .specs import ModelSpec
@@ -117,12 +117,12 @@ def _unavailable_message(spec: ModelSpec, reason: str, endpoint: str | None) -> 
 
 
 def is_pinned_sha256(value: str | None) -> bool:
-    return bool(value) and _HEX64.fullmatch(value) is not None
+    return value is not None and _HEX64.fullmatch(value) is not None
 
 
 def is_pinned_revision(value: str | None) -> bool:
     """Only full commit hashes are pins; a branch name like "main" can move under us."""
-    return bool(value) and _HEX40.fullmatch(value) is not None
+    return value is not None and _HEX40.fullmatch(value) is not None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -343,9 +343,9 @@ def _progress_tqdm(progress: Progress | None, fallback_total: int):
     """
     from tqdm.auto import tqdm as _tqdm
 
-    state = {"primary": None}
+    state: dict[str, object | None] = {"primary": None}
 
-    class _Bar(_tqdm):  # type: ignore[misc, valid-type]
+    class _Bar(_tqdm):
         def __init__(self, *args, **kwargs):
             kwargs["disable"] = True
             kwargs.pop("name", None)

@@ -29,7 +29,7 @@ def main() -> int:
 
     from app.gui import make_window
     from app.wiring import load_model
-    from indexer.shapes import make_demo_folder
+    from magpie_demo.shapes import make_demo_folder
     from indexer.specs import TINY_SHAPES
     from ui import theme
 

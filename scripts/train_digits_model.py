@@ -6,8 +6,8 @@ scikit-learn's `load_digits`, not generated shapes).
     python scripts/train_digits_model.py                  # train, save in assets/, evaluate
     python scripts/train_digits_model.py --eval-only      # load the saved file, print accuracy
 
-Only the training split (indexer.digits.split(train=True)) is seen; the eval and the search
-tests use the held-out scans. Captions: indexer.digits.CAPTION_TEMPLATES, 1-3 random unrelated
+Only the training split (magpie_demo.digits.split(train=True)) is seen; the eval and the search
+tests use the held-out scans. Captions: magpie_demo.digits.CAPTION_TEMPLATES, 1-3 random unrelated
 vocabulary words inserted into 35% of them (as for tiny-shapes, so unknown query words do not
 throw the text tower). Loss: CLIP's symmetric cross-entropy, same-digit pairs all positive.
 """
@@ -28,9 +28,9 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from indexer.digits import DIGIT_WORDS, caption, load_scans, render_digit, split  # noqa: E402
+from magpie_demo.digits import DIGIT_WORDS, caption, load_scans, render_digit, split  # noqa: E402
+from indexer.model import register_bundled_arch  # noqa: E402
 from indexer.specs import ASSETS_DIR  # noqa: E402
-from indexer.tiny_model import register_bundled_config  # noqa: E402
 from train_tiny_model import (  # noqa: E402
     Filler, encode_text_short, multi_positive_clip_loss, preprocess, sha256_file,
 )
@@ -71,7 +71,7 @@ def load(path: Path):
     import open_clip
     import safetensors.torch
 
-    register_bundled_config(ARCH)
+    register_bundled_arch(ARCH)
     model = open_clip.create_model(ARCH, pretrained=None)
     sd = safetensors.torch.load_file(str(path))
     model.load_state_dict({k: v.float() for k, v in sd.items()})
@@ -86,7 +86,7 @@ def train(steps: int, n: int, lr: float, out: Path) -> None:
     np.random.seed(SEED)
     torch.manual_seed(SEED)
     rng = random.Random(SEED)
-    register_bundled_config(ARCH)
+    register_bundled_arch(ARCH)
     model = open_clip.create_model(ARCH, pretrained=None)
     tok = open_clip.get_tokenizer(ARCH)
     filler = Filler(tok)

@@ -4,8 +4,8 @@
     python scripts/train_tiny_model.py --steps 300 --out /tmp/t.safetensors   # quick check
     python scripts/train_tiny_model.py --eval-only     # load the saved file, print accuracy
 
-Pictures come from ``indexer.shapes.render_shape(style="plain")`` at 64 px, generated on the
-fly; captions from ``indexer.shapes.caption``. The loss is CLIP's symmetric cross-entropy with
+Pictures come from ``magpie_demo.shapes.render_shape(style="plain")`` at 64 px, generated on the
+fly; captions from ``magpie_demo.shapes.caption``. The loss is CLIP's symmetric cross-entropy with
 the model's learned ``logit_scale``, except that every pair in the batch with the same
 (colour, shape) counts as a positive (with 66 classes a batch holds many duplicates, and
 treating them as negatives only adds noise). Augmentations: shape size/position/rotation and
@@ -16,7 +16,7 @@ and whole-picture Gaussian "sensor" noise on a share of pictures (see ``sensor_n
 Evaluation is zero-shot over all colour x shape classes: in-distribution pictures, held-out
 picture sizes (rendered at 200/256 px and preprocessed down), held-out backgrounds
 (gradient, noise), and held-out prompt phrasings that never occur in training.
-The eval loads the saved file exactly the way Magpie does (register_tiny_config,
+The eval loads the saved file exactly the way Magpie does (register_bundled_arch,
 open_clip.create_model, safetensors, cast to fp32).
 """
 from __future__ import annotations
@@ -39,11 +39,13 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from indexer.shapes import CAPTION_TEMPLATES, COLORS, SHAPES, caption, render_shape  # noqa: E402
-from indexer.specs import OPENAI_MEAN, OPENAI_STD, TINY_SHAPES  # noqa: E402
-from indexer.tiny_model import TINY_ARCH, TINY_WEIGHTS_PATH, register_tiny_config  # noqa: E402
+from magpie_demo.shapes import COLORS, SHAPES, caption, render_shape  # noqa: E402
+from indexer.specs import ASSETS_DIR, OPENAI_MEAN, OPENAI_STD, TINY_SHAPES  # noqa: E402
+from indexer.model import register_bundled_arch  # noqa: E402
 
 SEED = 1234
+TINY_ARCH = TINY_SHAPES.arch
+TINY_WEIGHTS_PATH = ASSETS_DIR / "tiny-shapes" / "tiny-shapes.safetensors"
 IMAGE_SIZE = TINY_SHAPES.preprocess.image_size
 CLASSES = [(c, s) for c in COLORS for s in SHAPES]
 
@@ -279,7 +281,7 @@ def load_like_magpie(path: Path):
     import open_clip
     import safetensors.torch
 
-    register_tiny_config()
+    register_bundled_arch(TINY_ARCH)
     model = open_clip.create_model(TINY_ARCH, pretrained=None)
     sd = safetensors.torch.load_file(str(path))
     model.load_state_dict({k: v.float() for k, v in sd.items()})
@@ -338,7 +340,7 @@ def train(steps: int, batch: int, lr: float, out: Path, log_every: int, eval_eve
     torch.manual_seed(SEED)
     rng = random.Random(SEED)
 
-    register_tiny_config()
+    register_bundled_arch(TINY_ARCH)
     model = open_clip.create_model(TINY_ARCH, pretrained=None)
     tokenizer = open_clip.get_tokenizer(TINY_ARCH)
     filler = Filler(tokenizer)

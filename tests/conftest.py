@@ -46,7 +46,7 @@ def tiny_encoder():
 @pytest.fixture(scope="session")
 def shapes_folder(tmp_path_factory: pytest.TempPathFactory):
     """A generated folder of labelled shapes and notes (shared, read-only by convention)."""
-    from indexer.shapes import make_demo_folder
+    from magpie_demo.shapes import make_demo_folder
 
     dest = tmp_path_factory.mktemp("shapes") / "Pictures"
     items = make_demo_folder(dest, n_images=96, seed=7)

@@ -108,4 +108,32 @@ def test_sample_by_listing_picks_what_the_lookups_pick(tmp_path: Path, monkeypat
             slow = cat.sample_vectors(n, seed=3, kind=kind)
             monkeypatch.setattr(C, "SAMPLE_BY_LISTING", 50_000)
             assert fast.shape == slow.shape and np.array_equal(fast, slow), (kind, n)
+
+
+def test_id_lookups_fit_sqlites_host_parameter_limit(tmp_path: Path):
+    """Thousands of ids in one lookup stay under SQLite's host-parameter limit (999 on older
+    builds): chunk hits, file rows and the vector metadata all go through `select_in`."""
+    from indexer.stores import vector_meta
+
+    cat = Catalogue(tmp_path / "c.sqlite")
+    root = cat.add_root("/lib")
+    n = 2 * C.SQL_MAX_VARS + 7
+    for i in range(n):
+        cat.upsert_pending(root, f"/lib/{i}.jpg", "image", 1, 1, f"h{i}")
+    fids = [r[0] for r in cat.db.execute("SELECT id FROM files ORDER BY id")]
+    vec = np.ones(4, np.float32) / 2
+    cat.commit_embedded([(f, [NewChunk(0, None, vec)], 0.0, None) for f in fids], [])
+    cids = cat.chunk_ids().tolist()
+    cat.db.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, C.SQL_MAX_VARS)
+    with pytest.raises(sqlite3.OperationalError, match="too many SQL variables"):
+        cat.db.execute(f"SELECT 1 FROM files WHERE id IN ({','.join('?' * n)})", fids)
+
+    assert sorted(cat.chunk_hits(cids)) == cids
+    assert sorted(cat.files_by_ids(fids)) == fids
+    assert [m.file_id for m in vector_meta(cat, cids)] == [
+        cat.chunk_hits([c])[c].file_id for c in cids]
+    rows = list(C.select_in(cat.db, "SELECT id FROM files WHERE id IN ({ids})", fids, size=5))
+    assert sorted(r[0] for r in rows) == fids
+    with pytest.raises(ValueError, match="exactly once"):
+        list(C.select_in(cat.db, "SELECT id FROM files", fids))
     cat.close()

@@ -25,7 +25,7 @@ before: dict = {}
 
 @pytest.fixture(scope="module")
 def indexed(tmp_path_factory):
-    from indexer.shapes import make_demo_folder
+    from magpie_demo.shapes import make_demo_folder
 
     base = tmp_path_factory.mktemp("cli")
     folder = base / "Pictures"

@@ -54,7 +54,7 @@ def tree_state(root: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-    from indexer.shapes import make_demo_folder
+    from magpie_demo.shapes import make_demo_folder
 
     base = tmp_path_factory.mktemp("damage")
     folder = base / "Pictures"

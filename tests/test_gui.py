@@ -88,7 +88,7 @@ def tiny(tiny_encoder):
 @pytest.fixture(scope="session")
 def big_shapes(tmp_path_factory):
     """Twelve hundred labelled pictures for the responsiveness test."""
-    from indexer.shapes import make_demo_folder
+    from magpie_demo.shapes import make_demo_folder
 
     dest = tmp_path_factory.mktemp("big") / "Pictures"
     items = make_demo_folder(dest, n_images=1200, seed=11, image_size=128)

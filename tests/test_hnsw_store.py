@@ -231,7 +231,7 @@ def test_every_embedded_batch_is_committed_with_a_full_sync(tmp_path):
     full, commit = sql.index("PRAGMA SYNCHRONOUS=FULL"), sql.index("COMMIT")
     assert full < sql.index("BEGIN") < commit < sql.index("PRAGMA SYNCHRONOUS=NORMAL")
     assert levels[cat.db.execute("PRAGMA synchronous").fetchone()[0]] == "NORMAL"
-    with pytest.raises(Exception):
+    with pytest.raises(ValueError, match="could not convert"):  # failed inside the transaction
         cat.commit_embedded([(fid, [NewChunk(0, None, "not a vector")], None, None)], [])
     assert levels[cat.db.execute("PRAGMA synchronous").fetchone()[0]] == "NORMAL"
     assert cat.chunk_ids().tolist() == [1]

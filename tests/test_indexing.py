@@ -10,7 +10,7 @@ import pytest
 from helpers import note, snapshot, solid
 
 from indexer.indexing import Indexer
-from indexer.library import Library, LibraryInUse, ModelMismatch
+from indexer.library import Library, ModelMismatch
 from indexer.search import Searcher
 from indexer.specs import TINY_SHAPES, VIT_B_32
 

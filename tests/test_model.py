@@ -228,20 +228,21 @@ def test_truncated_safetensors_is_a_clear_error(vit_ckpt, tmp_path):
         load_encoder(spec_for(sha256_file(p)), p, device="cpu")
 
 
-def test_tiny_shapes_without_its_module_is_a_clear_error(tmp_path, monkeypatch):
+def test_bundled_arch_without_its_config_is_a_clear_error(tmp_path, monkeypatch):
+    """A bundled architecture's config missing from the installation: one clear message."""
+    import open_clip
     import torch
     from safetensors.torch import save_file
 
-    import indexer
+    import indexer.model as model_mod
     from indexer.specs import TINY_SHAPES
 
-    # simulate an installation that lacks indexer/tiny_model.py
-    monkeypatch.setitem(sys.modules, "indexer.tiny_model", None)
-    monkeypatch.delattr(indexer, "tiny_model", raising=False)
+    monkeypatch.setattr(model_mod, "ASSETS_DIR", tmp_path / "no-assets")
+    monkeypatch.setattr(open_clip, "list_models", lambda: [])  # as in a fresh process
     p = tmp_path / "tiny.safetensors"
     save_file({"x": torch.zeros(1)}, str(p))
     spec = dataclasses.replace(TINY_SHAPES, sha256=sha256_file(p), bundled=None)
-    with pytest.raises(ModelLoadError, match="tiny_model"):
+    with pytest.raises(ModelLoadError, match="tiny-shapes architecture's config is missing"):
         load_encoder(spec, p, device="cpu")
 
 

@@ -27,9 +27,12 @@ def test_wheel_ships_models_desktop_entry_and_icon(wheel):
     for want in ("magpie_assets/tiny-shapes/tiny-shapes.safetensors",
                  "magpie_assets/tiny-shapes/tiny-shapes.json",
                  "magpie_assets/desktop/magpie.desktop", "magpie_assets/desktop/magpie.svg",
-                 "app/cli.py", "indexer/specs.py", "ui/icons.py"):
+                 "app/cli.py", "indexer/specs.py", "ui/icons.py", "magpie_demo/shapes.py"):
         assert want in names, want
     assert not any(n.startswith("tests/") for n in names)
+    # the demo's pictures and the training data live outside the core package
+    assert not any(n.startswith(("indexer/shapes", "indexer/digits", "indexer/tiny_model"))
+                   for n in names)
 
 
 def test_installed_wheel_runs_the_demo_offline(wheel, tmp_path):

@@ -18,7 +18,7 @@ from indexer.indexing import Indexer
 from indexer.jobs import JobControl, Progress
 from indexer.library import Library, LibraryInfo
 from indexer.migrate import migrate
-from indexer.search import SearchRequest, Searcher
+from indexer.search import Searcher
 from indexer.specs import TINY_SHAPES
 
 

@@ -178,7 +178,7 @@ def test_a_sharp_break_below_the_floor_still_counts_a_loose_one_does_not():
 
 @pytest.fixture(scope="module")
 def demo_library(tmp_path_factory, tiny_encoder):
-    from indexer.shapes import demo_labels, make_demo_folder
+    from magpie_demo.shapes import demo_labels, make_demo_folder
 
     tmp = tmp_path_factory.mktemp("demo-cutoff")
     make_demo_folder(tmp / "Pictures", n_images=330, seed=3)  # 5 of each colour x shape

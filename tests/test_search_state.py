@@ -6,7 +6,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 from app.search_page import cut_notice, summary_text
 from app.search_state import PAGE_K, SearchState

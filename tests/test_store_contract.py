@@ -711,7 +711,7 @@ def test_server_dies_mid_index_then_the_next_run_completes(
 def test_cli_with_the_tiny_model_on_milvus(milvus_server, tmp_path):  # noqa: F811
     """The real thing, in subprocesses: the tiny model through a Milvus library ranks exactly
     as through the default hnswlib library, and finds red things for "a red circle"."""
-    from indexer.shapes import make_demo_folder
+    from magpie_demo.shapes import make_demo_folder
 
     folder = tmp_path / "Pictures"
     items = make_demo_folder(folder, n_images=32, seed=5)

@@ -196,7 +196,7 @@ def _results(stdout: str) -> list[tuple[float, str]]:
 
 @pytest.fixture(scope="module")
 def cli_library(tmp_path_factory):
-    from indexer.shapes import make_demo_folder
+    from magpie_demo.shapes import make_demo_folder
 
     base = tmp_path_factory.mktemp("light")
     folder = base / "Pictures"

@@ -251,7 +251,7 @@ def test_magpie_watch_command_indexes_changes_and_stops_cleanly(tmp_path):
 
 def test_an_interrupted_run_marks_its_folder_incomplete_until_resumed(tmp_path, photos,
                                                                        fake_encoder):
-    from indexer.jobs import Cancelled, JobControl
+    from indexer.jobs import JobControl
 
     with Library.open(tmp_path / "lib", spec_for(fake_encoder)) as lib:
         control = JobControl()

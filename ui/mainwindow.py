@@ -480,9 +480,6 @@ class MainWindow(QMainWindow):
         self.search.setText(text)
         self.queryCommitted.emit(text)
 
-    def image_query(self) -> str | None:
-        return self._image_query
-
     def set_image_query(self, path: str | None, title: str | None = None) -> None:
         """The picture that is the query (None: no picture)."""
         if path is None:

@@ -148,9 +148,6 @@ class ResultsModel(QAbstractListModel):
     def hidden_count(self) -> int:
         return len(self._all) - self._visible
 
-    def total_count(self) -> int:
-        return len(self._all)
-
     @property
     def cutoff(self) -> int:
         return self._cutoff

@@ -146,10 +146,6 @@ class FilterBar(QWidget):
             "sort": self.sort.currentData(),
         }
 
-    def is_default(self) -> bool:
-        v = self.values()
-        return not (v["kind"] or v["folder"] or v["after"] or v["before"]) and v["sort"] == "relevance"
-
     def reset(self) -> None:
         for c in (self.kind, self.folder, self.date, self.sort):
             c.blockSignals(True)

@@ -61,7 +61,7 @@ def render_digit(scan: np.ndarray, rng: random.Random | None = None, size: int =
     a = np.roll(a, shift, axis=(0, 1))
     rgb = paper[None, None] * (1 - a[..., None]) + ink[None, None] * a[..., None]
     img = Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8), "RGB")
-    return img.resize((size, size), Image.BICUBIC)
+    return img.resize((size, size), Image.Resampling.BICUBIC)
 
 
 def caption(label: int, rng: random.Random) -> str:

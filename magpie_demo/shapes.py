@@ -126,7 +126,7 @@ def _background(style: str, fg, rng: random.Random, size: int) -> np.ndarray:
         # low-frequency blotches plus per-pixel grain
         coarse = nrng.normal(0.0, 25.0, size=(max(size // 8, 2), max(size // 8, 2), 3)).astype(np.float32)
         coarse_img = np.stack([
-            np.asarray(Image.fromarray(coarse[..., i]).resize((size, size), Image.BILINEAR))
+            np.asarray(Image.fromarray(coarse[..., i]).resize((size, size), Image.Resampling.BILINEAR))
             for i in range(3)
         ], axis=-1)
         grain = nrng.normal(0.0, 18.0, size=(size, size, 3)).astype(np.float32)
@@ -160,7 +160,7 @@ def render_shape(color: str, shape: str, rng: random.Random, size: int = 64,
     pts = [((cx + x * radius) * ss, (cy + y * radius) * ss) for x, y in _rotate(outline, angle)]
     mask = Image.new("L", (big, big), 0)
     ImageDraw.Draw(mask).polygon(pts, fill=255)
-    alpha = np.asarray(mask.resize((size, size), Image.BOX), dtype=np.float32)[..., None] / 255.0
+    alpha = np.asarray(mask.resize((size, size), Image.Resampling.BOX), dtype=np.float32)[..., None] / 255.0
 
     bg = _background(style, fg, rng, size)
     out = bg * (1.0 - alpha) + np.array(fg, dtype=np.float32) * alpha
