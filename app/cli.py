@@ -497,8 +497,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         migration = info.models.get(info.migration, {}).get("label") if info.migration else None
         counts_by_root = cat.root_counts()
         roots = [(rpath, counts_by_root.get(rid, 0)) for rid, rpath in cat.roots()]
-        errors = cat.errors() + cat.ocr_errors() if args.errors else []
-        text = cat.ocr_counts()
+        ocr = hasattr(cat, "ocr_counts")  # a server catalogue keeps no words read in pictures
+        errors = (cat.errors() + (cat.ocr_errors() if ocr else [])) if args.errors else []
+        text = cat.ocr_counts() if ocr else {"images": 0}
     finally:
         library.close()
     if args.json:

@@ -113,7 +113,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"({m['n']} shown), torch imported: {m['torch']}, open_clip: "
                   f"{m['open_clip']}, peak {m['peak_mb']:.0f} MB, load {load:.1f}", flush=True)
     for name, rs in runs.items():
-        med = lambda k: statistics.median(r[k] for r in rs)  # noqa: E731
+        def med(k: str, rs: list = rs) -> float:
+            return statistics.median(r[k] for r in rs)
         print(f"{name}: median of {len(rs)}: window {med('window'):.2f} s, first search "
               f"answered {med('results'):.2f} s, peak {med('peak_mb'):.0f} MB; torch imported "
               f"in {sum(r['torch'] for r in rs)} of {len(rs)} runs; load "

@@ -45,7 +45,7 @@ def main() -> int:
     from PySide6.QtWidgets import QApplication
 
     from app.gui import make_window
-    from indexer.shapes import make_demo_folder
+    from magpie_demo.shapes import make_demo_folder
     from indexer.specs import TINY_SHAPES
 
     app = QApplication.instance() or QApplication([])  # noqa: F841 - kept alive for the run

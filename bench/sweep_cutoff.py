@@ -97,7 +97,7 @@ def cells(rows: dict[str, E.Row], small: E.Row | None = None) -> list[str]:
 def small_library(tmp: Path):
     """The demo folder at 96 pictures (tests/conftest.py's shapes_folder) and one visual
     query per colour x shape, graded by what each picture shows."""
-    from indexer.shapes import COLORS, SHAPES, make_demo_folder
+    from magpie_demo.shapes import COLORS, SHAPES, make_demo_folder
 
     items = make_demo_folder(tmp / "small" / "files", n_images=96, seed=7)
     queries = [E.Query(f"a {c} {s}", "visual", {i.path.name: 3 for i in items

@@ -766,7 +766,7 @@ class Catalogue:
             [json.dumps(list(picked))]))
         return np.stack([blob_to_vector(rows[i]) for i in picked])
 
-    def vector_meta(self, chunk_ids: Sequence[int]) -> list[VectorMeta]:
+    def vector_meta(self, chunk_ids: Sequence[int] | np.ndarray) -> list[VectorMeta]:
         """One VectorMeta per chunk id, in order, whatever the file's state (a pending file
         keeps its old chunks until they are replaced): what a store that filters on the
         server needs with every `add`."""
@@ -917,7 +917,7 @@ class Catalogue:
             rows = self.db.execute(
                 "SELECT rowid, folded, text FROM ocr_lines WHERE ocr_lines MATCH ? LIMIT ?",
                 ['"' + w + '"', scan]).fetchall()
-            for rowid, folded, text in rows:
+            for rowid, _folded, text in rows:
                 if len(w) == 3 and w not in {fold(t) for t in text.split()}:
                     continue
                 fid = rowid // OCR_LINES_PER_FILE

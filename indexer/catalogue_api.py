@@ -18,6 +18,7 @@ Meanings every implementation keeps:
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -28,6 +29,8 @@ from indexer.catalogue import ChunkHit, FileFilter, FileRow, NewChunk, VectorMet
 @runtime_checkable
 class CatalogueLike(Protocol):
     """Every method the rest of Magpie calls on a catalogue (grep-checked by the contract)."""
+
+    path: Path  # where it lives, for messages
 
     # lifecycle
     def close(self) -> None: ...
@@ -76,8 +79,7 @@ class CatalogueLike(Protocol):
     def chunk_ids(self) -> np.ndarray: ...
     def vectors_for(self, ids: Sequence[int], dim: int) -> np.ndarray: ...
     def stored_vectors(self, ids: np.ndarray, dim: int) -> tuple[np.ndarray, np.ndarray]: ...
-    def iter_vectors(self, batch: int = 4096) -> Iterator[tuple[np.ndarray, np.ndarray]]: ...
-    def vector_meta(self, chunk_ids: Sequence[int]) -> list[VectorMeta]: ...
+    def vector_meta(self, chunk_ids: Sequence[int] | np.ndarray) -> list[VectorMeta]: ...
 
     # search
     def chunk_hits(self, chunk_ids: Sequence[int]) -> dict[int, ChunkHit]: ...
@@ -105,3 +107,19 @@ class JournalledCatalogue(CatalogueLike, Protocol):
     def changes_since(self, seq: int, limit: int = 65536
                       ) -> tuple[int, np.ndarray, np.ndarray]: ...
     def prune_journal(self, upto: int) -> None: ...
+    def iter_vectors(self, batch: int = 4096) -> Iterator[tuple[np.ndarray, np.ndarray]]: ...
+
+
+@runtime_checkable
+class OcrCatalogue(CatalogueLike, Protocol):
+    """A catalogue that also keeps the words read in pictures (OCR). The SQLite catalogue does;
+    the PostgreSQL one does not yet, so a shared library is searched without them."""
+
+    def ocr_search(self, words: Sequence[str], flt: FileFilter, limit: int) -> list: ...
+    def ocr_texts(self, file_ids: Sequence[int]) -> dict[int, list[tuple[str, float, list]]]: ...
+
+
+def supports_ocr(catalogue: object) -> bool:
+    """Whether words read in pictures can be stored and searched in this catalogue."""
+    return all(callable(getattr(catalogue, m, None))
+               for m in ("ocr_search", "ocr_texts", "ocr_pending", "commit_ocr"))

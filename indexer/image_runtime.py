@@ -191,7 +191,7 @@ def _tower_module(model: Any, spec: ModelSpec):
 
         def forward(self, pixels: torch.Tensor) -> torch.Tensor:
             x = pixels.permute(0, 3, 1, 2).float() / 255.0
-            x = (x - self.mean) / self.std
+            x = (x - self.mean) / self.std  # type: ignore[operator]  # buffers are tensors
             return self.model.encode_image(x)
 
     return ImageTower().eval()

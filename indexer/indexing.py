@@ -11,16 +11,18 @@ from __future__ import annotations
 import hashlib
 import os
 import time
+from typing import cast
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from indexer.catalogue import FileRow
+from indexer.catalogue import Catalogue, FileRow
 from indexer.decode import CHANGED, MAX_TEXT_BYTES, READ_BLOCK, is_transient, read_note_bytes
 from indexer.errors import NotIndexed
 from indexer.jobs import Cancelled, FileError, IndexReport, JobControl, Progress
 from indexer.library import Library
 from indexer.ocr import OcrUnavailable
+from indexer.catalogue_api import supports_ocr
 from indexer.ocr_pass import OcrPass, OcrReport
 from indexer.pipeline import Embedded, Embedder, EncoderLike, Stamp, WorkItem, stamp_of
 from indexer.scan import Entry, ScanProblem, scan, scan_within
@@ -178,10 +180,11 @@ class Indexer:
                 if row.id not in queued:
                     plan.to_embed.append(WorkItem(row.id, os.fsdecode(row.path_raw), row.kind))
             embedded = self._embed(plan)
-            if self.ocr:  # after the vectors, so search works while text is read
+            if self.ocr and supports_ocr(self.library.catalogue):  # after the vectors, so search
+                # works while text is read; a server catalogue keeps no OCR text yet
                 self.library.vectors.flush()
                 try:
-                    text = OcrPass(self.library.catalogue, control=self.control,
+                    text = OcrPass(cast(Catalogue, self.library.catalogue), control=self.control,
                                    on_progress=self.on_progress, on_error=self.on_error).run()
                 except OcrUnavailable as exc:
                     text_note = str(exc)

@@ -150,9 +150,9 @@ class LazyEncoder:
 
         if not text_runtime.runtime_wanted() or text_runtime.onnxruntime_version() is None:
             return
-        probe = text_runtime.export_paths(self.spec, self.cache_dir,
-                                          text_runtime.onnxruntime_version() or "")
-        if probe.meta.exists():
+        text_probe = text_runtime.export_paths(self.spec, self.cache_dir,
+                                               text_runtime.onnxruntime_version() or "")
+        if text_probe.meta.exists():
             return
         if model is not None:
             text_runtime.export_text_tower(self.spec, model, self.cache_dir,

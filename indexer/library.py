@@ -19,12 +19,13 @@ import stat
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
 from indexer.atomic import atomic_write_bytes
 from indexer.catalogue import Catalogue
-from indexer.catalogue_api import CatalogueLike
+from indexer.catalogue_api import CatalogueLike, JournalledCatalogue
 from indexer.errors import (
     ConfigError,
     LibraryDamaged,
@@ -437,7 +438,7 @@ class Library:
                        store: str | None = None) -> Library:
         info = LibraryInfo.read(root)
         joining = info.active is None and catalogue is not None and spec is not None
-        if joining:
+        if joining and spec is not None and catalogue is not None:
             info = _join_shared(root, spec, catalogue, store)
         if info.active is None:
             raise LibraryError(f"no library at {root} yet; run `magpie index FOLDER` first")
@@ -543,7 +544,7 @@ class Library:
         lacks is simply not found until it does."""
         if self.readonly:
             return 0, 0
-        cat = self.catalogue
+        cat = cast(JournalledCatalogue, self.catalogue)
         point = int(cat.get_meta(ACK_KEY) or 0)
         if point and self.vectors.count() == 0 and cat.counts()["chunks"]:
             return self._resend_everything()  # an emptied or replaced collection
@@ -564,9 +565,10 @@ class Library:
         return added, removed
 
     def _resend_everything(self) -> tuple[int, int]:
-        head = self.catalogue.journal_head()
+        cat = cast(JournalledCatalogue, self.catalogue)
+        head = cat.journal_head()
         n = 0
-        for ids, vecs in self.catalogue.iter_vectors(8192):
+        for ids, vecs in cat.iter_vectors(8192):
             self.vectors.add(ids, vecs, vector_meta(self.catalogue, ids))
             n += len(ids)
         self.vectors.flush()
@@ -580,17 +582,18 @@ class Library:
         store = self.vectors
         if isinstance(store, WatchedStore) and store.failed:
             return
+        cat = cast(JournalledCatalogue, self.catalogue)
         if point is None:
-            point = self.catalogue.journal_head()
+            point = cat.journal_head()
             try:
                 store.flush()
             except Exception:  # noqa: BLE001 - closing: the next open replays instead
                 return
-            if store.failed:
+            if isinstance(store, WatchedStore) and store.failed:
                 return
-        if point > int(self.catalogue.get_meta(ACK_KEY) or 0):
-            self.catalogue.set_meta(ACK_KEY, str(point))
-            self.catalogue.prune_journal(point)
+        if point > int(cat.get_meta(ACK_KEY) or 0):
+            cat.set_meta(ACK_KEY, str(point))
+            cat.prune_journal(point)
 
     def _allowed_ids(self, flt, among: np.ndarray | None = None) -> np.ndarray:
         return self.reader().chunk_ids_matching(flt, among)

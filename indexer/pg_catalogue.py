@@ -556,7 +556,7 @@ class PgCatalogue:
             yield np.array([r[0] for r in rows], dtype=np.int64), \
                 np.stack([blob_to_vector(r[1]) for r in rows])
 
-    def vector_meta(self, chunk_ids: Sequence[int]) -> list[VectorMeta]:
+    def vector_meta(self, chunk_ids: Sequence[int] | np.ndarray) -> list[VectorMeta]:
         ids = [int(i) for i in chunk_ids]
         found = {r[0]: VectorMeta(r[1], r[2], r[3], r[4] or 0.0) for r in self._rows(
             "SELECT c.id, f.id, f.kind, f.path, f.taken_at FROM chunks c "
@@ -805,8 +805,9 @@ def _within(by_word: dict[str, list[int]], words: list[str], near: int) -> bool:
     if any(w not in by_word for w in words):
         return False
     events = sorted((p, w) for w in words for p in by_word[w])
-    need, have, left = len(words), {}, 0
-    for right, (pos, word) in enumerate(events):
+    need, left = len(words), 0
+    have: dict[str, int] = {}
+    for pos, word in events:
         have[word] = have.get(word, 0) + 1
         while len(have) == need:
             start = events[left][0]

@@ -30,6 +30,7 @@ from statistics import NormalDist
 import numpy as np
 
 from indexer import text_match
+from indexer.catalogue_api import OcrCatalogue, supports_ocr
 from indexer.catalogue import ChunkHit, FileFilter, name_terms
 from indexer.decode import DecodeError, load_image
 from indexer.library import Library
@@ -418,6 +419,8 @@ class Searcher:
         if not words:
             return []
         reader = self.library.reader()
+        if not isinstance(reader, OcrCatalogue) or not supports_ocr(reader):
+            return []  # a catalogue that keeps no words read in pictures
         hits = reader.ocr_search(words, flt or FileFilter(), k)
         if hits and hits[0].matched == len(words):  # like names: all words, else any
             hits = [h for h in hits if h.matched == len(words)]
@@ -442,7 +445,10 @@ class Searcher:
         occurrence. `words`: the page's text_words."""
         if not words or not file_ids:
             return {}
-        texts = self.library.reader().ocr_texts(file_ids)
+        reader = self.library.reader()
+        if not isinstance(reader, OcrCatalogue) or not supports_ocr(reader):
+            return {}
+        texts = reader.ocr_texts(file_ids)
         out = {}
         for fid, lines in texts.items():
             boxes = text_match.marks([(ln[0], ln[2]) for ln in lines], words)

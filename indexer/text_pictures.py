@@ -107,7 +107,7 @@ def draw(kind: str, font: str | None, size: int, *, rotation: int = 0, seed: int
     pad = max(12, size)
     boxes = [ImageDraw.Draw(Image.new("L", (1, 1))).textbbox((0, 0), ln, font=fonts[h])
              for ln, h in zip(lines, heads)]
-    width = max(b[2] for b in boxes) + 2 * pad
+    width = int(max(b[2] for b in boxes)) + 2 * pad
     height = sum(int((b[3] - b[1]) * 1.6) + 4 for b in boxes) + 2 * pad
     palettes_dark = [((20, 30, 40), (235, 235, 235)), ((0, 90, 50), (255, 255, 255)),
                      ((20, 40, 120), (255, 255, 210))]
@@ -154,7 +154,7 @@ def draw_lines(lines: list[str], font: str | None, size: int, *, rotation: int =
     boxes = [probe.textbbox((0, 0), ln, font=f) for ln in lines]
     pad = max(12, size)
     step = int(size * 1.7)
-    im = Image.new("RGB", (max(b[2] for b in boxes) + 2 * pad, step * len(lines) + 2 * pad),
+    im = Image.new("RGB", (int(max(b[2] for b in boxes) + 2 * pad), step * len(lines) + 2 * pad),
                    (25, 30, 40) if dark else (250, 250, 245))
     d = ImageDraw.Draw(im)
     for i, ln in enumerate(lines):

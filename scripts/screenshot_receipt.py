@@ -24,7 +24,7 @@ RECEIPT = ["HARDWARE STORE", "12 Market Street", "Claw hammer 16oz   12.99",
 
 
 def make_folder(folder: Path) -> None:
-    from indexer.shapes import make_demo_folder
+    from magpie_demo.shapes import make_demo_folder
     from indexer.text_pictures import draw, draw_lines, find_fonts
 
     make_demo_folder(folder, n_images=40, seed=5)

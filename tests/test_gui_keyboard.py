@@ -131,7 +131,7 @@ def test_every_control_on_the_tab_path_has_a_name_and_shows_focus(qtbot, make_gu
         assert name.strip(), f"{w!r} has no accessible name"
         other = window.results if w is window.search else window.search
         other.setFocus()
-        qtbot.waitUntil(lambda: focused() is other, timeout=1000)
+        qtbot.waitUntil(lambda other=other: focused() is other, timeout=1000)
         before: QImage = w.grab().toImage()
         w.setFocus(Qt.FocusReason.TabFocusReason)
         qtbot.waitUntil(lambda w=w: focused() is w, timeout=1000)

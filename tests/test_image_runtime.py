@@ -185,7 +185,7 @@ def _vectors(lib: Path) -> dict[str, bytes]:
 
 
 def test_index_with_cached_exports_never_imports_torch(tmp_path):
-    from indexer.shapes import make_demo_folder
+    from magpie_demo.shapes import make_demo_folder
 
     make_demo_folder(tmp_path / "a", n_images=12, seed=5)
     make_demo_folder(tmp_path / "b", n_images=12, seed=5)  # the same pictures again

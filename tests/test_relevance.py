@@ -67,7 +67,7 @@ def named(tiny_encoder, tmp_path_factory):
     "blue square 9.jpg"."""
     import random
 
-    from indexer.shapes import COLORS, SHAPES, make_demo_folder, render_shape
+    from magpie_demo.shapes import COLORS, SHAPES, make_demo_folder, render_shape
 
     tmp = tmp_path_factory.mktemp("named")
     items = make_demo_folder(tmp / "Pictures", n_images=3 * len(COLORS) * len(SHAPES), seed=11,

@@ -67,7 +67,7 @@ def _truth(cat_url: str, store_url: str) -> tuple[np.ndarray, np.ndarray, int]:
         store.close()
 
 
-def test_a_postgresql_catalogue_needs_a_shared_vector_store(pg_server, tmp_path, monkeypatch,
+def test_a_postgresql_catalogue_needs_a_shared_vector_store(pg_server, tmp_path, monkeypatch,  # noqa: F811
                                                             capsys):  # noqa: F811
     from app.cli import main
     from indexer.library import Library
@@ -143,7 +143,7 @@ def test_index_then_a_searcher_on_another_folder_finds_what_was_just_added(
         searcher_lib.close()
 
 
-def test_reopening_reads_only_the_journal_never_every_id(pg_server, milvus_server, tmp_path,
+def test_reopening_reads_only_the_journal_never_every_id(pg_server, milvus_server, tmp_path,  # noqa: F811
                                                           monkeypatch):  # noqa: F811
     from indexer.indexing import Indexer
     from indexer.library import ACK_KEY, Library
@@ -203,7 +203,7 @@ ALTER DEFAULT PRIVILEGES FOR ROLE {indexer} GRANT SELECT ON TABLES TO {searcher}
 """
 
 
-def test_least_privilege_roles_from_the_docs(pg_server, milvus_server, tmp_path,
+def test_least_privilege_roles_from_the_docs(pg_server, milvus_server, tmp_path,  # noqa: F811
                                              monkeypatch, capsys):  # noqa: F811
     """The indexer owns one database and nothing else; the searcher can only read it (and
     new model schemas too, through default privileges); neither is a superuser."""
@@ -245,7 +245,7 @@ def test_least_privilege_roles_from_the_docs(pg_server, milvus_server, tmp_path,
     assert len(err) == 1 and "no permission to write" in err[0], err
 
 
-def test_another_model_is_refused(pg_server, milvus_server, tmp_path, monkeypatch,
+def test_another_model_is_refused(pg_server, milvus_server, tmp_path, monkeypatch,  # noqa: F811
                                   capsys):  # noqa: F811
     from app.cli import main
 

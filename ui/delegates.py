@@ -385,7 +385,6 @@ class RootDelegate(QStyledItemDelegate):
             p.drawRoundedRect(r, 8, 8)
         ratio = p.device().devicePixelRatioF() if p.device() else 1.0
         state = index.data(Roles.Kind) or ""
-        busy = state == "busy"
         tone = {"busy": t.accent, "offline": t.faint, "incomplete": t.warn_border}.get(
             state, t.muted)
         p.drawPixmap(int(r.left() + 10), int(r.center().y() - 10),
