@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from .specs import ModelSpec
-from .text_runtime import (_atomic_save, _file_stamp, onnxruntime_version,
+from .text_runtime import (_atomic_save, _file_stamp, checked_meta, onnxruntime_version,
                            save_with_external_weights, weights_path)
 
 log = logging.getLogger(__name__)
@@ -146,22 +146,12 @@ def load_image_runtime(spec: ModelSpec, cache_dir: Path | None,
     if ver is None:
         return None
     paths = export_paths(spec, cache_dir, ver)
-    try:
-        meta = json.loads(paths.meta.read_text("utf-8"))
-    except (OSError, ValueError):
+    if not paths.meta.exists():
         return None
-    try:
-        ok = (
-            meta.get("format") == FORMAT
-            and meta.get("fingerprint") == spec.fingerprint()
-            and meta.get("onnxruntime") == ver
-            and float(meta.get("max_abs_diff_normalised", 1.0)) <= MAX_ABS_DIFF
-            and meta.get("graph") == _file_stamp(paths.graph)
-            and meta.get("weights") == _file_stamp(paths.weights)
-        )
-    except OSError:
-        ok = False
-    if not ok:
+    meta = checked_meta(paths.meta, fmt=FORMAT, fingerprint=spec.fingerprint(), ort_version=ver,
+                        diff_key="max_abs_diff_normalised", max_diff=MAX_ABS_DIFF,
+                        files={"graph": paths.graph, "weights": paths.weights})
+    if meta is None:
         log.info("image export for %s is stale or incomplete; using torch", spec.name)
         return None
     try:

@@ -114,6 +114,29 @@ def export_paths(spec: ModelSpec, cache_dir: Path, ort_version: str) -> ExportPa
     return ExportPaths(base / f"{key}.onnx", base / f"{key}.tok-emb.npy", base / f"{key}.json")
 
 
+def checked_meta(meta_path: Path, *, fmt: int, fingerprint: str, ort_version: str,
+                 diff_key: str, max_diff: float, files: dict[str, Path]) -> dict | None:
+    """An export's record when it can be trusted: made by this format and runtime for this
+    fingerprint, within the agreed difference from open_clip, and every file (by key) still the
+    one recorded. None when missing, stale, or damaged: the caller falls back to torch.
+    Shared by the text and the image tower."""
+    try:
+        meta = json.loads(meta_path.read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+    try:
+        ok = (
+            meta.get("format") == fmt
+            and meta.get("fingerprint") == fingerprint
+            and meta.get("onnxruntime") == ort_version
+            and float(meta.get(diff_key, 1.0)) <= max_diff
+            and all(meta.get(key) == _file_stamp(path) for key, path in files.items())
+        )
+    except OSError:
+        ok = False
+    return meta if ok else None
+
+
 def _file_stamp(path: Path) -> dict:
     st = path.stat()
     return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
@@ -193,23 +216,13 @@ def load_text_runtime(spec: ModelSpec, cache_dir: Path | None,
     if ver is None:
         return None
     paths = export_paths(spec, cache_dir, ver)
-    try:
-        meta = json.loads(paths.meta.read_text("utf-8"))
-    except (OSError, ValueError):
+    if not paths.meta.exists():
         return None
-    try:
-        ok = (
-            meta.get("format") == FORMAT
-            and meta.get("fingerprint") == spec.fingerprint()
-            and meta.get("onnxruntime") == ver
-            and float(meta.get("max_abs_diff", 1.0)) <= MAX_ABS_DIFF
-            and meta.get("graph") == _file_stamp(paths.graph)
-            and meta.get("weights") == _file_stamp(paths.weights)
-            and meta.get("token_embedding") == _file_stamp(paths.token_embedding)
-        )
-    except OSError:
-        ok = False
-    if not ok:
+    meta = checked_meta(paths.meta, fmt=FORMAT, fingerprint=spec.fingerprint(), ort_version=ver,
+                        diff_key="max_abs_diff", max_diff=MAX_ABS_DIFF,
+                        files={"graph": paths.graph, "weights": paths.weights,
+                               "token_embedding": paths.token_embedding})
+    if meta is None:
         log.info("text export for %s is stale or incomplete; using torch", spec.name)
         return None
     try:
