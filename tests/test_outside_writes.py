@@ -1,0 +1,57 @@
+"""Magpie writes only in its own data and cache dirs (and a library the user chose): a whole
+`magpie index` + `magpie search` in a fresh home leaves nothing else there, not even what the
+libraries it uses write on their own (onnxruntime's device id and telemetry database)."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _fresh_home_env(home: Path) -> dict[str, str]:
+    """The environment of a user with an empty home and no XDG overrides: platformdirs then
+    puts Magpie's data in ~/.local/share/magpie and its cache in ~/.cache/magpie, and any
+    library that writes to "the user's cache" writes to ~/.cache too, where the test sees it."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("XDG_", "MAGPIE_")) and k != "ORT_DISABLE_TELEMETRY"}
+    env.update(HOME=str(home), HF_HUB_OFFLINE="1", PYTHONPATH=str(ROOT))
+    return env
+
+
+def _everything_under(home: Path) -> set[str]:
+    return {str(p.relative_to(home)) for p in home.rglob("*")}
+
+
+def _outside_magpie(paths: set[str]) -> set[str]:
+    own = (".local/share/magpie", ".cache/magpie")
+    parents = {".local", ".local/share", ".cache"}  # made on the way to Magpie's own dirs
+    return {p for p in paths
+            if p not in parents and not any(p == d or p.startswith(d + "/") for d in own)}
+
+
+def test_index_and_search_write_nothing_outside_magpies_dirs(tmp_path: Path) -> None:
+    from magpie_demo.shapes import make_demo_folder
+
+    pictures = tmp_path / "Pictures"  # the user's folder: outside home, only read
+    make_demo_folder(pictures, n_images=8, seed=5)
+    home = tmp_path / "home"
+    home.mkdir()
+    env = _fresh_home_env(home)
+
+    def magpie(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "app.main", *args], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=600)
+
+    # OCR on: reading words in pictures runs onnxruntime (RapidOCR) in this process
+    out = magpie("index", str(pictures), "--model", "tiny-shapes", "--quiet")
+    assert out.returncode == 0, out.stderr
+    assert "0 errors" in out.stdout
+    out = magpie("search", "a red circle")
+    assert out.returncode == 0, out.stderr
+
+    written = _everything_under(home)
+    assert ".cache/magpie" in written and ".local/share/magpie" in written  # the test saw them
+    assert _outside_magpie(written) == set()
