@@ -13,6 +13,7 @@ from typing import cast
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
+from indexer.die_with import exit_when_gone
 from indexer.errors import MagpieError
 
 MAX_PIXELS = 150_000_000  # above this we refuse: a decompression bomb or no photo anyone takes
@@ -340,9 +341,16 @@ def _data_segment_bytes() -> int | None:
     return None
 
 
+def init_decode_worker(budget_bytes: int, indexer_pid: int) -> None:
+    """Decode-pool initializer: end when the indexer ends (even killed with SIGKILL, when
+    nothing tells the workers), then cap this worker's memory."""
+    exit_when_gone(indexer_pid)
+    limit_worker_memory(budget_bytes)
+
+
 def limit_worker_memory(budget_bytes: int = DECODE_BUDGET_BYTES) -> None:
-    """Decode-pool initializer: this worker's budget for the pre-decode check, and a hard cap
-    on its data segment (RLIMIT_DATA) a little above it, so a decode the estimate misjudged
+    """In the decode-pool initializer: this worker's budget for the pre-decode check, and a
+    hard cap on its data segment (RLIMIT_DATA) a little above it, so a decode the estimate misjudged
     fails with MemoryError (one file, with its reason) instead of growing until the OOM
     killer takes the run. Never called in the main process. A no-op where the platform has
     no such limit (Windows; macOS does not enforce it)."""

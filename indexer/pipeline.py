@@ -24,7 +24,7 @@ from indexer.decode import (
     DECODE_BUDGET_BYTES,
     DecodeError,
     decode_image_job,
-    limit_worker_memory,
+    init_decode_worker,
     read_text,
 )
 from indexer.jobs import JobControl
@@ -120,6 +120,7 @@ class Embedder:
         gpu_device: str | None = None,
         text_budget_s: float | None = None,
         decode_budget_bytes: int = DECODE_BUDGET_BYTES,
+        worker_init: Callable[[int, int], None] = init_decode_worker,
     ) -> None:
         self.encoder = encoder
         self.decode_job = decode_job  # module-level function (picklable); tests inject crashes
@@ -134,6 +135,7 @@ class Embedder:
         # each decode worker's memory: pictures that would need more are refused before
         # decoding, and the worker's data segment is capped a little above it
         self.decode_budget_bytes = decode_budget_bytes
+        self.worker_init = worker_init  # module-level (picklable); tests inject a failing one
         self._pool: ProcessPoolExecutor | None = None
 
     # -- public -----------------------------------------------------------------------------
@@ -231,7 +233,8 @@ class Embedder:
         if self._pool is None:
             self._pool = ProcessPoolExecutor(
                 max_workers=self.workers, mp_context=_pool_context(),
-                initializer=limit_worker_memory, initargs=(self.decode_budget_bytes,))
+                initializer=self.worker_init,
+                initargs=(self.decode_budget_bytes, os.getpid()))
         return self._pool
 
     def _shutdown_pool(self) -> None:

@@ -1,0 +1,139 @@
+"""Decode workers never outlive the process they decode for, even one killed with SIGKILL
+(no handler runs, nothing is told): they notice it is gone and exit, and with them the
+forkserver and the resource tracker, so no orphan keeps memory or the terminal."""
+from __future__ import annotations
+
+import io
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"),
+                                reason="reads the process tree from /proc")
+
+
+def _children() -> dict[int, int]:
+    """pid -> parent pid of every live process (zombies count as gone)."""
+    out = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if fields[0] != "Z":
+            out[int(entry)] = int(fields[1])
+    return out
+
+
+def _descendants(root: int) -> set[int]:
+    parents = _children()
+    found: set[int] = set()
+    frontier = {root}
+    while frontier:
+        frontier = {pid for pid, ppid in parents.items() if ppid in frontier} - found
+        found |= frontier
+    return found
+
+
+def _alive(pids: set[int]) -> set[int]:
+    return pids & set(_children())
+
+
+def _pictures(folder: Path, n: int) -> None:
+    """n distinct JPEGs that take a while to decode: one noisy 3000x2000 picture, each copy
+    with other bytes after its end marker (decoders ignore them; the hashes differ, so
+    none is skipped as a copy of another)."""
+    folder.mkdir()
+    noise = np.random.default_rng(0).integers(0, 255, (2000, 3000, 3), dtype=np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(noise).save(buf, "JPEG", quality=95)
+    for i in range(n):
+        (folder / f"p{i:03d}.jpg").write_bytes(buf.getvalue() + f"copy {i}".encode())
+
+
+def test_decode_workers_die_with_a_killed_indexer(tmp_path: Path) -> None:
+    _pictures(tmp_path / "Pictures", 120)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app.main", "index", str(tmp_path / "Pictures"), "--model",
+         "tiny-shapes", "--no-ocr", "--quiet", "--workers", "2",
+         "--library", str(tmp_path / "lib")],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    family: set[int] = set()
+    try:
+        deadline = time.monotonic() + 300
+        workers: set[int] = set()
+        while not workers:  # grandchildren: decode workers under the forkserver
+            assert proc.poll() is None, "the index ended before its decode workers were seen"
+            assert time.monotonic() < deadline, "no decode workers after 300 s"
+            kids = _descendants(proc.pid)
+            workers = {p for p in kids if _children().get(p) not in (proc.pid, None)}
+            family |= kids
+            time.sleep(0.05)
+        family |= _descendants(proc.pid)
+        proc.kill()  # SIGKILL: nothing in the indexer runs after this
+        proc.wait(timeout=30)
+
+        deadline = time.monotonic() + 30  # generous: the box is shared; they go within a second
+        while _alive(family) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _alive(family) == set(), "processes outlived the killed indexer"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        for pid in _alive(family):  # clean up after a failure: never leave orphans behind
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if proc.stderr is not None:
+            proc.stderr.close()
+
+
+WATCHER = """
+import os, sys, time
+from indexer import die_with
+if sys.argv[2] == "poll":  # a kernel without pidfd
+    def no_pidfd(pid):
+        raise OSError(38, "Function not implemented")
+    os.pidfd_open = no_pidfd
+    die_with.POLL_S = 0.05
+die_with.exit_when_gone(int(sys.argv[1]))
+print("watching", flush=True)
+time.sleep(120)
+"""
+
+
+@pytest.mark.parametrize("how", ["pidfd", "poll"])
+def test_a_watcher_exits_when_the_watched_process_ends(how: str) -> None:
+    from indexer.die_with import ORPHANED_EXIT
+
+    victim = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    watcher = subprocess.Popen([sys.executable, "-c", WATCHER, str(victim.pid), how], cwd=ROOT,
+                               env={**os.environ, "PYTHONPATH": str(ROOT)},
+                               stdout=subprocess.PIPE, text=True)
+    try:
+        assert watcher.stdout is not None and watcher.stdout.readline() == "watching\n"
+        assert watcher.poll() is None  # the watched process is alive: keeps going
+        victim.kill()
+        victim.wait()
+        assert watcher.wait(timeout=30) == ORPHANED_EXIT
+    finally:
+        for p in (victim, watcher):
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        if watcher.stdout is not None:
+            watcher.stdout.close()
