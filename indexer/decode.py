@@ -13,7 +13,6 @@ from typing import cast
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
-from indexer.die_with import exit_when_gone
 from indexer.errors import MagpieError
 
 MAX_PIXELS = 150_000_000  # above this we refuse: a decompression bomb or no photo anyone takes
@@ -339,13 +338,6 @@ def _data_segment_bytes() -> int | None:
     except (OSError, ValueError, IndexError):
         pass
     return None
-
-
-def init_decode_worker(budget_bytes: int, indexer_pid: int) -> None:
-    """Decode-pool initializer: end when the indexer ends (even killed with SIGKILL, when
-    nothing tells the workers), then cap this worker's memory."""
-    exit_when_gone(indexer_pid)
-    limit_worker_memory(budget_bytes)
 
 
 def limit_worker_memory(budget_bytes: int = DECODE_BUDGET_BYTES) -> None:

@@ -24,12 +24,27 @@ from indexer.decode import (
     DECODE_BUDGET_BYTES,
     DecodeError,
     decode_image_job,
-    init_decode_worker,
     read_text,
 )
+from indexer.decode_worker import init_decode_worker, start_worker, worker_ready
+from indexer.errors import MagpieError
 from indexer.jobs import JobControl
 
 CRASH_REASON = "the image decoder crashed on this file (worker process died)"
+
+
+class DecodeWorkersFailed(MagpieError):
+    """The decode processes could not start: no file is to blame, so none is marked failed."""
+
+    def __init__(self, why: str) -> None:
+        super().__init__(
+            f"the image decoder processes could not start ({why}). No picture was marked as "
+            "failed: the next run tries them again. If you start Magpie from a Python script "
+            "of your own, put the call under `if __name__ == \"__main__\":` (each decoder "
+            "process imports that script again); otherwise run the index again, and report "
+            "it if this keeps happening.")
+
+
 #: a note that takes longer than this to read and split is recorded as an error (paused time
 #: not counted), so no single file can hold up its batch or every later run
 TEXT_BUDGET_S = 60.0
@@ -120,7 +135,7 @@ class Embedder:
         gpu_device: str | None = None,
         text_budget_s: float | None = None,
         decode_budget_bytes: int = DECODE_BUDGET_BYTES,
-        worker_init: Callable[[int, int], None] = init_decode_worker,
+        worker_init: Callable[[int, int], None] | None = None,
     ) -> None:
         self.encoder = encoder
         self.decode_job = decode_job  # module-level function (picklable); tests inject crashes
@@ -135,7 +150,8 @@ class Embedder:
         # each decode worker's memory: pictures that would need more are refused before
         # decoding, and the worker's data segment is capped a little above it
         self.decode_budget_bytes = decode_budget_bytes
-        self.worker_init = worker_init  # module-level (picklable); tests inject a failing one
+        # the workers' initializer, module-level (picklable); tests inject a failing one
+        self.worker_init = worker_init or init_decode_worker
         self._pool: ProcessPoolExecutor | None = None
 
     # -- public -----------------------------------------------------------------------------
@@ -233,9 +249,26 @@ class Embedder:
         if self._pool is None:
             self._pool = ProcessPoolExecutor(
                 max_workers=self.workers, mp_context=_pool_context(),
-                initializer=self.worker_init,
-                initargs=(self.decode_budget_bytes, os.getpid()))
+                initializer=start_worker,
+                initargs=(self.worker_init, self.decode_budget_bytes, os.getpid()))
+            self._check_started(self._pool)
         return self._pool
+
+    def _check_started(self, pool: ProcessPoolExecutor) -> None:
+        """Send a new pool one no-op job before any file, so workers that cannot start are
+        told apart from a decoder crashing on a file (which would be blamed on every file
+        they were given). Raises DecodeWorkersFailed; pause and cancel still apply."""
+        ready = pool.submit(worker_ready)
+        while not wait([ready], timeout=0.25).done:
+            self.control.checkpoint()
+        try:
+            failure = ready.result()
+            why = f"one failed as it started: {failure}"
+        except BrokenProcessPool:
+            failure = why = "each one ended before it could decode anything"
+        if failure is not None:
+            self._shutdown_pool()
+            raise DecodeWorkersFailed(why)
 
     def _shutdown_pool(self) -> None:
         """Stop the pool and its worker processes before returning. shutdown(wait=False)

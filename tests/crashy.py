@@ -33,3 +33,14 @@ def hungry_decode(path: str, size: int):
         return decode_image_job(path, size)
     finally:
         decode.load_image = real
+
+
+def failing_worker_init(budget_bytes: int, indexer_pid: int) -> None:
+    """A decode-pool initializer that fails in every worker, as one whose imports are broken
+    would: no file has been given to the worker yet."""
+    raise RuntimeError("cannot load the decoder library")
+
+
+def exiting_worker_init(budget_bytes: int, indexer_pid: int) -> None:
+    """A worker that ends as it starts (like one that runs a script's unguarded CLI call)."""
+    os._exit(2)

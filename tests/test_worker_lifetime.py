@@ -137,3 +137,77 @@ def test_a_watcher_exits_when_the_watched_process_ends(how: str) -> None:
                 p.wait()
         if watcher.stdout is not None:
             watcher.stdout.close()
+
+
+# -- a pool whose workers cannot start ---------------------------------------------------------
+@pytest.mark.parametrize("init", ["failing_worker_init", "exiting_worker_init"])
+def test_workers_that_cannot_start_stop_the_run_and_blame_no_file(tmp_path, fake_encoder,
+                                                                  init):
+    """Before, every file given to the broken pool was retried alone, "crashed" again and was
+    recorded as failed: the whole folder marked broken, and skipped by the next run."""
+    import crashy
+    from helpers import solid
+
+    from indexer.pipeline import DecodeWorkersFailed, Embedder, WorkItem
+
+    items = [WorkItem(i, str(solid(tmp_path / f"img{i}.png", (i * 20, 50, 100))), "image")
+             for i in range(10)]
+    emb = Embedder(fake_encoder, workers=2, batch_size=4, worker_init=getattr(crashy, init))
+    yielded = []
+    with pytest.raises(DecodeWorkersFailed) as err:
+        for batch in emb.run(items):
+            yielded += batch
+    assert yielded == []  # no file was given an error (nor a vector)
+    assert emb._pool is None  # the broken pool's processes were stopped
+    message = str(err.value)
+    assert "could not start" in message and "No picture was marked as failed" in message
+    if init == "failing_worker_init":  # the initializer's own reason is passed on
+        assert "RuntimeError: cannot load the decoder library" in message
+
+
+NO_GUARD_SCRIPT = """
+import sys
+sys.path.insert(0, {root!r})
+from app.main import main
+sys.exit(main(["index", {folder!r}, "--library", {lib!r}, "--model", "tiny-shapes",
+               "--no-ocr", "--quiet", "--workers", "2"]))
+"""
+
+
+def test_a_script_without_a_main_guard_gets_one_message_and_no_file_errors(tmp_path):
+    """The lead's case: a script calling the CLI without `if __name__ == "__main__":`. Each
+    decode worker imports the script again, runs the command again and exits. The run stops
+    with one message saying what to do, exits non-zero, and a run done right indexes every
+    file (nothing was recorded against them)."""
+    from helpers import solid
+
+    folder = tmp_path / "Pictures"
+    for i in range(12):
+        solid(folder / f"img{i}.png", (i * 20, 50, 100))
+    lib = tmp_path / "lib"
+    script = tmp_path / "index_my_pictures.py"
+    script.write_text(NO_GUARD_SCRIPT.format(root=str(ROOT), folder=str(folder), lib=str(lib)))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+
+    out = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.count("the image decoder processes could not start") == 1, out.stderr
+    assert '`if __name__ == "__main__":`' in out.stderr
+    assert "Traceback" not in out.stderr
+
+    status = subprocess.run([sys.executable, "-m", "app.main", "status", "--library", str(lib),
+                             "--errors"], cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=600)
+    assert status.returncode == 0, status.stderr
+    assert "crashed" not in status.stdout and "errors    0" in status.stdout
+
+    again = subprocess.run([sys.executable, "-m", "app.main", "index", "--library", str(lib),
+                            "--no-ocr", "--quiet"], cwd=ROOT, env=env, capture_output=True,
+                           text=True, timeout=600)
+    assert again.returncode == 0, again.stderr
+    assert "0 errors" in again.stdout
+    status = subprocess.run([sys.executable, "-m", "app.main", "status", "--library", str(lib),
+                             "--errors"], cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=600)
+    assert "items     12 images" in status.stdout and "errors    0" in status.stdout, status.stdout
