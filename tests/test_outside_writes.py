@@ -55,3 +55,43 @@ def test_index_and_search_write_nothing_outside_magpies_dirs(tmp_path: Path) -> 
     written = _everything_under(home)
     assert ".cache/magpie" in written and ".local/share/magpie" in written  # the test saw them
     assert _outside_magpie(written) == set()
+
+    # the window, offscreen: it opens the same (default) library, loads its model, searches
+    gui = subprocess.run([sys.executable, "-c", GUI_START_AND_SEARCH], cwd=ROOT,
+                         env={**env, "QT_QPA_PLATFORM": "offscreen"}, capture_output=True,
+                         text=True, timeout=600)
+    assert gui.returncode == 0, gui.stderr
+    assert gui.stdout.strip() == "searched", gui.stdout
+    assert _outside_magpie(_everything_under(home)) == set()
+
+
+GUI_START_AND_SEARCH = """
+import sys, time
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication
+from app.gui import configure_app, make_window, window_settings
+
+app = QApplication(sys.argv[:1])
+configure_app(app)
+window, ctl = make_window(None)
+window.restore_state(window_settings())
+window.show()
+ctl.ask_quit = lambda what: True
+ctl.start()
+
+def wait(done, what):
+    deadline = time.monotonic() + 300
+    while not done():
+        app.processEvents()
+        time.sleep(0.02)
+        if time.monotonic() > deadline:
+            sys.exit("timed out waiting for " + what)
+
+wait(lambda: ctl.searcher is not None, "the library and its model")
+ctl.last_page = None
+QTest.keyClicks(window.search, "a red circle")
+wait(lambda: ctl.last_page is not None, "the search")
+window.close()
+ctl.shutdown()
+print("searched")
+"""
