@@ -982,12 +982,14 @@ class Catalogue:
         }
 
 
-def filter_sql(flt: FileFilter) -> tuple[str, list]:
-    """SQL over `files f` for a FileFilter (shared by vector and keyword search)."""
+def filter_sql(flt: FileFilter, mark: str = "?") -> tuple[str, list]:
+    """SQL over `files f` for a FileFilter (shared by vector and keyword search, and by the
+    PostgreSQL catalogue). `mark` is the driver's placeholder: "?" for sqlite3, "%s" for
+    psycopg (there, path is COLLATE "C", so the folder range below is byte order too)."""
     clauses = ["f.state='indexed'"]
     args: list = []
     if flt.kinds:
-        clauses.append(f"f.kind IN ({','.join('?' * len(flt.kinds))})")
+        clauses.append(f"f.kind IN ({','.join([mark] * len(flt.kinds))})")
         args += list(flt.kinds)
     if flt.folders:
         ors = []
@@ -995,14 +997,14 @@ def filter_sql(flt: FileFilter) -> tuple[str, list]:
             # paths under `folder/` sort between "folder/" and "folder0" ('0' follows '/'):
             # a range the path index answers, where a prefix test would read every row
             base = folder.rstrip("/")
-            ors.append("(f.path >= ? AND f.path < ?)")
+            ors.append(f"(f.path >= {mark} AND f.path < {mark})")
             args += [base + "/", base + "0"]
         clauses.append("(" + " OR ".join(ors) + ")")
     if flt.after is not None:
-        clauses.append("f.taken_at >= ?")
+        clauses.append(f"f.taken_at >= {mark}")
         args.append(flt.after)
     if flt.before is not None:
-        clauses.append("f.taken_at < ?")
+        clauses.append(f"f.taken_at < {mark}")
         args.append(flt.before)
     return " AND ".join(clauses), args
 

@@ -53,6 +53,7 @@ from indexer.catalogue import (
     VectorMeta,
     blob_to_vector,
     display_path,
+    filter_sql,
     name_terms,
     raw_path,
     vector_to_blob,
@@ -607,7 +608,7 @@ class PgCatalogue:
                 for r in rows}
 
     def chunk_ids_matching(self, flt: FileFilter, among: np.ndarray | None = None) -> np.ndarray:
-        where, args = filter_sql(flt)
+        where, args = filter_sql(flt, "%s")  # psycopg's placeholder
         if among is None:
             rows = self._rows(f"SELECT c.id FROM chunks c JOIN files f ON f.id=c.file_id "
                               f"WHERE {where}", args)
@@ -625,7 +626,7 @@ class PgCatalogue:
             return []
         join = " && " if " AND " in fts_query else " || "
         tsq = join.join(["phraseto_tsquery('simple', %s)"] * len(words))
-        where, args = filter_sql(flt)
+        where, args = filter_sql(flt, "%s")  # psycopg's placeholder
 
         def run(cur) -> list[tuple[int, float, str]]:
             # snippets only for the rows returned: ranked in the inner query, headlined outside
@@ -754,7 +755,7 @@ class PgCatalogue:
 
     # -- counts -----------------------------------------------------------------------------
     def count_files(self, flt: FileFilter) -> int:
-        where, args = filter_sql(flt)
+        where, args = filter_sql(flt, "%s")  # psycopg's placeholder
         return int(self._one(f"SELECT count(*) FROM files f WHERE {where}", args)[0])
 
     def counts(self) -> dict[str, int]:
@@ -774,29 +775,6 @@ class PgCatalogue:
                           (int(x) for x in row)))
         self._version_cache = (version, counts)
         return dict(counts)
-
-
-def filter_sql(flt: FileFilter) -> tuple[str, list]:
-    """catalogue.filter_sql with PostgreSQL's placeholders (path is COLLATE "C": byte order)."""
-    clauses = ["f.state='indexed'"]
-    args: list = []
-    if flt.kinds:
-        clauses.append("f.kind = ANY(%s)")
-        args.append(list(flt.kinds))
-    if flt.folders:
-        ors = []
-        for folder in flt.folders:
-            base = folder.rstrip("/")
-            ors.append("(f.path >= %s AND f.path < %s)")
-            args += [base + "/", base + "0"]
-        clauses.append("(" + " OR ".join(ors) + ")")
-    if flt.after is not None:
-        clauses.append("f.taken_at >= %s")
-        args.append(flt.after)
-    if flt.before is not None:
-        clauses.append("f.taken_at < %s")
-        args.append(flt.before)
-    return " AND ".join(clauses), args
 
 
 def _within(by_word: dict[str, list[int]], words: list[str], near: int) -> bool:

@@ -137,3 +137,14 @@ def test_id_lookups_fit_sqlites_host_parameter_limit(tmp_path: Path):
     with pytest.raises(ValueError, match="exactly once"):
         list(C.select_in(cat.db, "SELECT id FROM files", fids))
     cat.close()
+
+
+def test_one_filter_serves_both_drivers():
+    """The PostgreSQL catalogue uses this same filter with psycopg's placeholder: the same
+    clauses and arguments, only the placeholder differs."""
+    flt = FileFilter(kinds=("image", "text"), folders=("/p/", "/q"), after=1.0, before=2.0)
+    lite, lite_args = C.filter_sql(flt)
+    pg, pg_args = C.filter_sql(flt, "%s")
+    assert pg_args == lite_args == ["image", "text", "/p/", "/p0", "/q/", "/q0", 1.0, 2.0]
+    assert "?" not in pg and pg.count("%s") == lite.count("?") == len(lite_args)
+    assert pg.replace("%s", "?") == lite
