@@ -11,12 +11,9 @@ Writes only under a temporary directory and docs/.
 from __future__ import annotations
 
 import sys
-import tempfile
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from screenshot_window import ROOT, indexed_window
 
 RECEIPT = ["HARDWARE STORE", "12 Market Street", "Claw hammer 16oz   12.99",
            "Wood screws x40     4.50", "Sandpaper P120      2.80", "TOTAL              20.29",
@@ -40,39 +37,12 @@ def make_folder(folder: Path) -> None:
 def main() -> int:
     from PySide6.QtCore import Qt
     from PySide6.QtTest import QTest
-    from PySide6.QtWidgets import QApplication
 
-    from app.gui import make_window
     from app.settings import Settings
-    from app.wiring import load_model
-    from indexer.specs import TINY_SHAPES
-    from ui import theme
 
-    app = QApplication.instance() or QApplication(sys.argv[:1])
-    theme.apply(app)
     out = ROOT / "docs" / "screenshot-receipt.png"
-    with tempfile.TemporaryDirectory() as tmp:
-        pictures = Path(tmp) / "Pictures"
-        make_folder(pictures)
-        enc = load_model(TINY_SHAPES, allow_download=False)
-        window, ctl = make_window(str(Path(tmp) / "lib"), spec=TINY_SHAPES,
-                                  load_encoder=lambda s, w: enc, settings=Settings(ocr=True))
-        window.resize(1280, 800)
-        window.show()
-        ctl.start()
-
-        def wait(cond, seconds: float) -> None:
-            end = time.monotonic() + seconds
-            while not cond():
-                if time.monotonic() > end:
-                    raise TimeoutError("the window did not get there in time")
-                app.processEvents()
-                time.sleep(0.01)
-
-        wait(lambda: ctl.searcher is not None, 60)
-        ctl.add_paths([str(pictures)])
-        wait(lambda: ctl.runner.busy, 10)
-        wait(lambda: not ctl.runner.busy and not ctl.runner.pending, 600)
+    with indexed_window(make_folder, settings=Settings(ocr=True)) as shot:
+        window, ctl, wait = shot.window, shot.ctl, shot.wait
         ctl.last_page = None
         QTest.keyClicks(window.search, "hammer")
         QTest.keyClick(window.search, Qt.Key.Key_Return)
@@ -82,14 +52,11 @@ def main() -> int:
         wait(lambda: model.index(row).data(Qt.ItemDataRole.DecorationRole) is not None, 30)
         window.results.setCurrentIndex(model.index(row))
         wait(lambda: window.preview.current is not None and window.preview.image.marks(), 30)
-        for _ in range(50):
-            app.processEvents()
-            time.sleep(0.02)
+        shot.settle()
         window.grab().save(str(out))
         r = model.results()[row]
         print(f"{out}: receipt at rank {row + 1}, relevance {r.relevance_pct}, "
               f"line {r.snippet!r}, {len(window.preview.image.marks())} mark(s)")
-        ctl.shutdown()
     return 0
 
 

@@ -11,12 +11,9 @@ Writes only under a temporary directory and docs/.
 from __future__ import annotations
 
 import sys
-import tempfile
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from screenshot_window import ROOT, Shot, indexed_window
 
 
 CASES = {"blue triangle": "blue-triangle", "red circle": "red-circle",
@@ -25,52 +22,27 @@ CASES = {"blue triangle": "blue-triangle", "red circle": "red-circle",
 
 def main() -> int:
     cases = "--cases" in sys.argv[1:]
-    from PySide6.QtWidgets import QApplication
-
-    from app.gui import make_window
-    from app.wiring import load_model
     from magpie_demo.shapes import make_demo_folder
-    from indexer.specs import TINY_SHAPES
-    from ui import theme
 
-    app = QApplication.instance() or QApplication(sys.argv[:1])
-    theme.apply(app)
-    with tempfile.TemporaryDirectory() as tmp:
-        pictures = Path(tmp) / "Pictures"
-        make_demo_folder(pictures, n_images=600 if cases else 6000)
-        enc = load_model(TINY_SHAPES, allow_download=False)
-        window, ctl = make_window(str(Path(tmp) / "lib"), spec=TINY_SHAPES,
-                                  load_encoder=lambda s, w: enc)
-        window.resize(1280, 800)
-        window.show()
-        ctl.start()
+    def make_folder(folder: Path) -> None:
+        make_demo_folder(folder, n_images=600 if cases else 6000)
 
-        def wait(cond, seconds: float) -> None:
-            end = time.monotonic() + seconds
-            while not cond():
-                if time.monotonic() > end:
-                    raise TimeoutError("the window did not get there in time")
-                app.processEvents()
-                time.sleep(0.01)
-
-        wait(lambda: ctl.searcher is not None, 60)
-        ctl.add_paths([str(pictures)])
-        wait(lambda: ctl.runner.busy, 10)
-        wait(lambda: not ctl.runner.busy and not ctl.runner.pending, 600)
+    with indexed_window(make_folder) as shot:
         queries = CASES if cases else {"a yellow star": None}
         for query, slug in queries.items():
-            page = search_and_grab(app, window, ctl, wait, query, ROOT / "docs" / (
+            page = search_and_grab(shot, query, ROOT / "docs" / (
                 f"screenshot-case-{slug}.png" if slug else "screenshot-search.png"), not cases)
             print(f"{query!r}: {page.cutoff} of {len(page.results)} results stand out"
                   + (" (No strong matches)" if page.cutoff == 0 else ""))
-        ctl.shutdown()
     return 0
 
 
-def search_and_grab(app, window, ctl, wait, query: str, out: Path, select_second: bool):
+def search_and_grab(shot: Shot, query: str, out: Path, select_second: bool):
     """Type the query as a user would, wait for the thumbnails, save the window's grab."""
     from PySide6.QtCore import Qt
     from PySide6.QtTest import QTest
+
+    window, ctl, wait = shot.window, shot.ctl, shot.wait
 
     ctl.last_page = None
     if select_second:
@@ -85,9 +57,7 @@ def search_and_grab(app, window, ctl, wait, query: str, out: Path, select_second
                      if model.results()[i].kind == "image"), 30)
     if select_second:
         window.results.setCurrentIndex(model.index(1))
-    for _ in range(50):
-        app.processEvents()
-        time.sleep(0.02)
+    shot.settle()
     window.grab().save(str(out))
     return ctl.last_page
 
