@@ -4,9 +4,18 @@ from __future__ import annotations
 
 import os
 
-from PySide6.QtCore import QMimeData, QRectF, QSize, Qt
+from collections.abc import Callable
+
+from PySide6.QtCore import QAbstractItemModel, QMimeData, QRectF, QSize, Qt
 from PySide6.QtGui import QPainter, QPainterPath, QPixmap
-from PySide6.QtWidgets import QLabel, QPushButton, QToolButton, QWidget
+from PySide6.QtWidgets import (
+    QAbstractItemDelegate,
+    QLabel,
+    QListView,
+    QPushButton,
+    QToolButton,
+    QWidget,
+)
 
 from ui import icons, theme
 
@@ -57,6 +66,20 @@ def tool(icon_name: str, tip: str, size: int = 18) -> QToolButton:
     b.setAccessibleName(tip)
     b.setCursor(Qt.CursorShape.PointingHandCursor)
     return b
+
+
+def fitted_list(name: str, model: QAbstractItemModel,
+                delegate: Callable[[QListView], QAbstractItemDelegate]) -> QListView:
+    """A list whose rows are as wide as the list: narrowed, the rows lay out again and the
+    delegate elides them, so there is never a sideways scroll (the side panel's folders, the
+    error panel's files)."""
+    view = QListView()
+    view.setObjectName(name)
+    view.setModel(model)
+    view.setItemDelegate(delegate(view))
+    view.setResizeMode(QListView.ResizeMode.Adjust)
+    view.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    return view
 
 
 def repolish(w: QWidget) -> None:

@@ -7,7 +7,6 @@ from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
     QLabel,
-    QListView,
     QProgressBar,
     QSizePolicy,
     QVBoxLayout,
@@ -17,7 +16,7 @@ from PySide6.QtWidgets import (
 from ui import icons, theme
 from ui.delegates import ErrorDelegate
 from ui.models import ErrorsModel
-from ui.widgets.common import button, label, repolish
+from ui.widgets.common import button, fitted_list, label, repolish
 from ui.widgets.elided import ElidedLabel
 
 
@@ -164,15 +163,10 @@ class ErrorPanel(QFrame):
         row.addWidget(self.toggle)
         row.addWidget(self.clear_button)
         lay.addLayout(row)
-        self.view = QListView()
-        self.view.setObjectName("ErrorsList")
-        self.view.setModel(model)
+        self.view = fitted_list("ErrorsList", model, ErrorDelegate)
         self.view.setUniformItemSizes(True)
         self.view.setMaximumHeight(150)
         self.view.setAlternatingRowColors(True)
-        self.view.setItemDelegate(ErrorDelegate(self.view))
-        self.view.setResizeMode(QListView.ResizeMode.Adjust)  # rows elide, never scroll sideways
-        self.view.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.view.hide()
         lay.addWidget(self.view)
         model.rowsInserted.connect(self._sync)

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QAction
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QListView, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QVBoxLayout, QWidget
 
 from ui import icons, theme
 from ui.delegates import RootDelegate
 from ui.models import RootsModel
-from ui.widgets.common import button, label, tool
+from ui.widgets.common import button, fitted_list, label, tool
 
 
 class RootsPanel(QFrame):
@@ -36,18 +36,12 @@ class RootsPanel(QFrame):
         head.addWidget(self.rescan_all)
         head.addWidget(self.add_button)
         lay.addLayout(head)
-        self.view = QListView()
-        self.view.setObjectName("RootsList")
-        self.view.setModel(model)
-        self.view.setItemDelegate(RootDelegate(self.view))
-        # rows are as wide as the panel: narrowed, they lay out again (the count stays in view)
-        self.view.setResizeMode(QListView.ResizeMode.Adjust)
-        self.view.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        # rows are as wide as the panel: narrowed, they lay out again (the count stays in view;
+        # names are elided by the delegate, full path in the tooltip)
+        self.view = fitted_list("RootsList", model, RootDelegate)
         self.view.setMouseTracking(True)
         self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
         self.view.setAccessibleName("Indexed folders")
-        # names are elided by the delegate (full path in the tooltip): never a sideways scroll
-        self.view.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.rescan_action = QAction(icons.icon("refresh", theme.current().text), "Rescan", self)
         self.rescan_action.triggered.connect(self._rescan_selected)
         self.remove_action = QAction(icons.icon("trash", theme.current().danger),
