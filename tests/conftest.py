@@ -76,6 +76,22 @@ def vit_ckpt(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     return ckpt, sha_file.read_text().strip()
 
 
+@pytest.fixture(scope="module")
+def vit_b32_encoder(vit_ckpt):
+    """The random-weight ViT-B-32 loaded on the CPU under a spec pinned to its sha256 (its
+    `.spec`), for checks that need a full-size model's numbers (the ONNX exports)."""
+    import dataclasses
+
+    from indexer.model import load_encoder
+    from indexer.specs import VIT_B_32
+
+    ckpt, sha = vit_ckpt
+    enc = load_encoder(dataclasses.replace(VIT_B_32, sha256=sha, revision="0" * 40), ckpt,
+                       device="cpu")
+    yield enc
+    enc.close()
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item, call):
     """A failed test that had a Milvus server running gets the server's thread stacks and

@@ -9,7 +9,6 @@ cached never imports torch (sys.modules in a fresh process) and stores the same 
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import sqlite3
@@ -21,7 +20,7 @@ import numpy as np
 import pytest
 
 from indexer import cpu_budget, image_runtime
-from indexer.specs import MOBILECLIP_S2, TINY_SHAPES, VIT_B_32
+from indexer.specs import MOBILECLIP_S2, TINY_SHAPES
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.timeout(900)
@@ -62,46 +61,11 @@ def test_tiny_image_export_matches_open_clip(tiny_encoder, tmp_path):
     _check_against_open_clip(TINY_SHAPES, tiny_encoder, tmp_path / "cache")
 
 
-def test_vit_b32_image_export_matches_open_clip(vit_ckpt, tmp_path):
-    from indexer.model import load_encoder
-
-    ckpt, sha = vit_ckpt
-    spec = dataclasses.replace(VIT_B_32, sha256=sha, revision="0" * 40)
-    enc = load_encoder(spec, ckpt, device="cpu")
-    try:
-        meta = _check_against_open_clip(spec, enc, tmp_path / "cache")
-    finally:
-        enc.close()
+def test_vit_b32_image_export_matches_open_clip(vit_b32_encoder, tmp_path):
+    spec = vit_b32_encoder.spec
+    meta = _check_against_open_clip(spec, vit_b32_encoder, tmp_path / "cache")
     assert meta["fingerprint"] == spec.fingerprint()
     assert meta["max_abs_diff"] <= 1e-5  # raw features too, for ViT-B-32
-
-
-def test_stale_foreign_or_damaged_export_is_not_used(tiny_encoder, tmp_path):
-    cache = tmp_path / "cache"
-    meta = image_runtime.export_image_tower(TINY_SHAPES, tiny_encoder._model, cache)
-    assert meta is not None and image_runtime.load_image_runtime(TINY_SHAPES, cache) is not None
-    other = dataclasses.replace(TINY_SHAPES, sha256="0" * 64)  # another fingerprint
-    assert image_runtime.load_image_runtime(other, cache) is None
-    paths = image_runtime.export_paths(TINY_SHAPES, cache, meta["onnxruntime"])
-    with open(paths.graph, "ab") as fh:
-        fh.write(b"\0")
-    assert image_runtime.load_image_runtime(TINY_SHAPES, cache) is None
-
-
-def test_export_over_the_tolerance_is_not_cached(tiny_encoder, tmp_path, monkeypatch):
-    monkeypatch.setattr(image_runtime, "MAX_ABS_DIFF", 0.0)
-    cache = tmp_path / "cache"
-    assert image_runtime.export_image_tower(TINY_SHAPES, tiny_encoder._model, cache) is None
-    monkeypatch.setattr(image_runtime, "MAX_ABS_DIFF", 1e-5)
-    assert image_runtime.load_image_runtime(TINY_SHAPES, cache) is None
-    assert [p for p in cache.rglob("*") if p.is_file()] == []
-
-
-def test_torch_can_be_forced(tiny_encoder, tmp_path, monkeypatch):
-    cache = tmp_path / "cache"
-    assert image_runtime.export_image_tower(TINY_SHAPES, tiny_encoder._model, cache) is not None
-    monkeypatch.setenv(image_runtime.ENV_IMAGE_RUNTIME, "torch")
-    assert image_runtime.load_image_runtime(TINY_SHAPES, cache) is None
 
 
 # -- the lazy encoder -------------------------------------------------------------------------
