@@ -25,6 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .errors import MagpieError
+from .own_dirs_only import keep_hub_downloads_in
 from .specs import ModelSpec
 
 log = logging.getLogger(__name__)
@@ -382,6 +383,7 @@ def _download(
             f"this build records no pinned revision for {spec.name} (found {spec.revision!r}), "
             "so it will not download one. Supply a local weights file instead.",
         )
+    keep_hub_downloads_in(cache_dir)  # before huggingface_hub can import hf_xet
     try:
         import huggingface_hub
         from huggingface_hub import constants as hf_constants

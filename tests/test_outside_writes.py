@@ -3,10 +3,14 @@
 libraries it uses write on their own (onnxruntime's device id and telemetry database)."""
 from __future__ import annotations
 
+import http.server
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
+
+from indexer.own_dirs_only import QUIET_ENV
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -15,8 +19,11 @@ def _fresh_home_env(home: Path) -> dict[str, str]:
     """The environment of a user with an empty home and no XDG overrides: platformdirs then
     puts Magpie's data in ~/.local/share/magpie and its cache in ~/.cache/magpie, and any
     library that writes to "the user's cache" writes to ~/.cache too, where the test sees it."""
+    # nor what Magpie itself sets (a test process that imported it has them): the child must
+    # set them itself
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("XDG_", "MAGPIE_")) and k != "ORT_DISABLE_TELEMETRY"}
+           if not k.startswith(("XDG_", "MAGPIE_", "HF_XET_", "HF_HOME"))
+           and k not in QUIET_ENV}
     env.update(HOME=str(home), HF_HUB_OFFLINE="1", PYTHONPATH=str(ROOT))
     return env
 
@@ -95,3 +102,69 @@ window.close()
 ctl.shutdown()
 print("searched")
 """
+
+
+# -- the weights download ----------------------------------------------------------------------
+class _XetHub(http.server.BaseHTTPRequestHandler):
+    """Answers like the Hub for a file kept in Xet storage (the pinned CLIP weights are):
+    huggingface_hub then hands the download to hf_xet, which writes its logs (and any chunk
+    cache) where it is told, ~/.cache/huggingface/xet unless HF_XET_CACHE says otherwise. The
+    token route answers 404, so the download fails here, after hf_xet has started."""
+
+    def _answer(self, body: bool) -> None:
+        if "/resolve/" not in self.path:
+            self.send_error(404)
+            return
+        self.send_response(200)
+        for key, value in (("ETag", f'"{SHA}"'), ("X-Linked-Etag", f'"{SHA}"'),
+                           ("X-Linked-Size", "1000"), ("Content-Length", "1000"),
+                           ("X-Repo-Commit", REV), ("X-Xet-Hash", "c" * 64),
+                           ("X-Xet-Refresh-Route", "/api/xet-token")):
+            self.send_header(key, value)
+        self.end_headers()
+        if body:
+            self.wfile.write(b"\0" * 1000)
+
+    def do_HEAD(self) -> None:  # noqa: N802
+        self._answer(False)
+
+    def do_GET(self) -> None:  # noqa: N802
+        self._answer(True)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+SHA, REV = "a" * 64, "b" * 40
+DOWNLOAD = f"""
+import dataclasses, sys
+from pathlib import Path
+from indexer.specs import VIT_B_32
+from indexer.weights import WeightsUnavailable, resolve_weights
+spec = dataclasses.replace(VIT_B_32, sha256={SHA!r}, revision={REV!r})
+try:
+    resolve_weights(spec, cache_dir=Path(sys.argv[1]), endpoint=sys.argv[2])
+except WeightsUnavailable:
+    pass
+print("hf_xet" in sys.modules)
+"""
+
+
+def test_a_weights_download_writes_nothing_outside_magpies_cache(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    env = _fresh_home_env(home)
+    env.pop("HF_HUB_OFFLINE")
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _XetHub)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        out = subprocess.run(
+            [sys.executable, "-c", DOWNLOAD, str(home / ".cache" / "magpie"),
+             f"http://127.0.0.1:{server.server_address[1]}"],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "True"  # the Xet path ran: hf_xet was started
+    assert _outside_magpie(_everything_under(home)) == set()
