@@ -39,7 +39,10 @@ def exit_when_gone(pid: int) -> None:
 
 def _wait_then_exit(pid: int, fd: int | None) -> None:
     if fd is not None:
-        select.select([fd], [], [])  # readable once the process has ended
+        waiter = select.poll()  # (not select(): a descriptor above 1023 is fine here)
+        waiter.register(fd, select.POLLIN)
+        while not waiter.poll():  # readable once the process has ended
+            pass
     else:
         while _exists(pid):
             time.sleep(POLL_S)
