@@ -64,8 +64,9 @@ def _pictures(folder: Path, n: int) -> None:
 
 
 def test_decode_workers_die_with_a_killed_indexer(tmp_path: Path) -> None:
-    _pictures(tmp_path / "Pictures", 120)
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    _pictures(tmp_path / "Pictures", 40)
+    # on the CPU: with a GPU, JPEGs would be decoded there, without decode workers
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "MAGPIE_DEVICE": "cpu"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "app.main", "index", str(tmp_path / "Pictures"), "--model",
          "tiny-shapes", "--no-ocr", "--quiet", "--workers", "2",
