@@ -2,7 +2,9 @@
 
 Images are decoded by a process pool a bounded window ahead of the model, so every core
 decodes while inference runs. A worker that dies (a decoder segfault) costs one file: the
-pool is rebuilt and the files that were in flight are retried one at a time to find it.
+pool is rebuilt and the files that were in flight are retried one at a time to find it. Each
+new pool first shows that its workers started (indexer/decode_worker.py): workers that cannot
+start stop the run with one message and blame no file.
 """
 from __future__ import annotations
 
