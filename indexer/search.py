@@ -351,7 +351,8 @@ class Searcher:
                 return v
         try:
             pixels = load_image(path, self.encoder.image_size,
-                                getattr(self.encoder, "interpolation", "bicubic")).pixels
+                                getattr(self.encoder, "interpolation", "bicubic"),
+                                getattr(self.encoder, "resize_mode", "shortest")).pixels
         except DecodeError as exc:
             raise QueryError(f"cannot use {path} as a query: {exc}") from None
         return self.encoder.encode_images(pixels[None])[0]

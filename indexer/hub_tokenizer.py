@@ -1,0 +1,121 @@
+"""A model's own Hugging Face tokenizer (tokenizer.json), without torch or transformers.
+
+Models whose text tower is not CLIP's (SigLIP i18n: a 250k-piece SentencePiece vocabulary) are
+tokenized by open_clip's `HFTokenizer`, which cleans the text, then calls a `transformers`
+tokenizer with `max_length=context_length, padding="max_length", truncation=True`. Importing
+transformers (and torch, for the LongTensor it returns) costs seconds per query, so this reads
+the same tokenizer.json with the `tokenizers` library (which transformers' fast tokenizers run
+on) and does the same steps: open_clip's cleaning, the file's own normaliser, pre-tokenizer,
+model and post-processor (which appends the end token), truncation to the window keeping the
+end token, right padding with the pad token named in the tokenizer's config.
+tests/test_multilingual.py checks the ids and the vectors.
+
+The files come from the model's Hub repository at the spec's pinned revision and are checked
+against the sha256 recorded when they were first downloaded (indexer/tokenizer_files.py).
+"""
+from __future__ import annotations
+
+import html
+import json
+import string
+from pathlib import Path
+
+import numpy as np
+
+TOKENIZER_JSON = "tokenizer.json"
+_PUNCTUATION = str.maketrans("", "", string.punctuation)
+
+
+def _basic_clean(text: str) -> str:
+    """open_clip's `basic_clean`: ftfy, HTML unescape twice, strip."""
+    import ftfy
+
+    text = ftfy.fix_text(text)
+    return html.unescape(html.unescape(text)).strip()
+
+
+def _canonicalize(text: str) -> str:
+    """open_clip's `canonicalize_text` (from big_vision): underscores to spaces, ASCII
+    punctuation removed, lower case, whitespace collapsed."""
+    text = text.replace("_", " ").translate(_PUNCTUATION).lower()
+    return " ".join(text.split()).strip()
+
+
+CLEANERS = {
+    "canonicalize": lambda t: _canonicalize(_basic_clean(t)),
+    "lower": lambda t: " ".join(_basic_clean(t).split()).strip().lower(),
+    "whitespace": lambda t: " ".join(_basic_clean(t).split()).strip(),
+}
+
+
+class TokenizerFilesError(Exception):
+    """The tokenizer files can't be read as a tokenizer (damaged, or not the expected kind)."""
+
+
+def _special(config: dict, key: str) -> str | None:
+    value = config.get(key)
+    if isinstance(value, dict):
+        value = value.get("content")
+    return value if isinstance(value, str) else None
+
+
+class HubTokenizer:
+    """Same ids as open_clip's `HFTokenizer` for the files in `folder` (numpy, not torch)."""
+
+    def __init__(self, folder: Path, context_length: int, clean: str = "whitespace") -> None:
+        from tokenizers import Tokenizer
+
+        folder = Path(folder)
+        try:
+            raw = (folder / TOKENIZER_JSON).read_text("utf-8")
+            config: dict = {}
+            for name in ("tokenizer_config.json", "special_tokens_map.json"):
+                path = folder / name
+                if path.is_file():
+                    config.update({k: v for k, v in json.loads(path.read_text("utf-8")).items()
+                                   if v is not None})
+            # one instance counts (no truncation, no special tokens), the other makes model input
+            self._counter = Tokenizer.from_str(raw)
+            self._model_input = Tokenizer.from_str(raw)
+        except (OSError, ValueError, Exception) as e:  # tokenizers raises plain Exception
+            raise TokenizerFilesError(f"the tokenizer files in {folder} can't be read ({e})") \
+                from None
+        self.context_length = context_length
+        self._clean = CLEANERS[clean]
+        self._counter.no_truncation()
+        self._counter.no_padding()
+        pad = _special(config, "pad_token")
+        pad_id = self._model_input.token_to_id(pad) if pad else None
+        if pad_id is None:
+            raise TokenizerFilesError(f"the tokenizer in {folder} names no usable pad token")
+        self.pad_token_id = pad_id
+        # what transformers' `padding="max_length", truncation=True` amounts to
+        self._model_input.enable_truncation(max_length=context_length)
+        self._model_input.enable_padding(length=context_length, pad_id=pad_id, pad_token=pad,
+                                         direction="right")
+        #: tokens the post-processor adds to one text (SigLIP: the end token only)
+        self.special_tokens = self._model_input.num_special_tokens_to_add(False)
+
+    @property
+    def max_text_tokens(self) -> int:
+        """Tokens of text that fit in the window beside the special tokens."""
+        return self.context_length - self.special_tokens
+
+    def clean(self, text: str) -> str:
+        return self._clean(text)
+
+    def encode(self, text: str) -> list[int]:
+        """Ids of `text` after open_clip's cleaning, without special tokens, not truncated."""
+        return self._counter.encode(self._clean(text), add_special_tokens=False).ids
+
+    def __call__(self, texts: str | list[str], context_length: int | None = None) -> np.ndarray:
+        """int64 [N, context_length]: ids, end token, padding; too long -> cut, end kept."""
+        if isinstance(texts, str):
+            texts = [texts]
+        if context_length not in (None, self.context_length):
+            raise ValueError(f"this tokenizer pads to {self.context_length} tokens, "
+                             f"not {context_length}")
+        cleaned = [self._clean(t) for t in texts]
+        encs = self._model_input.encode_batch(cleaned)
+        return np.array([e.ids for e in encs], dtype=np.int64).reshape(len(texts),
+                                                                       self.context_length)
