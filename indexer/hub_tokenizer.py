@@ -81,6 +81,7 @@ class HubTokenizer:
             raise TokenizerFilesError(f"the tokenizer files in {folder} can't be read ({e})") \
                 from None
         self.context_length = context_length
+        self.files_sha256: dict[str, str] | None = None  # set by whoever checked the files
         self._clean = CLEANERS[clean]
         self._counter.no_truncation()
         self._counter.no_padding()

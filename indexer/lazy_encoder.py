@@ -94,6 +94,14 @@ class LazyEncoder:
                 self._hub_tokenizer = text_tokenizer(self.spec, self.cache_dir)
             return self._hub_tokenizer
 
+    @property
+    def tokenizer_sha256(self) -> dict[str, str] | None:
+        """The checked sha256 of each tokenizer file, for a model with its own tokenizer (the
+        library records them: Library.check_tokenizer); None for CLIP's built-in one."""
+        if self.spec.tokenizer is None:
+            return None
+        return self._text_tokenizer().files_sha256
+
     def token_count(self, text: str) -> int:
         """Tokens without the special ones, as the model's tokenizer counts them."""
         return len(self._text_tokenizer().encode(text))

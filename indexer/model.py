@@ -206,6 +206,11 @@ class Encoder:
                 out[idx.numpy()] = self._finish(feats)
         return out
 
+    @property
+    def tokenizer_sha256(self) -> dict[str, str] | None:
+        """Checked sha256 of a Hub tokenizer's files (None for CLIP's built-in tokenizer)."""
+        return getattr(self._tokenizer, "files_sha256", None)
+
     def token_count(self, text: str) -> int:
         """BPE tokens in `text`, without start/end tokens; fits iff <= context_length - 2."""
         tok = self._tokenizer
@@ -457,11 +462,13 @@ def text_tokenizer(spec: ModelSpec, cache_dir: Path | None) -> Any:
     if cache_dir is None:
         raise ModelLoadError(f"{spec.name} needs its tokenizer files, found through the app "
                              "cache; no cache folder was given")
-    folder, _ = verified_tokenizer_dir(spec, Path(cache_dir))
+    folder, hashes = verified_tokenizer_dir(spec, Path(cache_dir))
     try:
-        return HubTokenizer(folder, spec.context_length, spec.tokenizer.clean)
+        tok = HubTokenizer(folder, spec.context_length, spec.tokenizer.clean)
     except TokenizerFilesError as e:
         raise ModelLoadError(str(e)) from None
+    tok.files_sha256 = hashes
+    return tok
 
 
 def _build_without_init(spec: ModelSpec, open_clip: Any) -> Any:
