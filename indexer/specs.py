@@ -320,8 +320,9 @@ SIGLIP_I18N = ModelSpec(
     description="Google's SigLIP ViT-B/16 trained on multilingual WebLI: search and notes in "
     "many languages (German, Japanese, Arabic, …). Published multilingual retrieval 66 % "
     "against 18 % for ViT-B-32. Its text window is shorter (64 tokens, ViT-B-32: 77), so notes "
-    "are cut into smaller pieces.",
-    size_mb=1480.0,
+    "are cut into smaller pieces. On a CPU it indexes about 6 times slower than ViT-B-32 "
+    "(measured). Downloads 1.48 GB of weights and a 16 MB tokenizer.",
+    size_mb=1480.0,  # the weights; its tokenizer files add 16 MB
     license="apache-2.0",
     quality=Quality(imagenet_top1=0.7513, avg_38=0.6068, source=OPENCLIP_RESULTS,
                     multilingual=0.6637, multilingual_source=OPENCLIP_MULTILINGUAL),
@@ -330,9 +331,8 @@ SIGLIP_I18N = ModelSpec(
 )
 
 SPECS: dict[str, ModelSpec] = {
-    s.name: s for s in (VIT_B_32, MOBILECLIP_S2, VIT_L_14, TINY_SHAPES, TINY_DIGITS)
+    s.name: s for s in (VIT_B_32, MOBILECLIP_S2, VIT_L_14, SIGLIP_I18N, TINY_SHAPES, TINY_DIGITS)
 }
-SPECS[SIGLIP_I18N.name] = SIGLIP_I18N
 DEFAULT_SPEC = VIT_B_32.name
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from fake_tokenizer import write_fake_tokenizer
-from test_weights import _clean_env, files_under, hub, small_file  # noqa: F401 - fixtures
+from test_weights import FakeHub, files_under
 
 from indexer import weights
 from indexer.specs import SIGLIP_I18N, VIT_B_32, ModelSpec
@@ -32,6 +32,26 @@ GERMAN = ("Quittung vom Baumarkt: Schrauben, Dübel und eine neue Wasserpumpe f�
           "Die Rechnung des Klempners kam zwei Wochen später, mit Grüßen aus München. ") * 6
 JAPANESE = "赤い自転車から見た山の夕日。浜辺で夕方に犬の写真を撮りました。" * 12
 JAPANESE_NO_BREAKS = "金物店の領収書と配管工の請求書" * 30  # no space, no sentence end
+
+
+@pytest.fixture
+def hub():
+    h = FakeHub()
+    yield h
+    h.close()
+
+
+@pytest.fixture(autouse=True)
+def _hub_online(monkeypatch):
+    """The suite runs offline (conftest); these tests talk to the loopback hub only."""
+    from huggingface_hub import constants
+
+    monkeypatch.delenv(weights.ENV_WEIGHTS, raising=False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    weights._verified_here.clear()
+    yield
+    weights._verified_here.clear()
 
 
 @pytest.fixture(scope="module")
@@ -85,11 +105,12 @@ def test_the_pin_is_the_corroborated_one():
     assert SIGLIP_I18N.identity()["tokenizer"]["clean"] == "canonicalize"
 
 
-def test_wrong_weights_from_the_hub_are_refused_before_the_tokenizer(small_file, hub, tmp_path,
-                                                                     tok_files):
+def test_wrong_weights_from_the_hub_are_refused_before_the_tokenizer(hub, tmp_path, tok_files):
     """Other bytes at the pinned revision: refused on the Hub's hash with HEAD requests only,
     at the pinned commit; nothing is cached, not even the tokenizer."""
-    path, real_sha = small_file
+    path = tmp_path / "other.safetensors"
+    path.write_bytes(os.urandom(1 << 20))
+    real_sha = sha256_file(path)
     spec = SIGLIP_I18N
     hub.add(spec.hf_repo, spec.revision, spec.filename, path)
     serve_tokenizer(hub, spec, tok_files)
