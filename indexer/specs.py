@@ -322,7 +322,9 @@ SIGLIP_I18N = ModelSpec(
     "against 18 % for ViT-B-32. Its text window is shorter (64 tokens, ViT-B-32: 77), so notes "
     "are cut into smaller pieces. On a CPU it indexes about 6 times slower than ViT-B-32 "
     "(measured). Downloads 1.48 GB of weights and a 16 MB tokenizer.",
-    size_mb=1480.0,  # the weights; its tokenizer files add 16 MB
+    # the weights: 1.48 GB on the Hub's page; a random-weight file in the same layout is
+    # 1,482,539,144 bytes. Its tokenizer files add 16 MB.
+    size_mb=1482.5,
     license="apache-2.0",
     quality=Quality(imagenet_top1=0.7513, avg_38=0.6068, source=OPENCLIP_RESULTS,
                     multilingual=0.6637, multilingual_source=OPENCLIP_MULTILINGUAL),
