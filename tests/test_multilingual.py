@@ -354,3 +354,15 @@ def test_the_decoder_gets_the_models_resize_mode(tmp_path):
     done = [e for b in emb.run([WorkItem(1, str(p), "image")]) for e in b]
     assert done[0].error is None
     assert np.array_equal(enc.seen[0], load_image(str(p), 32, "bicubic", "squash").pixels)
+
+
+def test_the_query_notice_names_the_models_own_window(lazy, tmp_path):
+    from app.search_page import cut_notice, window_tokens
+    from indexer.lazy_encoder import LazyEncoder
+    from indexer.query_feedback import cut_terms
+
+    assert window_tokens(lazy) == 64
+    assert window_tokens(LazyEncoder(VIT_B_32, tmp_path / "x")) == 77
+    cut = tuple(cut_terms(f"Hund + {JAPANESE}", lazy))
+    assert cut == (JAPANESE,)
+    assert "first 64 tokens" in cut_notice(cut, window_tokens(lazy))
