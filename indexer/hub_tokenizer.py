@@ -77,7 +77,7 @@ class HubTokenizer:
             # one instance counts (no truncation, no special tokens), the other makes model input
             self._counter = Tokenizer.from_str(raw)
             self._model_input = Tokenizer.from_str(raw)
-        except (OSError, ValueError, Exception) as e:  # tokenizers raises plain Exception
+        except Exception as e:  # OSError, bad JSON, or the tokenizers library's own errors
             raise TokenizerFilesError(f"the tokenizer files in {folder} can't be read ({e})") \
                 from None
         self.context_length = context_length

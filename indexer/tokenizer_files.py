@@ -20,7 +20,7 @@ from pathlib import Path
 
 from .specs import ModelSpec
 from .weights import (WeightsMismatch, WeightsUnavailable, _remove_quietly, _short,
-                      file_sha256_cached, is_pinned_revision, sha256_file)
+                      is_pinned_revision, sha256_file)
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +76,7 @@ def read_record(folder: Path) -> dict[str, str] | None:
     return None
 
 
-def check_files(spec: ModelSpec, folder: Path, recorded: dict[str, str],
-                cache_dir: Path | None = None) -> dict[str, str]:
+def check_files(spec: ModelSpec, folder: Path, recorded: dict[str, str]) -> dict[str, str]:
     """Each tokenizer file's sha256, checked against `recorded`; TokenizerChanged if one
     differs, TokenizerUnavailable if one is missing."""
     assert spec.tokenizer is not None
@@ -86,7 +85,7 @@ def check_files(spec: ModelSpec, folder: Path, recorded: dict[str, str],
         want = recorded.get(name)
         if want is None or not path.is_file():
             raise TokenizerUnavailable(spec, f"{name} is missing from {folder}.", folder=folder)
-        actual = file_sha256_cached(path, cache_dir)
+        actual = sha256_file(path)  # 16 MB: hashed on every load, no marker trusted
         if actual != want:
             raise TokenizerChanged(spec, path, want, actual)
     return {n: recorded[n] for n in spec.tokenizer.files}
@@ -99,7 +98,7 @@ def verified_tokenizer_dir(spec: ModelSpec, cache_dir: Path) -> tuple[Path, dict
     recorded = read_record(folder)
     if recorded is None:
         raise TokenizerUnavailable(spec, "its files have not been downloaded yet.", folder=folder)
-    return folder, check_files(spec, folder, recorded, cache_dir)
+    return folder, check_files(spec, folder, recorded)
 
 
 def resolve_tokenizer(spec: ModelSpec, *, cache_dir: Path, allow_download: bool = True,

@@ -190,9 +190,10 @@ def test_tokenizer_files_are_checked_on_every_load(hub, tmp_path, tok_files):
 
     # a file changed after its first download: refused on load, named with both hashes
     path = folder / "tokenizer_config.json"
+    stamp = path.stat()
     path.write_text(path.read_text("utf-8").replace("64", "77"), "utf-8")
-    os.utime(path, ns=(0, 5_000_000_000))
-    weights._verified_here.clear()
+    os.utime(path, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))  # same size and time: re-hashed
+    assert path.stat().st_size == stamp.st_size
     with pytest.raises(TokenizerChanged) as ei:
         verified_tokenizer_dir(spec, cache)
     assert hashes["tokenizer_config.json"] in str(ei.value) and "Traceback" not in str(ei.value)
