@@ -74,28 +74,24 @@ class HubTokenizer:
                 if path.is_file():
                     config.update({k: v for k, v in json.loads(path.read_text("utf-8")).items()
                                    if v is not None})
-            # one instance counts (no truncation, no special tokens), the other makes model input
-            self._counter = Tokenizer.from_str(raw)
-            self._model_input = Tokenizer.from_str(raw)
+            # parsed once: a 250k-piece vocabulary takes over a second of CPU to read
+            self._tok = Tokenizer.from_str(raw)
         except Exception as e:  # OSError, bad JSON, or the tokenizers library's own errors
             raise TokenizerFilesError(f"the tokenizer files in {folder} can't be read ({e})") \
                 from None
         self.context_length = context_length
         self.files_sha256: dict[str, str] | None = None  # set by whoever checked the files
         self._clean = CLEANERS[clean]
-        self._counter.no_truncation()
-        self._counter.no_padding()
+        self._tok.no_truncation()  # done per call below, as the library itself would do it
+        self._tok.no_padding()
         pad = _special(config, "pad_token")
-        pad_id = self._model_input.token_to_id(pad) if pad else None
-        if pad_id is None:
+        pad_id = self._tok.token_to_id(pad) if pad else None
+        if pad is None or pad_id is None:
             raise TokenizerFilesError(f"the tokenizer in {folder} names no usable pad token")
+        self.pad_token = pad
         self.pad_token_id = pad_id
-        # what transformers' `padding="max_length", truncation=True` amounts to
-        self._model_input.enable_truncation(max_length=context_length)
-        self._model_input.enable_padding(length=context_length, pad_id=pad_id, pad_token=pad,
-                                         direction="right")
         #: tokens the post-processor adds to one text (SigLIP: the end token only)
-        self.special_tokens = self._model_input.num_special_tokens_to_add(False)
+        self.special_tokens = self._tok.num_special_tokens_to_add(False)
 
     @property
     def max_text_tokens(self) -> int:
@@ -105,9 +101,12 @@ class HubTokenizer:
     def clean(self, text: str) -> str:
         return self._clean(text)
 
+    def token_to_id(self, token: str) -> int | None:
+        return self._tok.token_to_id(token)
+
     def encode(self, text: str) -> list[int]:
         """Ids of `text` after open_clip's cleaning, without special tokens, not truncated."""
-        return self._counter.encode(self._clean(text), add_special_tokens=False).ids
+        return self._tok.encode(self._clean(text), add_special_tokens=False).ids
 
     def __call__(self, texts: str | list[str], context_length: int | None = None) -> np.ndarray:
         """int64 [N, context_length]: ids, end token, padding; too long -> cut, end kept."""
@@ -116,7 +115,15 @@ class HubTokenizer:
         if context_length not in (None, self.context_length):
             raise ValueError(f"this tokenizer pads to {self.context_length} tokens, "
                              f"not {context_length}")
-        cleaned = [self._clean(t) for t in texts]
-        encs = self._model_input.encode_batch(cleaned)
-        return np.array([e.ids for e in encs], dtype=np.int64).reshape(len(texts),
-                                                                       self.context_length)
+        out = np.empty((len(texts), self.context_length), dtype=np.int64)
+        encs = self._tok.encode_batch([self._clean(t) for t in texts], add_special_tokens=False)
+        # transformers' `max_length=…, padding="max_length", truncation=True`, step by step as
+        # the tokenizers library does it: cut the text to leave room for the special tokens,
+        # add them (the post-processor), pad on the right
+        for row, enc in enumerate(encs):
+            enc.truncate(self.max_text_tokens)
+            enc = self._tok.post_process(enc, None, True)
+            enc.pad(self.context_length, direction="right", pad_id=self.pad_token_id,
+                    pad_token=self.pad_token)
+            out[row] = enc.ids
+        return out

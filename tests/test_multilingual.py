@@ -245,7 +245,7 @@ def test_cleaning_is_open_clips():
 def test_model_input_is_cut_at_the_window_with_the_end_token_kept(lazy):
     tok = lazy._text_tokenizer()
     assert tok.special_tokens == 1 and lazy.max_text_tokens == 63  # the end token only
-    eos = tok._model_input.token_to_id("</s>")
+    eos = tok.token_to_id("</s>")
     short, long_ = tok(["Ein Hund", GERMAN])
     n = len(tok.encode("Ein Hund"))
     assert list(short[:n + 1]) == tok.encode("Ein Hund") + [eos]
@@ -266,7 +266,7 @@ def test_notes_in_other_languages_are_chunked_within_the_window(lazy, note):
     # no text lost: the chunks hold every character of the note, in order
     assert "".join("".join(chunks).split()) == "".join(note.split())
     # each chunk reaches the model whole: its end token is inside the window
-    eos = lazy._text_tokenizer()._model_input.token_to_id("</s>")
+    eos = lazy._text_tokenizer().token_to_id("</s>")
     ids = lazy._text_tokenizer()(chunks)
     for c, row in zip(chunks, ids):
         assert row[lazy.token_count(c)] == eos
