@@ -176,8 +176,6 @@ class ModelSpec:
             parts.append(f"{self.speed.images_per_s:g} images/s per core")
         if self.quality is not None:
             parts.append(f"ImageNet {_percent(self.quality.imagenet_top1)}")
-            if self.quality.multilingual is not None:
-                parts.append(f"multilingual {_percent(self.quality.multilingual)}")
         return " · ".join(parts)
 
     @property
@@ -305,7 +303,7 @@ TINY_DIGITS = ModelSpec(
 # repo at the same pinned commit; no public record of those files' sha256 was found, so their
 # hashes are recorded at the first download and checked on every load (tokenizer_files.py).
 SIGLIP_I18N = ModelSpec(
-    name="siglip-i18n-b-16",
+    name="siglip-i18n",
     arch="ViT-B-16-SigLIP-i18n-256",
     pretrained="webli",
     hf_repo="timm/ViT-B-16-SigLIP-i18n-256",

@@ -31,7 +31,7 @@ NEW_SPECS = [VIT_L_14, MOBILECLIP_S2, SIGLIP_I18N]
 
 def test_the_offered_models():
     """Besides ViT-B-32: a larger one, a fast small one and a multilingual one."""
-    assert {"vit-b-32", "vit-l-14", "mobileclip-s2", "siglip-i18n-b-16", "tiny-shapes",
+    assert {"vit-b-32", "vit-l-14", "mobileclip-s2", "siglip-i18n", "tiny-shapes",
             "tiny-digits"} <= set(SPECS)
     assert SIGLIP_I18N.quality is not None and SIGLIP_I18N.quality.multilingual is not None
     assert VIT_L_14.embed_dim > VIT_B_32.embed_dim
