@@ -318,7 +318,7 @@ SIGLIP_I18N = ModelSpec(
     description="Google's SigLIP ViT-B/16 trained on multilingual WebLI: search and notes in "
     "many languages (German, Japanese, Arabic, …). Published multilingual retrieval 66 % "
     "against 18 % for ViT-B-32. Its text window is shorter (64 tokens, ViT-B-32: 77), so notes "
-    "are cut into smaller pieces. On a CPU it indexes about 6 times slower than ViT-B-32 "
+    "are cut into smaller pieces. On a CPU it indexes about 5 to 6 times slower than ViT-B-32 "
     "(measured). Downloads 1.48 GB of weights and a 16 MB tokenizer.",
     # the weights: 1.48 GB on the Hub's page; a random-weight file in the same layout is
     # 1,482,539,144 bytes. Its tokenizer files add 16 MB.
