@@ -8,7 +8,9 @@ the same tokenizer.json with the `tokenizers` library (which transformers' fast 
 on) and does the same steps: open_clip's cleaning, the file's own normaliser, pre-tokenizer,
 model and post-processor (which appends the end token), truncation to the window keeping the
 end token, right padding with the pad token named in the tokenizer's config.
-tests/test_multilingual.py checks the ids and the vectors.
+bench/hub_tokenizer_vs_transformers.py compares the ids with open_clip's own HFTokenizer (needs
+transformers; identical with 5.23.0); tests/test_multilingual.py checks the cleaning against
+open_clip's, the window layout, and the vectors.
 
 The files come from the model's Hub repository at the spec's pinned revision and are checked
 against the sha256 recorded when they were first downloaded (indexer/tokenizer_files.py).
