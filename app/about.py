@@ -15,7 +15,7 @@ from ui.widgets.about import AboutInfo
 LIBRARIES = (
     "PySide6-Essentials", "PySide6", "torch", "open-clip-torch", "onnxruntime", "hnswlib",
     "numpy", "pillow", "pillow-heif", "safetensors", "huggingface-hub", "watchdog",
-    "platformdirs",
+    "platformdirs", "tokenizers",
 )
 NOT_STATED = "not stated in its package metadata"
 
@@ -63,8 +63,12 @@ def model_rows(spec: ModelSpec | None) -> list[tuple[str, str]]:
         licence = "not stated in the pin"
     source = f"{spec.hf_repo} at revision {spec.revision}" if spec.hf_repo else \
         "bundled with Magpie"
-    return [("Model", spec.name), ("Architecture", spec.arch), ("Pretrained", spec.pretrained),
+    rows = [("Model", spec.name), ("Architecture", spec.arch), ("Pretrained", spec.pretrained),
             ("Weights sha256", spec.sha256), ("Source", source), ("Model licence", licence)]
+    if spec.tokenizer is not None:
+        rows.append(("Tokenizer", f"{', '.join(spec.tokenizer.files)} from the same revision; "
+                     "their sha256 are recorded at the first download and checked on every load"))
+    return rows
 
 
 def runtime_rows(encoder, device_text: str) -> list[tuple[str, str]]:

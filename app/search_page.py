@@ -45,12 +45,20 @@ def run_search(searcher: Any, state: SearchState, flt: Any, sort: str) -> Page:
     reader = searcher.library.reader()
     copies = {r.file_id: [Copy(path) for path in r.copy_paths] for r in results if r.copy_paths}
     cut = tuple(cut_terms(state.text, searcher.encoder)) if state.text.strip() else ()
-    window = int(getattr(searcher.encoder, "max_text_tokens", 75)) + 2
+    window = window_tokens(searcher.encoder)
     fetched = sum(r.copies for r in results)
     marks = searcher.text_marks([r.file_id for r in results if r.text_level >= 0],
                                 page.text_words)
     return Page(results, int(page.cutoff), float(page.elapsed_ms), copies,
                 count_matching(reader, flt), fetched, cut, window, page, marks)
+
+
+def window_tokens(encoder: Any) -> int:
+    """The model's token window, special tokens included (CLIP 77, SigLIP i18n 64)."""
+    spec = getattr(encoder, "spec", None)
+    if spec is not None:
+        return int(spec.context_length)
+    return int(getattr(encoder, "max_text_tokens", 75)) + 2
 
 
 def summary_text(visible: int, standout: int, total: int, elapsed_ms: float) -> str:

@@ -56,9 +56,26 @@ def build_random_encoder(spec, device: str = "cpu"):
         model = open_clip.create_model(spec.arch, pretrained=None, precision="fp32", device="cpu")
     model.eval().requires_grad_(False)
     model = model.to(device)
-    tokenizer = open_clip.get_tokenizer(spec.arch, context_length=spec.context_length)
+    if spec.tokenizer is not None:
+        tokenizer = _generated_hub_tokenizer(spec)
+    else:
+        tokenizer = open_clip.get_tokenizer(spec.arch, context_length=spec.context_length)
     params = sum(p.numel() for p in model.parameters())
     return Encoder(spec, model, tokenizer, device), params
+
+
+def _generated_hub_tokenizer(spec):
+    """A model with its own Hub tokenizer (SigLIP i18n) can't fetch it here: a small tokenizer
+    of the same kind (tests/fake_tokenizer.py) stands in. Tokenizing is microseconds either way;
+    the text tower always runs its whole 64-token window, so the query cost is the model's."""
+    import tempfile
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from indexer.hub_tokenizer import HubTokenizer
+    from tests.fake_tokenizer import write_fake_tokenizer
+
+    folder = write_fake_tokenizer(Path(tempfile.mkdtemp(prefix="magpie-bench-tok-")))
+    return HubTokenizer(folder, spec.context_length, spec.tokenizer.clean)
 
 
 def _sig(x: float) -> float | int:

@@ -117,14 +117,28 @@ def _resample(interpolation: str) -> Image.Resampling:
         raise ValueError(f"unsupported interpolation {interpolation!r}") from None
 
 
-def fit_square(im: Image.Image, size: int, interpolation: str = "bicubic") -> Image.Image:
-    """Resize the shortest side to `size` and centre-crop: CLIP's preprocessing. The filter is
-    the model's own (`Preprocess.interpolation`: bicubic for OpenCLIP's ViTs, bilinear for
-    MobileCLIP), since it changes the vectors."""
-    resample = _resample(interpolation)
-    w, h = im.size
+RESIZE_MODES = ("shortest", "squash")
+
+
+def resized_size(w: int, h: int, size: int, resize_mode: str = "shortest") -> tuple[int, int]:
+    """The size a w×h picture is resized to before the centre crop to size×size: "shortest"
+    (CLIP: shortest side to `size`, aspect kept) or "squash" (SigLIP: straight to size×size,
+    aspect not kept, nothing cropped). `Preprocess.resize_mode` says which a model wants."""
+    if resize_mode == "squash":
+        return size, size
+    if resize_mode != "shortest":
+        raise ValueError(f"unsupported resize mode {resize_mode!r}")
     scale = size / min(w, h)
-    nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
+    return max(size, round(w * scale)), max(size, round(h * scale))
+
+
+def fit_square(im: Image.Image, size: int, interpolation: str = "bicubic",
+               resize_mode: str = "shortest") -> Image.Image:
+    """Resize and centre-crop to size×size the model's own way (`Preprocess.interpolation`:
+    bicubic for OpenCLIP's ViTs, bilinear for MobileCLIP; `Preprocess.resize_mode`: shortest
+    side for CLIP, squash for SigLIP), since both change the vectors."""
+    resample = _resample(interpolation)
+    nw, nh = resized_size(*im.size, size, resize_mode)
     im = im.resize((nw, nh), resample, reducing_gap=3.0)
     left, top = (nw - size) // 2, (nh - size) // 2
     return im.crop((left, top, left + size, top + size))
@@ -152,11 +166,11 @@ def _whole_copies(mode: str) -> int:
     return copy + (0 if mode == "RGB" else 4)
 
 
-def _reduce_factors(w: int, h: int, size: int) -> tuple[int, int, int, int]:
+def _reduce_factors(w: int, h: int, size: int,
+                    resize_mode: str = "shortest") -> tuple[int, int, int, int]:
     """(fx, fy, nw, nh): fit_square's target size and the integer reduction Pillow's resize
     applies first (reducing_gap=3.0), computed the way Image.resize computes them."""
-    scale = size / min(w, h)
-    nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
+    nw, nh = resized_size(w, h, size, resize_mode)
     return int(w / nw / 3.0) or 1, int(h / nh / 3.0) or 1, nw, nh
 
 
@@ -204,7 +218,8 @@ def _strip_source(op: Image.Transpose | None, w: int, h: int, y0: int, y1: int) 
     return (0, h - y1, w, h - y0) if op in _SOURCE_REVERSED else (0, y0, w, y1)
 
 
-def _fit_square_in_strips(im: Image.Image, size: int, interpolation: str) -> Image.Image:
+def _fit_square_in_strips(im: Image.Image, size: int, interpolation: str,
+                          resize_mode: str = "shortest") -> Image.Image:
     """What `fit_square(_to_rgb(exif_transpose(im)))` gives, pixel for pixel, without a
     full-size copy: each strip of the upright picture is cut from the decoded one, turned,
     converted to RGB and reduced by the factor Pillow's resize would reduce the whole by (the
@@ -213,7 +228,7 @@ def _fit_square_in_strips(im: Image.Image, size: int, interpolation: str) -> Ima
     op = _orientation_op(im)
     w, h = im.size
     uw, uh = (h, w) if op in _SWAPS_AXES else (w, h)
-    fx, fy, nw, nh = _reduce_factors(uw, uh, size)
+    fx, fy, nw, nh = _reduce_factors(uw, uh, size, resize_mode)
     extrema = None
     if im.mode in ("I", "F"):  # scaled by the whole picture's range, as _to_rgb scales it
         lo, hi = cast(tuple[float, float], im.getextrema())
@@ -229,13 +244,14 @@ def _fit_square_in_strips(im: Image.Image, size: int, interpolation: str) -> Ima
         del strip
         out.paste(rgb.reduce((fx, fy)) if (fx, fy) != (1, 1) else rgb, (0, y0 // fy))
     if (fx, fy) == (1, 1):
-        return fit_square(out, size, interpolation)
+        return fit_square(out, size, interpolation, resize_mode)
     resized = out.resize((nw, nh), _resample(interpolation), box=(0, 0, uw / fx, uh / fy))
     left, top = (nw - size) // 2, (nh - size) // 2
     return resized.crop((left, top, left + size, top + size))
 
 
-def load_image(path: str, size: int, interpolation: str = "bicubic", *,
+def load_image(path: str, size: int, interpolation: str = "bicubic",
+               resize_mode: str = "shortest", *,
                budget_bytes: int | None = None,
                strip_above: int = STRIP_ABOVE_PIXELS) -> DecodedImage:
     """Decode only as much as the model needs (JPEG draft), apply EXIF orientation.
@@ -266,10 +282,10 @@ def load_image(path: str, size: int, interpolation: str = "bicubic", *,
                 raise DecodeError(over_budget_reason(needed, budget))
             im.load()
             if w * h > strip_above:
-                square = _fit_square_in_strips(im, size, interpolation)
+                square = _fit_square_in_strips(im, size, interpolation, resize_mode)
             else:
                 im = ImageOps.exif_transpose(im) or im
-                square = fit_square(_to_rgb(im), size, interpolation)
+                square = fit_square(_to_rgb(im), size, interpolation, resize_mode)
             pixels = np.asarray(square, dtype=np.uint8)
     except DecodeError:
         raise
@@ -310,11 +326,11 @@ def _not_an_image_reason(path: str) -> str:
 
 
 def decode_image_job(
-    path: str, size: int, interpolation: str = "bicubic"
+    path: str, size: int, interpolation: str = "bicubic", resize_mode: str = "shortest"
 ) -> tuple[np.ndarray | None, float | None, str | None]:
     """Process-pool entry point: never raises for a bad file, returns (pixels, taken, error)."""
     try:
-        d = load_image(path, size, interpolation)
+        d = load_image(path, size, interpolation, resize_mode)
         return d.pixels, d.taken_at, None
     except DecodeError as exc:
         return None, None, str(exc)

@@ -101,6 +101,7 @@ class OnnxImageEncoder:
         self.dim = spec.embed_dim
         self.image_size = spec.preprocess.image_size
         self.interpolation = spec.preprocess.interpolation
+        self.resize_mode = spec.preprocess.resize_mode
         self.meta = meta
         self.runtime = f"onnxruntime {meta['onnxruntime']}"
         self.device = "cpu"

@@ -414,6 +414,7 @@ class Indexer:
         total = len(plan.to_embed)
         if total == 0:
             return 0
+        self.library.check_tokenizer(getattr(self.encoder, "tokenizer_sha256", None))
         embedder = Embedder(
             self.encoder, workers=self.workers, batch_size=self.batch_size, control=self.control
         )

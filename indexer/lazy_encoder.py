@@ -57,6 +57,7 @@ class LazyEncoder:
         self._text_tried = False
         self._image: Any = None
         self._image_tried = False
+        self._hub_tokenizer: Any = None
         self._closed = False
         self._lock = threading.RLock()
 
@@ -67,6 +68,8 @@ class LazyEncoder:
 
     @property
     def max_text_tokens(self) -> int:
+        if self.spec.tokenizer is not None:  # its own tokenizer says how many tokens it adds
+            return self._text_tokenizer().max_text_tokens
         return self.spec.context_length - 2
 
     @property
@@ -74,9 +77,34 @@ class LazyEncoder:
         """The resize filter the decoder must use for this model (bilinear for MobileCLIP)."""
         return self.spec.preprocess.interpolation
 
+    @property
+    def resize_mode(self) -> str:
+        """How the decoder must fit a picture to the square ("shortest" side, or "squash")."""
+        return self.spec.preprocess.resize_mode
+
+    def _text_tokenizer(self) -> Any:
+        """The torch-free tokenizer: CLIP's BPE (open_clip's exact ids), or the model's own
+        Hub tokenizer from its checked files (indexer/tokenizer_files.py)."""
+        if self.spec.tokenizer is None:
+            return shared_tokenizer()
+        with self._lock:
+            if self._hub_tokenizer is None:
+                from .model import text_tokenizer
+
+                self._hub_tokenizer = text_tokenizer(self.spec, self.cache_dir)
+            return self._hub_tokenizer
+
+    @property
+    def tokenizer_sha256(self) -> dict[str, str] | None:
+        """The checked sha256 of each tokenizer file, for a model with its own tokenizer (the
+        library records them: Library.check_tokenizer); None for CLIP's built-in one."""
+        if self.spec.tokenizer is None:
+            return None
+        return self._text_tokenizer().files_sha256
+
     def token_count(self, text: str) -> int:
-        """BPE tokens without start/end; the torch-free tokenizer gives open_clip's exact ids."""
-        return len(shared_tokenizer().encode(text))
+        """Tokens without the special ones, as the model's tokenizer counts them."""
+        return len(self._text_tokenizer().encode(text))
 
     @property
     def device(self) -> str:
@@ -167,7 +195,8 @@ class LazyEncoder:
                 self._text_tried = True
                 from .text_runtime import load_text_runtime
 
-                self._text = load_text_runtime(self.spec, self.cache_dir)
+                tok = self._text_tokenizer() if self.spec.tokenizer is not None else None
+                self._text = load_text_runtime(self.spec, self.cache_dir, tokenizer=tok)
                 if self._text is not None:
                     log.info("text queries for %s run on %s", self.spec.name, self._text.runtime)
             return self._text if self._text is not None else self.full()

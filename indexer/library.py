@@ -68,6 +68,13 @@ def foreign_entries(root: Path) -> list[str]:
         return []
 
 
+TOKENIZER_META = "tokenizer_sha256"
+
+
+class TokenizerDiffers(LibraryError):
+    """The model's tokenizer files are not those the library's vectors were made with."""
+
+
 class ModelMismatch(LibraryError):
     def __init__(self, message: str, library_model: str, requested_model: str) -> None:
         super().__init__(message)
@@ -496,6 +503,25 @@ class Library:
         self.vectors.flush()
         info.write(self.root)
         self.is_migration_target = False
+
+    def check_tokenizer(self, files: dict[str, str] | None) -> None:
+        """A model with its own tokenizer (SigLIP i18n) makes vectors that depend on its files,
+        whose hashes are not pinned in the build but recorded at their first download
+        (indexer/tokenizer_files.py). The first use with this library records them in its
+        catalogue beside the model record; any other set of files is refused afterwards."""
+        if not files:
+            return
+        got = json.dumps(files, sort_keys=True)
+        have = self.catalogue.get_meta(TOKENIZER_META)
+        if have is None:
+            if not self.readonly:
+                self.catalogue.set_meta(TOKENIZER_META, got)
+            return
+        if have != got:
+            raise TokenizerDiffers(
+                f"The tokenizer files of {self.spec.name} on this computer are not the ones "
+                f"{self.root} was built with (their sha256 differ), so its vectors and new ones "
+                "would not agree. Re-download the model's files, or index into a new library.")
 
     def close(self) -> None:
         try:

@@ -113,9 +113,15 @@ class Encoder:
         return self.spec.preprocess.interpolation
 
     @property
+    def resize_mode(self) -> str:
+        """How the decoder must fit a picture to the square ("shortest" side, or "squash")."""
+        return self.spec.preprocess.resize_mode
+
+    @property
     def max_text_tokens(self) -> int:
-        """Tokens a chunk may hold: the context window minus the start and end tokens."""
-        return self.spec.context_length - 2
+        """Tokens a chunk may hold: the context window minus the special tokens (CLIP: start
+        and end; a Hub tokenizer says how many its post-processor adds)."""
+        return getattr(self._tokenizer, "max_text_tokens", self.spec.context_length - 2)
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -186,7 +192,7 @@ class Encoder:
         texts = list(texts)
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        tokens = self._tokenizer(texts, context_length=self.spec.context_length)
+        tokens = torch.as_tensor(self._tokenizer(texts, context_length=self.spec.context_length))
         # Sort by length so each batch is trimmed to its own longest text, not the longest overall.
         order = np.argsort(_used_lengths(tokens).numpy(), kind="stable")
         out = np.empty((len(texts), self.dim), dtype=np.float32)
@@ -200,9 +206,16 @@ class Encoder:
                 out[idx.numpy()] = self._finish(feats)
         return out
 
+    @property
+    def tokenizer_sha256(self) -> dict[str, str] | None:
+        """Checked sha256 of a Hub tokenizer's files (None for CLIP's built-in tokenizer)."""
+        return getattr(self._tokenizer, "files_sha256", None)
+
     def token_count(self, text: str) -> int:
         """BPE tokens in `text`, without start/end tokens; fits iff <= context_length - 2."""
         tok = self._tokenizer
+        if hasattr(tok, "max_text_tokens"):  # Magpie's HubTokenizer (cleans like open_clip)
+            return len(tok.encode(text))
         if hasattr(tok, "encode") and hasattr(tok, "sot_token_id"):  # open_clip SimpleTokenizer
             return len(tok.encode(text))
         inner = getattr(tok, "tokenizer", None)  # open_clip HFTokenizer
@@ -431,10 +444,31 @@ def load_encoder(
         model = model.to(device, memory_format=torch.channels_last)
     else:
         model = model.to(device)
-    tokenizer = open_clip.get_tokenizer(spec.arch, context_length=spec.context_length)
+    tokenizer = text_tokenizer(spec, cache_dir) if spec.tokenizer else \
+        open_clip.get_tokenizer(spec.arch, context_length=spec.context_length)
     enc = Encoder(spec, model, tokenizer, device)
     log.info("loaded %s on %s", spec.label(), device)
     return enc
+
+
+def text_tokenizer(spec: ModelSpec, cache_dir: Path | None) -> Any:
+    """The tokenizer of a model with its own Hub tokenizer, from the checked files in the
+    cache (indexer/tokenizer_files.py). Never imports transformers."""
+    from .hub_tokenizer import HubTokenizer, TokenizerFilesError
+    from .tokenizer_files import verified_tokenizer_dir
+
+    if spec.tokenizer is None:
+        raise ValueError(f"{spec.name} uses open_clip's CLIP tokenizer")
+    if cache_dir is None:
+        raise ModelLoadError(f"{spec.name} needs its tokenizer files, found through the app "
+                             "cache; no cache folder was given")
+    folder, hashes = verified_tokenizer_dir(spec, Path(cache_dir))
+    try:
+        tok = HubTokenizer(folder, spec.context_length, spec.tokenizer.clean)
+    except TokenizerFilesError as e:
+        raise ModelLoadError(str(e)) from None
+    tok.files_sha256 = hashes
+    return tok
 
 
 def _build_without_init(spec: ModelSpec, open_clip: Any) -> Any:

@@ -237,9 +237,15 @@ class Embedder:
     def _interpolation(self) -> str:
         return getattr(self.encoder, "interpolation", "bicubic")
 
+    def _resize_mode(self) -> str:
+        return getattr(self.encoder, "resize_mode", "shortest")
+
     def _decode_args(self, item: WorkItem) -> tuple:
-        """(path, size), plus the resize filter when the model's isn't the default bicubic."""
-        interp = self._interpolation()
+        """(path, size), plus the resize filter and mode when the model's aren't the defaults
+        (bicubic, shortest side)."""
+        interp, mode = self._interpolation(), self._resize_mode()
+        if mode != "shortest":
+            return (item.path, self.encoder.image_size, interp, mode)
         if interp == "bicubic":
             return (item.path, self.encoder.image_size)
         return (item.path, self.encoder.image_size, interp)
@@ -292,8 +298,9 @@ class Embedder:
 
     def _device_decode_target(self) -> str | None:
         """Where JPEGs are decoded in batches instead of the CPU pool, or None (CPU pool)."""
-        if self.gpu_decode is False or self._interpolation() != "bicubic":
-            return None  # the device resize is bicubic only
+        if (self.gpu_decode is False or self._interpolation() != "bicubic"
+                or self._resize_mode() != "shortest"):
+            return None  # the device resize is bicubic, shortest side, only
         device = self.gpu_device or str(getattr(self.encoder, "device", "cpu"))
         if self.gpu_decode is None:
             from indexer.gpu_decode import gpu_decode_available

@@ -225,6 +225,7 @@ class Searcher:
         self._background: dict[str | None, np.ndarray] = {}
         self._background_count = -1
         self._nonsense: np.ndarray | None = None
+        self._tokenizer_checked = False
 
     # -- requests ---------------------------------------------------------------------------
     def query_vector(self, terms: list[Term]) -> np.ndarray:
@@ -232,6 +233,9 @@ class Searcher:
         total = np.zeros(self.encoder.dim, np.float32)
         texts = [(t.weight, t.text) for t in terms if t.text is not None]
         if texts:
+            if not self._tokenizer_checked:
+                self.library.check_tokenizer(getattr(self.encoder, "tokenizer_sha256", None))
+                self._tokenizer_checked = True
             vecs = self.encoder.encode_texts([text for _, text in texts])
             for (weight, _), v in zip(texts, vecs):
                 total += weight * v
@@ -351,7 +355,8 @@ class Searcher:
                 return v
         try:
             pixels = load_image(path, self.encoder.image_size,
-                                getattr(self.encoder, "interpolation", "bicubic")).pixels
+                                getattr(self.encoder, "interpolation", "bicubic"),
+                                getattr(self.encoder, "resize_mode", "shortest")).pixels
         except DecodeError as exc:
             raise QueryError(f"cannot use {path} as a query: {exc}") from None
         return self.encoder.encode_images(pixels[None])[0]

@@ -19,6 +19,10 @@ model's, so the export is *derived* from the verified weights and *checked* befo
   moved into place, the metadata file last, so a reader sees a whole export or none.
 * `load_text_runtime` returns None when anything is missing or does not match; callers fall
   back to torch. The library's fingerprint is unchanged: the export computes the same vectors.
+* Two text towers are supported: CLIP's (causal mask, pooled at the end token: a query runs
+  over its used positions only) and SigLIP's (no mask, pooled at the last position: every row
+  runs over the whole window, padding included, exactly as open_clip runs it). A model with its
+  own Hub tokenizer (SigLIP i18n) is fed by that tokenizer (indexer/hub_tokenizer.py).
 """
 from __future__ import annotations
 
@@ -152,12 +156,15 @@ class OnnxTextEncoder:
     max_batch = 256
 
     def __init__(self, spec: ModelSpec, paths: ExportPaths, meta: dict,
-                 tokenizer: ClipTokenizer | None = None, threads: int | None = None) -> None:
+                 tokenizer: Any = None, threads: int | None = None) -> None:
         import onnxruntime as ort
 
+        if tokenizer is None and spec.tokenizer is not None:
+            raise ValueError(f"{spec.name} needs its own tokenizer")
         self.spec = spec
         self.dim = spec.embed_dim
         self.meta = meta
+        self.pool = meta.get("pool", "argmax")  # "last": the whole window, pooled at its end
         self.runtime = f"onnxruntime {meta['onnxruntime']}"
         self._tokenizer = tokenizer or shared_tokenizer()
         self._table = np.load(paths.token_embedding, mmap_mode="r")
@@ -177,9 +184,14 @@ class OnnxTextEncoder:
         return self._tokenizer(texts, self.spec.context_length)
 
     def features(self, tokens: np.ndarray) -> np.ndarray:
-        """Unnormalised text features for int64 token rows (trimmed to the longest used row)."""
-        eot = tokens.argmax(axis=1)
-        n = int(eot.max()) + 1
+        """Unnormalised text features for int64 token rows (CLIP: trimmed to the longest used
+        row; SigLIP: the whole window, pooled at its last position)."""
+        if self.pool == "last":
+            n = tokens.shape[1]
+            eot = np.full(len(tokens), n - 1, dtype=np.int64)
+        else:
+            eot = tokens.argmax(axis=1)
+            n = int(eot.max()) + 1
         x = np.ascontiguousarray(self._table[tokens[:, :n]], dtype=np.float32)
         with self._lock:
             return self._session.run(None, {"x": x, "eot": eot.astype(np.int64)})[0]
@@ -191,7 +203,7 @@ class OnnxTextEncoder:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         tokens = self.tokens(texts)
-        order = np.argsort(tokens.argmax(axis=1), kind="stable")
+        order = np.argsort(tokens.argmax(axis=1), kind="stable")  # CLIP: similar lengths batched
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         for i in range(0, len(texts), self.max_batch):
             idx = order[i : i + self.max_batch]
@@ -207,9 +219,10 @@ class OnnxTextEncoder:
         return len(self._tokenizer.encode(text))
 
 
-def load_text_runtime(spec: ModelSpec, cache_dir: Path | None,
-                      threads: int | None = None) -> OnnxTextEncoder | None:
-    """The cached, checked export for `spec`, or None (missing, stale, damaged, or no runtime)."""
+def load_text_runtime(spec: ModelSpec, cache_dir: Path | None, threads: int | None = None,
+                      tokenizer: Any = None) -> OnnxTextEncoder | None:
+    """The cached, checked export for `spec`, or None (missing, stale, damaged, or no runtime).
+    `tokenizer`: the model's own (HubTokenizer) when it has one; CLIP's BPE otherwise."""
     if cache_dir is None or not runtime_wanted():
         return None
     ver = onnxruntime_version()
@@ -226,7 +239,7 @@ def load_text_runtime(spec: ModelSpec, cache_dir: Path | None,
         log.info("text export for %s is stale or incomplete; using torch", spec.name)
         return None
     try:
-        return OnnxTextEncoder(spec, paths, meta, threads=threads)
+        return OnnxTextEncoder(spec, paths, meta, tokenizer=tokenizer, threads=threads)
     except Exception as e:  # a damaged file: fall back, never fail a search over it
         log.warning("could not load the text export %s (%s); using torch", paths.graph, e)
         return None
@@ -236,14 +249,33 @@ def load_text_runtime(spec: ModelSpec, cache_dir: Path | None,
 # the export (torch; once per fingerprint)
 
 
+def _text_module(model: Any) -> tuple[Any, str]:
+    """(the module holding the text tower's parts, its pooling): open_clip's CLIP keeps them on
+    the model itself, CustomTextCLIP (SigLIP) in `model.text`, a TextTransformer."""
+    text = getattr(model, "text", None)
+    if text is not None and hasattr(text, "pool_type"):
+        return text, str(text.pool_type)
+    return model, str(getattr(model, "text_pool_type", None))
+
+
 def _text_tower_supported(model: Any) -> bool:
-    """open_clip's CLIP text tower with plain pre-norm blocks, causal mask, end-token pooling."""
+    """open_clip's text tower with plain pre-norm blocks and either CLIP's causal mask with
+    end-token pooling, or SigLIP's: no mask, no padding mask, no class token, last-position
+    pooling."""
     import torch
 
+    model, pool = _text_module(model)
     blocks = getattr(getattr(model, "transformer", None), "resblocks", None)
+    mask = getattr(model, "attn_mask", None)
+    if pool == "argmax":
+        shape_ok = isinstance(mask, torch.Tensor)
+    elif pool == "last":
+        shape_ok = (mask is None and not getattr(model, "use_pad_mask", False)
+                    and getattr(model, "cls_emb", None) is None)
+    else:
+        shape_ok = False
     if (
-        getattr(model, "text_pool_type", None) != "argmax"
-        or not isinstance(getattr(model, "attn_mask", None), torch.Tensor)
+        not shape_ok
         or not isinstance(getattr(model, "positional_embedding", None), torch.Tensor)
         or not hasattr(model, "token_embedding")
         or not hasattr(model, "ln_final")
@@ -307,10 +339,13 @@ def _tower_module(model: Any):
 
         def __init__(self, m: Any) -> None:
             super().__init__()
+            m, _ = _text_module(m)
             self.blocks = torch.nn.ModuleList(Block(b) for b in m.transformer.resblocks)
             self.ln_final = m.ln_final
             self.register_buffer("pos", m.positional_embedding.detach().clone())
-            self.register_buffer("mask", m.attn_mask.detach().clone().float())
+            ctx = m.positional_embedding.shape[0]
+            mask = m.attn_mask if m.attn_mask is not None else torch.zeros(ctx, ctx)  # SigLIP
+            self.register_buffer("mask", mask.detach().clone().float())
             proj = m.text_projection
             if isinstance(proj, torch.nn.Linear):
                 self.proj_linear = proj
@@ -375,8 +410,14 @@ def _export(spec: ModelSpec, model: Any, cache_dir: Path, ver: str, tokenizer: A
     paths = export_paths(spec, cache_dir, ver)
     paths.graph.parent.mkdir(parents=True, exist_ok=True)
     tower = _tower_module(model)
-    table = model.token_embedding.weight.detach().float().cpu().numpy()
-    ours = ClipTokenizer()
+    text, pool = _text_module(model)
+    table = text.token_embedding.weight.detach().float().cpu().numpy()
+    if spec.tokenizer is not None:  # the model's own tokenizer feeds both sides
+        if tokenizer is None:
+            raise ValueError(f"{spec.name} needs its own tokenizer for the export")
+        ours = tokenizer
+    else:
+        ours = ClipTokenizer()
     example = torch.from_numpy(table[ours(["a photo of a dog", "two"], spec.context_length)[:, :7]])
     eot = torch.tensor([5, 3], dtype=torch.int64)
 
@@ -406,9 +447,10 @@ def _export(spec: ModelSpec, model: Any, cache_dir: Path, ver: str, tokenizer: A
     # check: ONNX Runtime (our tokenizer, trimmed) against open_clip's own encode_text (77 wide)
     ref_tok = tokenizer or open_clip.get_tokenizer(spec.arch, context_length=spec.context_length)
     with torch.no_grad():
-        ref = model.encode_text(ref_tok(list(CHECK_TEXTS), context_length=spec.context_length))
+        ref = model.encode_text(torch.as_tensor(
+            ref_tok(list(CHECK_TEXTS), context_length=spec.context_length)))
     ref = ref.float().cpu().numpy()
-    meta_stub = {"onnxruntime": ver}
+    meta_stub = {"onnxruntime": ver, "pool": pool}
     runtime = OnnxTextEncoder(spec, paths, meta_stub, tokenizer=ours)
     got = np.concatenate([runtime.features(runtime.tokens([t])) for t in CHECK_TEXTS]
                          + [runtime.features(runtime.tokens(list(CHECK_TEXTS)))])
@@ -420,6 +462,7 @@ def _export(spec: ModelSpec, model: Any, cache_dir: Path, ver: str, tokenizer: A
     meta = {
         "format": FORMAT,
         "model": spec.name,
+        "pool": pool,
         "fingerprint": spec.fingerprint(),
         "weights_sha256": spec.sha256,
         "onnxruntime": ver,

@@ -293,3 +293,25 @@ def test_the_gpu_choice_says_when_there_is_none(qtbot, gui, monkeypatch):
     d2 = ctl.prefs.make_dialog()
     qtbot.addWidget(d2)
     assert d2.device.itemText(d2.device.findData("cuda")) == "GPU (CUDA)"
+
+
+def test_the_multilingual_model_is_offered_with_its_multilingual_figure(qtbot, gui):
+    """SigLIP i18n in the list like the others, and its details say what sets it apart: the
+    published multilingual retrieval figure and its source, and its tokenizer's pin."""
+    from app.about import model_rows
+    from indexer.specs import SIGLIP_I18N as spec
+
+    window, ctl = gui()
+    dialog = ctl.prefs.make_dialog()
+    qtbot.addWidget(dialog)
+    texts = {dialog.model.itemData(i): dialog.model.itemText(i)
+             for i in range(dialog.model.count())}
+    assert f"{spec.speed.images_per_s:g} images/s" in texts[spec.name]
+    assert "ImageNet 75.13 %" in texts[spec.name]  # the list stays short (narrow windows)
+    choose(dialog.model, spec.name)
+    details = dialog.model_details.text()
+    assert "multilingual retrieval average 66.37 %" in details
+    assert "openclip_multilingual_retrieval_results.csv" in details
+    assert f"{spec.speed.query_ms} ms per query" in details
+    rows = dict(model_rows(spec))
+    assert spec.revision in rows["Source"] and "first download" in rows["Tokenizer"]

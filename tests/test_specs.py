@@ -16,6 +16,7 @@ import pytest
 
 from indexer.specs import (
     MOBILECLIP_S2,
+    SIGLIP_I18N,
     SPECS,
     TINY_SHAPES,
     VIT_B_32,
@@ -25,13 +26,14 @@ from indexer.specs import (
 from indexer.weights import WeightsMismatch, is_pinned_revision, is_pinned_sha256
 
 HUB_SPECS = [s for s in SPECS.values() if s.hf_repo]
-NEW_SPECS = [VIT_L_14, MOBILECLIP_S2]
+NEW_SPECS = [VIT_L_14, MOBILECLIP_S2, SIGLIP_I18N]
 
 
 def test_the_offered_models():
-    """Besides ViT-B-32: a larger one and a fast small one (the multilingual one is left out
-    until its weights can be pinned; see indexer/specs.py)."""
-    assert set(SPECS) == {"vit-b-32", "vit-l-14", "mobileclip-s2", "tiny-shapes", "tiny-digits"}
+    """Besides ViT-B-32: a larger one, a fast small one and a multilingual one."""
+    assert {"vit-b-32", "vit-l-14", "mobileclip-s2", "siglip-i18n", "tiny-shapes",
+            "tiny-digits"} <= set(SPECS)
+    assert SIGLIP_I18N.quality is not None and SIGLIP_I18N.quality.multilingual is not None
     assert VIT_L_14.embed_dim > VIT_B_32.embed_dim
     assert MOBILECLIP_S2.size_mb < VIT_B_32.size_mb < VIT_L_14.size_mb
 
