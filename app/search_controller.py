@@ -190,8 +190,11 @@ class SearchController(QObject):
             if self.model_error():
                 self._show_model_needed()
             else:
-                self.window.show_message("Loading the model…",
-                                         "Your search runs as soon as it's ready.", "cpu")
+                # the library or the model is still loading: the query waits, the window
+                # stays responsive, and the search runs the moment both are ready
+                self.window.show_message("Getting ready…",
+                                         "Your search runs as soon as the library and the "
+                                         "model are ready.", "cpu")
             return None
         state = self.state.snapshot()
         flt, sort = self.filters()

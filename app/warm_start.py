@@ -1,0 +1,130 @@
+"""The first query's groundwork, begun the moment `magpie gui` runs.
+
+Why: a person types a query as soon as the window is up, and answering it needs the model's
+text session (ONNX Runtime: a few hundred ms to start, its first run slower still). Started
+only after the window is built and the library opened, that session was the longest step
+between launch and the first answer (bench/RESULTS.md, issue 12). So `magpie gui` starts
+it on a thread of its own *before* Qt and the window's modules are imported: ONNX Runtime
+builds the session without holding the GIL, alongside the UI thread's imports and first paint.
+
+Nothing here imports Qt or anything heavy at module level (the thread does). The library
+controller takes the encoder when it would load one (`take`); a different model (another
+library opened meanwhile, a weights file chosen) gets its own load and this one is closed.
+A failure (no weights, a damaged export) is re-raised by `take` on the loading task, so it
+reaches the person the usual way, once.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+ChooseSpec = Callable[[Path | None], Any]  # the library (None: the default one) -> its ModelSpec
+LoadEncoder = Callable[[Any], Any]  # a ModelSpec -> an encoder ready for a text query
+
+
+def library_spec(library: Path | None) -> Any:
+    """The model of the library the window will open (as LibraryController chooses it)."""
+    from app.settings import Settings
+    from app.wiring import choose_spec
+
+    settings = Settings.load()
+    path = Path(library).expanduser() if library else settings.library_path()
+    return choose_spec(path, None, settings)
+
+
+def ready_for_text(spec: Any) -> Any:
+    """The library's encoder with its text side loaded and run once: a session's first run
+    pays for its allocations and for paging its weights in, so the person's query does not."""
+    from app.settings import Settings
+    from app.wiring import load_model
+
+    encoder = load_model(spec, None, allow_download=False, settings=Settings.load())
+    try:
+        encoder.warm()
+        from indexer.search import nonsense_centre  # what the first search needs anyway
+
+        nonsense_centre(encoder)
+    except BaseException:
+        encoder.close()
+        raise
+    return encoder
+
+
+class WarmStart:
+    """One background load of the model the window is about to need."""
+
+    def __init__(self, library: str | os.PathLike | None = None, *,
+                 choose: ChooseSpec = library_spec, load: LoadEncoder = ready_for_text) -> None:
+        self.library = Path(library) if library else None
+        self._choose = choose
+        self._load = load
+        self._done = threading.Event()
+        self._lock = threading.Lock()
+        self.spec: Any = None  # known once chosen (None if choosing failed)
+        self._encoder: Any = None
+        self._error: BaseException | None = None
+        self._claimed = False  # taken or discarded: whatever is left over is closed
+
+    def start(self) -> WarmStart:
+        threading.Thread(target=self._run, name="magpie-warm-start", daemon=True).start()
+        return self
+
+    def _run(self) -> None:
+        try:
+            self.spec = self._choose(self.library)
+            encoder = self._load(self.spec)
+        except BaseException as exc:  # noqa: BLE001 - handed to whoever takes it
+            log.debug("warm start failed: %s", exc)
+            self._error = exc
+        else:
+            with self._lock:
+                self._encoder = encoder
+                if self._claimed:  # discarded while loading: nobody will take it
+                    self._close_encoder()
+        finally:
+            self._done.set()
+
+    @property
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self._done.wait(timeout)
+
+    def take(self, spec: Any, weights: str | None = None) -> Any | None:
+        """The encoder for `spec`, once its load has finished (blocks: call it off the UI
+        thread). None when it was loaded for another model, with a chosen weights file, or
+        already taken: the caller loads its own. Raises what the load raised for `spec`."""
+        self._done.wait()
+        with self._lock:
+            if self._claimed:
+                return None
+            self._claimed = True
+            if weights is not None or self.spec is None or self.spec != spec:
+                self._close_encoder()
+                return None
+            if self._error is not None:
+                raise self._error
+            encoder, self._encoder = self._encoder, None
+            return encoder
+
+    def discard(self) -> None:
+        """Not needed after all (the library failed to open, the window closed): the encoder
+        is closed now or as soon as its load ends."""
+        with self._lock:
+            self._claimed = True
+            self._close_encoder()
+
+    def _close_encoder(self) -> None:
+        encoder, self._encoder = self._encoder, None
+        if encoder is not None:
+            try:
+                encoder.close()
+            except Exception as exc:  # noqa: BLE001
+                log.debug("closing the warm-start encoder failed: %s", exc)
