@@ -134,9 +134,6 @@ class LibraryController(QObject):
         """Open (or create) the library at `path` on the writer queue; the previous one is
         closed there once the searches running on it have finished. A folder that holds
         other things becomes a library only with `allow_non_empty` (the person said yes)."""
-        from app.wiring import choose_spec
-        from indexer.library import Library
-
         old, self.library = self.library, None
         self._set_searcher(None)
         self.jobs.runner.set_model_ready(False)
@@ -154,6 +151,11 @@ class LibraryController(QObject):
         drain, settings = self._drain_searches, self.settings
 
         def fn(control, on_progress, on_error):
+            # imported here, off the UI thread: at launch the warm start may be importing
+            # these very modules, and the UI thread would wait for it
+            from app.wiring import choose_spec
+            from indexer.library import Library
+
             drain()
             if old is not None:
                 old.close()

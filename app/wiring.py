@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.settings import Settings, cache_dir
-from indexer.library import spec_for_library
 from indexer.specs import ModelSpec, get_spec
 
 
@@ -18,6 +17,8 @@ def choose_spec(library: Path, requested: str | None, settings: Settings | None 
     """An explicit --model wins; else the library's own model; else the user's default."""
     if requested:
         return get_spec(requested)
+    from indexer.library import spec_for_library  # numpy, SQLite, hnswlib: not on import
+
     if library.exists():
         spec = spec_for_library(library)
         if spec is not None:
