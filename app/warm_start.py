@@ -25,7 +25,7 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 ChooseSpec = Callable[[Path | None], Any]  # the library (None: the default one) -> its ModelSpec
-LoadEncoder = Callable[[Any], Any]  # a ModelSpec -> an encoder ready for a text query
+LoadEncoder = Callable[[Any], Any]  # a ModelSpec -> an encoder ready for a text query, or None
 
 
 def library_spec(library: Path | None) -> Any:
@@ -38,15 +38,19 @@ def library_spec(library: Path | None) -> Any:
     return choose_spec(path, None, settings)
 
 
-def ready_for_text(spec: Any) -> Any:
-    """The library's encoder with its text side loaded and run once: a session's first run
-    pays for its allocations and for paging its weights in, so the person's query does not."""
+def ready_for_text(spec: Any) -> Any | None:
+    """The library's encoder with its light text runtime loaded and run once (a session's
+    first run pays for its allocations and for paging its weights in, so the person's query
+    does not). None when the model has no text export cached yet: torch is then loaded the
+    usual way, after the window is up, never alongside the window's own imports."""
     from app.settings import Settings
     from app.wiring import load_model
 
     encoder = load_model(spec, None, allow_download=False, settings=Settings.load())
     try:
-        encoder.warm()
+        if encoder.warm(light_only=True) == "none":
+            encoder.close()
+            return None
         from indexer.search import nonsense_centre  # what the first search needs anyway
 
         nonsense_centre(encoder)
@@ -99,8 +103,9 @@ class WarmStart:
 
     def take(self, spec: Any, weights: str | None = None) -> Any | None:
         """The encoder for `spec`, once its load has finished (blocks: call it off the UI
-        thread). None when it was loaded for another model, with a chosen weights file, or
-        already taken: the caller loads its own. Raises what the load raised for `spec`."""
+        thread). None when it was loaded for another model, with a chosen weights file, not
+        loaded (no light runtime), or already taken: the caller loads its own. Raises what the
+        load raised for `spec`."""
         self._done.wait()
         with self._lock:
             if self._claimed:

@@ -172,10 +172,19 @@ class LazyEncoder:
                     log.info("text queries for %s run on %s", self.spec.name, self._text.runtime)
             return self._text if self._text is not None else self.full()
 
-    def warm(self) -> str:
+    def warm(self, light_only: bool = False) -> str:
         """Load what the first text query needs, ahead of it (the window calls this on its
-        loading thread): the light text runtime when an export is cached, else the torch model.
-        Returns `loaded`."""
+        loading thread): the light text runtime when an export is cached, else the torch model
+        (`light_only`: else nothing). Returns `loaded`."""
+        if light_only:
+            with self._lock:
+                self._check_open()
+                if self._full is None and not self._text_tried:
+                    self._text_tried = True
+                    from .text_runtime import load_text_runtime
+
+                    self._text = load_text_runtime(self.spec, self.cache_dir)
+            return self.loaded
         self._text_encoder()
         return self.loaded
 

@@ -206,6 +206,16 @@ def test_a_library_that_cannot_open_says_so_once_and_lets_the_warm_model_go(qtbo
     assert ctl.searcher is None and not (folder / "magpie-library.json").exists()
 
 
+def test_a_warm_start_without_a_light_runtime_leaves_the_load_to_the_window(qtbot, library):
+    gate = Gate()
+    gate.encoder = None  # what ready_for_text returns when no text export is cached
+    gate.release.set()
+    loads: list = []
+    window, ctl, log = launch(qtbot, library, warm_for(library, gate), loads)
+    qtbot.waitUntil(lambda: ctl.searcher is not None, timeout=WAIT)
+    assert gate.calls == 1 and len(loads) == 1  # the window's own load, after it was shown
+
+
 def test_warm_start_take_rules():
     spec = replace(TINY_SHAPES, embed_dim=16)
     made = ClosableEncoder()

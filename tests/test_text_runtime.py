@@ -272,13 +272,16 @@ def test_warm_loads_the_light_text_runtime_when_cached(tiny_encoder, tmp_path):
         calls.append(1)
         return tiny_encoder
 
+    light = LazyEncoder(TINY_SHAPES, TINY_SHAPES.bundled_path(), cache_dir=cache,
+                        load_full=fake_load)
+    assert light.warm(light_only=True) == "none" and calls == []  # the launch never gets torch
     enc = LazyEncoder(TINY_SHAPES, TINY_SHAPES.bundled_path(), cache_dir=cache,
                       load_full=fake_load)
     assert enc.warm() == "torch" and calls == [1]  # nothing cached: the window gets torch
     assert text_runtime.load_text_runtime(TINY_SHAPES, cache) is not None  # …and made the export
     enc2 = LazyEncoder(TINY_SHAPES, TINY_SHAPES.bundled_path(), cache_dir=cache,
                        load_full=fake_load)
-    assert enc2.warm() == "text" and calls == [1]  # next start: ONNX Runtime only
+    assert enc2.warm(light_only=True) == "text" and calls == [1]  # next start: ONNX Runtime only
     assert enc2.runtime.startswith("onnxruntime")
     vec = enc2.encode_texts(["a red circle"])
     assert np.abs(vec - tiny_encoder.encode_texts(["a red circle"])).max() <= 1e-5
