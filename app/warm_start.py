@@ -54,6 +54,9 @@ def ready_for_text(spec: Any) -> Any | None:
         from indexer.search import nonsense_centre  # what the first search needs anyway
 
         nonsense_centre(encoder)
+        # and what it would import on the way (the search thread would wait for them)
+        import indexer.counts  # noqa: F401
+        import numpy.random  # noqa: F401  (the background samples)
     except BaseException:
         encoder.close()
         raise
