@@ -234,6 +234,33 @@ def test_warm_start_take_rules():
     assert warm3.wait(10) and late.closed
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice is Linux's")
+def test_the_warm_start_gives_way_to_the_ui_thread_but_not_its_model_threads():
+    """The imports that compete with the window's run niced; the model loads at the window's
+    priority (ONNX Runtime's threads inherit it, and they answer every later query)."""
+    import app.warm_start as ws
+
+    def prio() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    seen = {}
+    base = prio()
+    spec = replace(TINY_SHAPES, embed_dim=16)
+    made = ClosableEncoder()
+
+    def choose(path):
+        seen["choose"] = prio()
+        return spec
+
+    def load(s):
+        seen["load"] = prio()
+        return made
+
+    warm = WarmStart(None, choose=choose, load=load).start()
+    assert warm.take(spec) is made
+    assert seen["choose"] == min(19, base + ws.WARM_NICENESS) and seen["load"] == base
+
+
 def test_catch_up_that_changed_nothing_keeps_the_search_on_screen():
     assert not changed_results(IndexReport(unchanged=2000))
     assert not changed_results(IndexReport(errors=1))  # an unplugged drive: entries stay
