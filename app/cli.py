@@ -195,12 +195,12 @@ def main(argv: list[str] | None = None) -> int:
     if command == "gui":
         from app.warm_start import WarmStart
 
-        library = getattr(args, "library", None)
+        library, query = getattr(args, "library", None), getattr(args, "query", None)
         # the model loads from now on, while Qt and the window's modules are imported
-        warm = WarmStart(library).start()
+        warm = WarmStart(library, query=query).start()
         from app.gui import run_gui
 
-        return run_gui(library, getattr(args, "query", None), warm=warm)
+        return run_gui(library, query, warm=warm)
     handler = {
         "index": cmd_index,
         "search": cmd_search,

@@ -55,7 +55,7 @@ def library_spec(library: Path | None) -> Any:
     return choose_spec(path, None, settings)
 
 
-def ready_for_text(spec: Any) -> Any | None:
+def ready_for_text(spec: Any, query: str | None = None) -> Any | None:
     """The library's encoder with its light text runtime loaded and run once (a session's
     first run pays for its allocations and for paging its weights in, so the person's query
     does not). None when the model has no text export cached yet: torch is then loaded the
@@ -71,6 +71,8 @@ def ready_for_text(spec: Any) -> Any | None:
         from indexer.search import nonsense_centre  # what the first search needs anyway
 
         nonsense_centre(encoder)
+        if query and query.strip():  # `magpie gui --query`: its vector is ready too
+            encoder.encode_texts([query])
         # and what it would import on the way (the search thread would wait for them)
         import indexer.counts  # noqa: F401
         import numpy.random  # noqa: F401  (the background samples)
@@ -83,11 +85,11 @@ def ready_for_text(spec: Any) -> Any | None:
 class WarmStart:
     """One background load of the model the window is about to need."""
 
-    def __init__(self, library: str | os.PathLike | None = None, *,
-                 choose: ChooseSpec = library_spec, load: LoadEncoder = ready_for_text) -> None:
+    def __init__(self, library: str | os.PathLike | None = None, *, query: str | None = None,
+                 choose: ChooseSpec = library_spec, load: LoadEncoder | None = None) -> None:
         self.library = Path(library) if library else None
         self._choose = choose
-        self._load = load
+        self._load: LoadEncoder = load or (lambda spec: ready_for_text(spec, query))
         self._done = threading.Event()
         self._lock = threading.Lock()
         self.spec: Any = None  # known once chosen (None if choosing failed)

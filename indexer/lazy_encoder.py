@@ -33,6 +33,8 @@ from .specs import ModelSpec
 
 log = logging.getLogger(__name__)
 
+RECENT_QUERIES = 32  # single texts whose vectors are kept (a few KB)
+
 
 class LazyEncoder:
     def __init__(
@@ -59,6 +61,7 @@ class LazyEncoder:
         self._image_tried = False
         self._closed = False
         self._lock = threading.RLock()
+        self._recent: dict[str, np.ndarray] = {}  # query text -> its vector, oldest first
 
     # -- what callers read without loading anything ------------------------------------------
     @property
@@ -229,7 +232,26 @@ class LazyEncoder:
 
     # -- encoding --------------------------------------------------------------------------
     def encode_texts(self, texts: list[str]) -> np.ndarray:
-        return self._text_encoder().encode_texts(texts)
+        """One text (a query) is remembered: the same query searched again (more results,
+        another filter, a refresh after indexing, or encoded ahead by the window's warm
+        start) does not run the model again. The vectors are the same model's either way."""
+        if isinstance(texts, str):
+            texts = [texts]
+        if len(texts) != 1:
+            return self._text_encoder().encode_texts(texts)
+        with self._lock:
+            self._check_open()
+            hit = self._recent.pop(texts[0], None)
+            if hit is not None:
+                self._recent[texts[0]] = hit  # the most recent again
+        if hit is not None:
+            return hit.copy()
+        out = self._text_encoder().encode_texts(texts)
+        with self._lock:
+            self._recent[texts[0]] = out.copy()
+            while len(self._recent) > RECENT_QUERIES:
+                self._recent.pop(next(iter(self._recent)))
+        return out
 
     def encode_images(self, pixels: np.ndarray) -> np.ndarray:
         return self._image_encoder().encode_images(pixels)

@@ -318,3 +318,28 @@ def test_gui_query_option_reaches_the_window(monkeypatch):
     assert cli.main(["gui", "--library", "/some/lib", "--query", "a dog on the beach"]) == 0
     assert got["library"] == "/some/lib" and got["query"] == "a dog on the beach"
     assert isinstance(got["warm"], WarmStart) and str(got["warm"].library) == "/some/lib"
+    import app.warm_start as ws
+
+    asked = []
+    monkeypatch.setattr(ws, "ready_for_text", lambda spec, query=None: asked.append(query))
+    got["warm"]._load("spec")  # the warm start encodes the query ahead as well
+    assert asked == ["a dog on the beach"]
+
+
+def test_the_encoder_remembers_a_query_so_the_same_search_never_runs_the_model_twice():
+    from indexer.lazy_encoder import LazyEncoder
+
+    inner = FakeEncoder()
+    enc = LazyEncoder(TINY_SHAPES, TINY_SHAPES.bundled_path(), cache_dir=None,
+                      load_full=lambda *a: inner)
+    first = enc.encode_texts(["a dog on the beach"])
+    first[0, 0] = 99.0  # the caller's copy: the remembered vector is not changed
+    again = enc.encode_texts(["a dog on the beach"])
+    assert inner.texts_encoded == 1 and again[0, 0] != 99.0
+    assert (again == inner.encode_texts(["a dog on the beach"])).all()
+    enc.encode_texts(["a", "b"])  # batches (notes while indexing) are not kept
+    enc.encode_texts(["a", "b"])
+    assert inner.texts_encoded == 1 + 1 + 4
+    enc.close()
+    with pytest.raises(RuntimeError):
+        enc.encode_texts(["a dog on the beach"])
