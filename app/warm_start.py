@@ -56,10 +56,10 @@ def library_spec(library: Path | None) -> Any:
 
 
 def ready_for_text(spec: Any, query: str | None = None) -> Any | None:
-    """The library's encoder with its light text runtime loaded and run once (a session's
-    first run pays for its allocations and for paging its weights in, so the person's query
-    does not). None when the model has no text export cached yet: torch is then loaded the
-    usual way, after the window is up, never alongside the window's own imports."""
+    """The library's encoder with its light text runtime loaded and what the first search
+    needs besides the query made ready (the "reads nothing" probes: read from the cache, or
+    encoded and kept). None when the model has no text export cached yet: torch is then loaded
+    the usual way, after the window is up, never alongside the window's own imports."""
     from app.settings import Settings
     from app.wiring import load_model
 

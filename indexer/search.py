@@ -231,7 +231,10 @@ def nonsense_centre(encoder: EncoderLike) -> np.ndarray:
     except TypeError:  # an encoder that cannot be weakly referenced: computed per Searcher
         centre = None
     if centre is None:
-        probes = np.asarray(encoder.encode_texts(list(NONSENSE_PROBES)), np.float32)
+        # an encoder that keeps fixed texts' vectors on disk (indexer/lazy_encoder.py) reads
+        # them instead of running the model
+        encode = getattr(encoder, "encode_fixed", encoder.encode_texts)
+        probes = np.asarray(encode(list(NONSENSE_PROBES)), np.float32)
         mean = probes.mean(axis=0)
         centre = mean / (np.linalg.norm(mean) + 1e-12)
         try:

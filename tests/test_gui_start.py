@@ -343,3 +343,25 @@ def test_the_encoder_remembers_a_query_so_the_same_search_never_runs_the_model_t
     enc.close()
     with pytest.raises(RuntimeError):
         enc.encode_texts(["a dog on the beach"])
+
+
+def test_fixed_texts_vectors_are_kept_and_read_back_not_recomputed(tmp_path):
+    from indexer.lazy_encoder import LazyEncoder
+    from indexer.search import NONSENSE_PROBES, nonsense_centre
+
+    def encoder(inner):
+        return LazyEncoder(TINY_SHAPES, TINY_SHAPES.bundled_path(), cache_dir=tmp_path,
+                           load_full=lambda *a: inner)
+
+    first_inner = FakeEncoder(dim=TINY_SHAPES.embed_dim)
+    centre = nonsense_centre(encoder(first_inner))
+    assert first_inner.texts_encoded == len(NONSENSE_PROBES)
+    kept = list(tmp_path.rglob("*.npy"))
+    assert len(kept) == 1 and TINY_SHAPES.fingerprint() in kept[0].name
+    later = FakeEncoder(dim=TINY_SHAPES.embed_dim)
+    assert (nonsense_centre(encoder(later)) == centre).all()  # another process: read back
+    assert later.texts_encoded == 0
+    kept[0].write_bytes(b"not a numpy file")  # damaged: made again, never trusted
+    again = FakeEncoder(dim=TINY_SHAPES.embed_dim)
+    assert (nonsense_centre(encoder(again)) == centre).all()
+    assert again.texts_encoded == len(NONSENSE_PROBES)
