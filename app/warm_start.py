@@ -15,6 +15,7 @@ reaches the person the usual way, once.
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
@@ -29,6 +30,8 @@ log = logging.getLogger(__name__)
 # a core first (measured, bench/RESULTS.md: at load 13 the window was painted at 1.75 s with
 # the warm start's imports at normal priority, 1.36 s with them niced; first answer the same).
 WARM_NICENESS = 5
+
+POINTER = "magpie-library.json"  # indexer.library.POINTER (importing it is what is avoided)
 
 ChooseSpec = Callable[[Path | None], Any]  # the library (None: the default one) -> its ModelSpec
 LoadEncoder = Callable[[Any], Any]  # a ModelSpec -> an encoder ready for a text query, or None
@@ -52,7 +55,22 @@ def library_spec(library: Path | None) -> Any:
 
     settings = Settings.load()
     path = Path(library).expanduser() if library else settings.library_path()
-    return choose_spec(path, None, settings)
+    return active_spec(path) or choose_spec(path, None, settings)
+
+
+def active_spec(library: Path) -> Any | None:
+    """A quick look at the library's pointer file for its model, without importing the
+    library's modules (numpy, SQLite, hnswlib: ~0.2 CPU-s the session would wait for). None
+    when it says nothing this build knows; `choose_spec` decides then. A wrong guess costs
+    only the head start: the controller takes the encoder only for the spec it chose."""
+    from indexer.specs import SPECS
+
+    try:
+        data = json.loads((library / POINTER).read_text("utf-8"))
+        active = data.get("active") if isinstance(data, dict) else None
+    except (OSError, ValueError):
+        return None
+    return next((s for s in SPECS.values() if s.fingerprint() == active), None)
 
 
 def ready_for_text(spec: Any, query: str | None = None) -> Any | None:

@@ -17,9 +17,9 @@ def choose_spec(library: Path, requested: str | None, settings: Settings | None 
     """An explicit --model wins; else the library's own model; else the user's default."""
     if requested:
         return get_spec(requested)
-    from indexer.library import spec_for_library  # numpy, SQLite, hnswlib: not on import
-
     if library.exists():
+        from indexer.library import spec_for_library  # numpy, SQLite, hnswlib: not on import
+
         spec = spec_for_library(library)
         if spec is not None:
             return spec

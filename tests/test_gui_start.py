@@ -366,3 +366,22 @@ def test_fixed_texts_vectors_are_kept_and_read_back_not_recomputed(tmp_path):
     again = FakeEncoder(dim=TINY_SHAPES.embed_dim)
     assert (nonsense_centre(encoder(again)) == centre).all()
     assert again.texts_encoded == len(NONSENSE_PROBES)
+
+
+def test_the_quick_look_at_a_library_finds_its_model_or_leaves_it_to_choose_spec(tmp_path):
+    import indexer.library
+    from app.warm_start import POINTER, active_spec, library_spec
+    from app.wiring import choose_spec
+    from indexer.library import Library
+    from indexer.specs import VIT_B_32
+
+    assert POINTER == indexer.library.POINTER
+    with Library.open(tmp_path / "lib", TINY_SHAPES):
+        pass
+    assert active_spec(tmp_path / "lib") == TINY_SHAPES == choose_spec(tmp_path / "lib", None)
+    assert library_spec(tmp_path / "lib") == TINY_SHAPES
+    assert active_spec(tmp_path / "none") is None  # no library yet: the settings' model
+    assert library_spec(tmp_path / "none") == choose_spec(tmp_path / "none", None) == VIT_B_32
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / POINTER).write_text("{not json")
+    assert active_spec(tmp_path / "bad") is None  # damaged: choose_spec says what is wrong
