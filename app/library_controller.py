@@ -166,7 +166,7 @@ class LibraryController(QObject):
 
         self.jobs.submit(Job("switch", "Preparing the demo" if prepare else "Opening library",
                              fn, quiet=prepare is None, on_progress=self._show_opening,
-                             on_finished=self._opened))
+                             on_finished=self._opened, background=prepare is not None))
 
     def _show_opening(self, job: Job, p: Progress) -> None:
         if not job.quiet:

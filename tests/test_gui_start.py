@@ -385,3 +385,40 @@ def test_the_quick_look_at_a_library_finds_its_model_or_leaves_it_to_choose_spec
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / POINTER).write_text("{not json")
     assert active_spec(tmp_path / "bad") is None  # damaged: choose_spec says what is wrong
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice is Linux's")
+def test_opening_the_library_is_not_niced_like_indexing(qtbot, tmp_path, monkeypatch):
+    """The first search waits for the library's open job: it runs at the window's priority;
+    indexing jobs stay nicer than the UI."""
+    import app.qt_bridge as qb
+    from app.qt_bridge import JobRunner
+
+    monkeypatch.setattr(qb, "JOB_NICENESS", 5)
+    seen: dict[str, int] = {}
+
+    def record(name):
+        def fn(control, on_progress, on_error):
+            seen[name] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+        return fn
+
+    base = os.getpriority(os.PRIO_PROCESS, 0)
+    runner = JobRunner()
+    runner.submit(Job("index", "index", record("index")))
+    qtbot.waitUntil(lambda: "index" in seen and not runner.busy, timeout=WAIT)
+    window, ctl = make_window(str(tmp_path / "lib"), spec=replace(TINY_SHAPES, embed_dim=16),
+                              load_encoder=lambda s, w: FakeEncoder(),
+                              settings=Settings(ocr=False, watch=False))
+    qtbot.addWidget(window)
+    import indexer.library
+
+    real_open = indexer.library.Library.open
+
+    def open_and_record(*a, **kw):
+        seen["open"] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+        return real_open(*a, **kw)
+
+    monkeypatch.setattr(indexer.library.Library, "open", open_and_record)
+    ctl.start()
+    qtbot.waitUntil(lambda: ctl.library is not None, timeout=WAIT)
+    assert seen["index"] == min(19, base + 5) and seen["open"] == base
