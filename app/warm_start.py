@@ -121,9 +121,10 @@ class WarmStart:
 
     def _run(self) -> None:
         try:
-            # choosing the spec imports the library's modules (numpy, SQLite, hnswlib): work
-            # that competes with the UI thread's, so it runs on a nicer thread; the model
-            # loads here, at normal priority, because ONNX Runtime's threads inherit it
+            # choosing the spec may import the library's modules (numpy, SQLite, hnswlib:
+            # when the pointer file names nothing known), work that competes with the UI
+            # thread's, so it runs on a nicer thread; the model loads here, at normal
+            # priority, because ONNX Runtime's threads inherit it
             chooser = threading.Thread(target=self._choose_nicely, name="magpie-warm-spec",
                                        daemon=True)
             chooser.start()
