@@ -104,6 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     g = sub.add_parser("gui", help="open the window (the default)")
     lib(g)
+    g.add_argument("--query", metavar="TEXT",
+                   help="search for TEXT as soon as the window is ready")
 
     ix = sub.add_parser("index", help="index folders (incremental)")
     ix.add_argument("paths", nargs="*", metavar="PATH", help="folders; none = rescan all roots")
@@ -191,9 +193,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     command = args.command or "gui"
     if command == "gui":
+        from app.warm_start import WarmStart
+
+        library, query = getattr(args, "library", None), getattr(args, "query", None)
+        # the model loads from now on, while Qt and the window's modules are imported
+        warm = WarmStart(library, query=query).start()
         from app.gui import run_gui
 
-        return run_gui(getattr(args, "library", None))
+        return run_gui(library, query, warm=warm)
     handler = {
         "index": cmd_index,
         "search": cmd_search,

@@ -31,6 +31,7 @@ from app.reveal import Revealer
 from app.search_controller import SearchController
 from app.search_page import Page, run_search
 from app.settings import Settings, cache_dir, data_dir
+from app.warm_start import WarmStart
 from app.watching import FolderFollower
 from indexer.specs import ModelSpec
 from ui import theme
@@ -69,6 +70,7 @@ class Controller(QObject):
         tuning=None,
         settings: Settings | None = None,
         demo_images: int = DEMO_IMAGES,
+        warm: WarmStart | None = None,
     ) -> None:
         super().__init__(window)
         self.window = window
@@ -77,7 +79,7 @@ class Controller(QObject):
         self.lib = LibraryController(
             window, self.jobs, library, spec=spec, load_encoder=load_encoder, tuning=tuning,
             settings=settings, demo_images=demo_images, drain_searches=self.search.searches.wait,
-            query_active=lambda: not self.search.state.empty(), parent=self)
+            query_active=lambda: not self.search.state.empty(), warm=warm, parent=self)
         self.jobs.target = self.lib
         self.prefs = PreferencesController(window, self.lib, parent=self)
         self.search.show_idle = self.lib.show_idle_page
@@ -280,18 +282,23 @@ def configure_app(app: QApplication) -> None:
     app.setDesktopFileName("magpie")
 
 
-def run_gui(library: str | None) -> int:
-    """Open the window; returns the exit status."""
+def run_gui(library: str | None, query: str | None = None,
+            warm: WarmStart | None = None) -> int:
+    """Open the window; returns the exit status. `query`: searched for as soon as the library
+    and model are ready (the window says so meanwhile). `warm`: the model's load, begun before
+    this module was imported (app/cli.py), so it runs while the window is built."""
     logging.basicConfig(level=os.environ.get("MAGPIE_LOG", "WARNING"))
     app = QApplication.instance() or QApplication(sys.argv[:1])
     configure_app(app)
     theme.apply(app)
-    window, controller = make_window(library)
+    window, controller = make_window(library, warm=warm)
     restored = window.restore_state(window_settings())
     if not restored:
         window.resize(1280, 820)
     window.show()
     QTimer.singleShot(0, controller.start)
+    if query:
+        QTimer.singleShot(0, lambda: controller.search.run_query(query))
     # Ctrl+C in the terminal quits cleanly: Python only sees signals while it runs code
     signal.signal(signal.SIGINT, lambda *_: window.close())
     heartbeat = QTimer()

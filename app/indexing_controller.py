@@ -378,7 +378,10 @@ class IndexingController(QObject):
             elif report.added or report.updated or report.moved or report.removed:
                 self.window.notify("Caught up: " + changes_text(report), 10000)
         self.itemsChanged.emit(True)
-        self.resultsStale.emit()
+        if not isinstance(report, IndexReport) or changed_results(report):
+            # nothing changed (the usual start): the search on screen or in flight — often
+            # the first query, typed while this ran — stands; running it again would drop it
+            self.resultsStale.emit()
 
     # -- removing a folder ------------------------------------------------------------------
     def _on_remove_root(self, path: str) -> None:
@@ -408,6 +411,14 @@ class IndexingController(QObject):
                            "your files were not touched", 10000)
         self.itemsChanged.emit(True)
         self.resultsStale.emit()
+
+
+def changed_results(report: IndexReport) -> bool:
+    """Whether an index run changed what a search can find (or may have: cancelled). Errors
+    alone do not (an unplugged drive's entries stay; a file that fails keeps what was found in
+    it until it is read again)."""
+    return bool(report.cancelled or report.added or report.updated or report.moved
+                or report.copied or report.removed or report.text_found)
 
 
 def cancelled_text(report: IndexReport) -> str:

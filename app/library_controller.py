@@ -20,6 +20,7 @@ from PySide6.QtCore import QObject, Signal
 from app.indexing_controller import IndexingController
 from app.qt_bridge import Job, Task
 from app.settings import Settings, default_library, demo_folder, demo_library
+from app.warm_start import WarmStart
 from indexer.jobs import Progress
 from indexer.specs import TINY_SHAPES, ModelSpec
 
@@ -70,6 +71,7 @@ class LibraryController(QObject):
         demo_images: int = 96,
         drain_searches: Callable[[], Any] = lambda: None,
         query_active: Callable[[], bool] = lambda: False,
+        warm: WarmStart | None = None,
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)
@@ -86,6 +88,7 @@ class LibraryController(QObject):
         self.demo_images = demo_images
         self._drain_searches = drain_searches
         self._query_active = query_active
+        self._warm = warm  # the model loading since launch (app/warm_start.py), not yet taken
         self.library = None
         self.spec: ModelSpec | None = None
         self.encoder = None
@@ -131,9 +134,6 @@ class LibraryController(QObject):
         """Open (or create) the library at `path` on the writer queue; the previous one is
         closed there once the searches running on it have finished. A folder that holds
         other things becomes a library only with `allow_non_empty` (the person said yes)."""
-        from app.wiring import choose_spec
-        from indexer.library import Library
-
         old, self.library = self.library, None
         self._set_searcher(None)
         self.jobs.runner.set_model_ready(False)
@@ -151,6 +151,11 @@ class LibraryController(QObject):
         drain, settings = self._drain_searches, self.settings
 
         def fn(control, on_progress, on_error):
+            # imported here, off the UI thread: at launch the warm start may be importing
+            # these very modules, and the UI thread would wait for it
+            from app.wiring import choose_spec
+            from indexer.library import Library
+
             drain()
             if old is not None:
                 old.close()
@@ -161,7 +166,7 @@ class LibraryController(QObject):
 
         self.jobs.submit(Job("switch", "Preparing the demo" if prepare else "Opening library",
                              fn, quiet=prepare is None, on_progress=self._show_opening,
-                             on_finished=self._opened))
+                             on_finished=self._opened, background=prepare is not None))
 
     def _show_opening(self, job: Job, p: Progress) -> None:
         if not job.quiet:
@@ -210,6 +215,7 @@ class LibraryController(QObject):
         from indexer.library import LibraryInUse, ModelMismatch, NotALibrary
         from indexer.specs import SPECS
 
+        self._discard_warm()
         self.jobs.runner.cancel_all()
         self.window.job_finished()
         in_use = isinstance(job.error, LibraryInUse)
@@ -293,12 +299,18 @@ class LibraryController(QObject):
         self.searcher = searcher
         self.searcherChanged.emit(searcher)
 
-    def load_encoder(self, spec: ModelSpec, weights: str | None):
+    def load_encoder(self, spec: ModelSpec, weights: str | None,
+                     warm: WarmStart | None = None):
         """Runs on a background thread. Also imports the core's heavier modules there, so
-        the first search or drop never pays for an import on the UI thread."""
+        the first search or drop never pays for an import on the UI thread. `warm`: the load
+        begun at launch, used when it is for this model."""
         import indexer.indexing  # noqa: F401
         import indexer.search  # noqa: F401
 
+        if warm is not None:
+            encoder = warm.take(spec, weights)
+            if encoder is not None:
+                return encoder
         if self._load_encoder_fn is not None:
             return self._load_encoder_fn(spec, weights)
         from app.wiring import load_model
@@ -316,7 +328,8 @@ class LibraryController(QObject):
         if weights:
             self.window.banner_busy("Checking the weights file (this takes a few seconds for "
                                     "large models)…")
-        task = Task(lambda: self.load_encoder(spec, weights), parent=self)
+        warm, self._warm = self._warm, None
+        task = Task(lambda: self.load_encoder(spec, weights, warm), parent=self)
         task.done.connect(lambda enc: self._on_model_loaded(spec, enc, weights))
         task.failed.connect(lambda msg, exc: self._on_model_failed(spec, msg, exc, weights))
         self.model_task = task
@@ -597,9 +610,15 @@ class LibraryController(QObject):
         except OSError as exc:
             log.warning("could not save settings: %s", exc)
 
+    def _discard_warm(self) -> None:
+        warm, self._warm = self._warm, None
+        if warm is not None:
+            warm.discard()
+
     def close(self) -> None:
         """At shutdown, after the jobs and searches have stopped."""
         self.closing = True
+        self._discard_warm()
         if self.library is not None:
             try:
                 self.library.close()

@@ -64,6 +64,9 @@ class Job:
     needs_model: bool = False
     roots: tuple[str, ...] = ()
     quiet: bool = False  # no progress panel (opening a library takes a blink)
+    # runs nicer than the UI (JOB_NICENESS); False for a short job a person is waiting on
+    # (opening a library: the first search waits for it)
+    background: bool = True
     on_started: JobHandler | None = None
     on_progress: Callable[[Job, Progress], None] | None = None
     on_finished: JobHandler | None = None  # result or error/message set
@@ -95,7 +98,7 @@ class _JobThread(QThread):
 
     def run(self) -> None:
         job = self.job
-        if JOB_NICENESS:
+        if JOB_NICENESS and job.background:
             lower_thread_priority(JOB_NICENESS)
         try:
             job.result = job.fn(job.control, self.relay.on_progress, self.relay.on_error)

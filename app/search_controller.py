@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, QTimer
 
 from app.qt_bridge import SearchService
 from app.search_page import Page, cut_notice, run_search, summary_text
 from app.search_state import PAGE_K, SearchState
-from indexer.catalogue import FileFilter
+
+if TYPE_CHECKING:
+    from indexer.catalogue import FileFilter
 
 DEBOUNCE_MS = 250
 MIN_VISIBLE = 8  # show at least this many even when fewer stand out (they keep a grey badge)
@@ -172,6 +175,9 @@ class SearchController(QObject):
 
     # -- searching --------------------------------------------------------------------------
     def filters(self) -> tuple[FileFilter, str]:
+        # imported here: the catalogue brings numpy, which the window does not need to show
+        from indexer.catalogue import FileFilter
+
         v = self.window.filter_values()
         flt = FileFilter(
             kinds=(v["kind"],) if v["kind"] else None,
@@ -190,8 +196,11 @@ class SearchController(QObject):
             if self.model_error():
                 self._show_model_needed()
             else:
-                self.window.show_message("Loading the model…",
-                                         "Your search runs as soon as it's ready.", "cpu")
+                # the library or the model is still loading: the query waits, the window
+                # stays responsive, and the search runs the moment both are ready
+                self.window.show_message("Getting ready…",
+                                         "Your search runs as soon as the library and the "
+                                         "model are ready.", "cpu")
             return None
         state = self.state.snapshot()
         flt, sort = self.filters()

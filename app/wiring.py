@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.settings import Settings, cache_dir
-from indexer.library import spec_for_library
 from indexer.specs import ModelSpec, get_spec
 
 
@@ -19,6 +18,8 @@ def choose_spec(library: Path, requested: str | None, settings: Settings | None 
     if requested:
         return get_spec(requested)
     if library.exists():
+        from indexer.library import spec_for_library  # numpy, SQLite, hnswlib: not on import
+
         spec = spec_for_library(library)
         if spec is not None:
             return spec

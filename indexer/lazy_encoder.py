@@ -20,6 +20,8 @@ Thread-safe: the window's search and indexing threads may share one instance.
 """
 from __future__ import annotations
 
+import hashlib
+import io
 import logging
 import threading
 from collections.abc import Callable
@@ -32,6 +34,8 @@ from .clip_tokenizer import shared_tokenizer
 from .specs import ModelSpec
 
 log = logging.getLogger(__name__)
+
+RECENT_QUERIES = 32  # single texts whose vectors are kept (a few KB)
 
 
 class LazyEncoder:
@@ -60,6 +64,7 @@ class LazyEncoder:
         self._hub_tokenizer: Any = None
         self._closed = False
         self._lock = threading.RLock()
+        self._recent: dict[str, np.ndarray] = {}  # query text -> its vector, oldest first
 
     # -- what callers read without loading anything ------------------------------------------
     @property
@@ -192,19 +197,30 @@ class LazyEncoder:
             if self._full is not None:
                 return self._full
             if not self._text_tried:
-                self._text_tried = True
-                from .text_runtime import load_text_runtime
-
-                tok = self._text_tokenizer() if self.spec.tokenizer is not None else None
-                self._text = load_text_runtime(self.spec, self.cache_dir, tokenizer=tok)
-                if self._text is not None:
-                    log.info("text queries for %s run on %s", self.spec.name, self._text.runtime)
+                self._load_light_text()
             return self._text if self._text is not None else self.full()
 
-    def warm(self) -> str:
+    def _load_light_text(self) -> None:
+        """The cached text export on ONNX Runtime, with the model's own tokenizer (caller holds
+        the lock); None stays in `_text` when there is no usable export."""
+        self._text_tried = True
+        from .text_runtime import load_text_runtime
+
+        tok = self._text_tokenizer() if self.spec.tokenizer is not None else None
+        self._text = load_text_runtime(self.spec, self.cache_dir, tokenizer=tok)
+        if self._text is not None:
+            log.info("text queries for %s run on %s", self.spec.name, self._text.runtime)
+
+    def warm(self, light_only: bool = False) -> str:
         """Load what the first text query needs, ahead of it (the window calls this on its
-        loading thread): the light text runtime when an export is cached, else the torch model.
-        Returns `loaded`."""
+        loading thread): the light text runtime when an export is cached, else the torch model
+        (`light_only`: else nothing). Returns `loaded`."""
+        if light_only:
+            with self._lock:
+                self._check_open()
+                if self._full is None and not self._text_tried:
+                    self._load_light_text()
+            return self.loaded
         self._text_encoder()
         return self.loaded
 
@@ -249,7 +265,59 @@ class LazyEncoder:
 
     # -- encoding --------------------------------------------------------------------------
     def encode_texts(self, texts: list[str]) -> np.ndarray:
-        return self._text_encoder().encode_texts(texts)
+        """One text (a query) is remembered: the same query searched again (more results,
+        another filter, a refresh after indexing, or encoded ahead by the window's warm
+        start) does not run the model again. The vectors are the same model's either way."""
+        if isinstance(texts, str):
+            texts = [texts]
+        if len(texts) != 1:
+            return self._text_encoder().encode_texts(texts)
+        with self._lock:
+            self._check_open()
+            hit = self._recent.pop(texts[0], None)
+            if hit is not None:
+                self._recent[texts[0]] = hit  # the most recent again
+        if hit is not None:
+            return hit.copy()
+        out = self._text_encoder().encode_texts(texts)
+        with self._lock:
+            self._recent[texts[0]] = out.copy()
+            while len(self._recent) > RECENT_QUERIES:
+                self._recent.pop(next(iter(self._recent)))
+        return out
+
+    def encode_fixed(self, texts: list[str]) -> np.ndarray:
+        """Vectors of texts that never change for a model (a search's probes), kept on disk
+        beside the model's exports: every later process (a window's start, a `magpie search`)
+        reads them instead of running the model (~0.1 CPU-s for five short texts)."""
+        path = self._fixed_path(texts)
+        if path is not None:
+            try:
+                with open(path, "rb") as fh:
+                    kept = np.load(fh, allow_pickle=False)
+                if kept.shape == (len(texts), self.dim) and np.isfinite(kept).all():
+                    return kept.astype(np.float32, copy=False)
+            except (OSError, ValueError):
+                pass  # missing or damaged: made again below
+        out = np.asarray(self._text_encoder().encode_texts(list(texts)), np.float32)
+        if path is not None:
+            try:
+                from .atomic import atomic_write_bytes
+
+                buf = io.BytesIO()
+                np.save(buf, out, allow_pickle=False)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                atomic_write_bytes(path, buf.getvalue())
+            except OSError as exc:  # a read-only cache: computed again next time
+                log.debug("could not keep the fixed text vectors (%s)", exc)
+        return out
+
+    def _fixed_path(self, texts: list[str]) -> Path | None:
+        if self.cache_dir is None:
+            return None
+        key = hashlib.sha256("\0".join(texts).encode("utf-8")).hexdigest()[:16]
+        return (Path(self.cache_dir) / "models" / self.spec.name / self.spec.sha256 /
+                "fixed-texts" / f"{self.spec.fingerprint()}-{key}.npy")
 
     def encode_images(self, pixels: np.ndarray) -> np.ndarray:
         return self._image_encoder().encode_images(pixels)

@@ -24,6 +24,7 @@ import math
 import os
 import re
 import time
+import weakref
 from dataclasses import dataclass, field, replace
 from statistics import NormalDist
 
@@ -218,6 +219,31 @@ def highlight_spans(text: str, words: tuple[str, ...] | list[str]) -> list[tuple
     return [m.span() for m in pattern.finditer(text)]
 
 
+_NONSENSE_CENTRES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def nonsense_centre(encoder: EncoderLike) -> np.ndarray:
+    """What the model makes of meaningless strings (a unit vector), once per encoder: the
+    window's warm start (app/warm_start.py) computes it at launch, so the first search does
+    not spend a model run on it."""
+    try:
+        centre = _NONSENSE_CENTRES.get(encoder)
+    except TypeError:  # an encoder that cannot be weakly referenced: computed per Searcher
+        centre = None
+    if centre is None:
+        # an encoder that keeps fixed texts' vectors on disk (indexer/lazy_encoder.py) reads
+        # them instead of running the model
+        encode = getattr(encoder, "encode_fixed", encoder.encode_texts)
+        probes = np.asarray(encode(list(NONSENSE_PROBES)), np.float32)
+        mean = probes.mean(axis=0)
+        centre = mean / (np.linalg.norm(mean) + 1e-12)
+        try:
+            _NONSENSE_CENTRES[encoder] = centre
+        except TypeError:
+            pass
+    return centre
+
+
 class Searcher:
     def __init__(self, library: Library, encoder: EncoderLike) -> None:
         self.library = library
@@ -279,9 +305,7 @@ class Searcher:
     def reads_nothing(self, vec: np.ndarray) -> bool:
         """Whether the model makes of this query what it makes of meaningless strings."""
         if self._nonsense is None:
-            probes = np.asarray(self.encoder.encode_texts(list(NONSENSE_PROBES)), np.float32)
-            centre = probes.mean(axis=0)
-            self._nonsense = centre / (np.linalg.norm(centre) + 1e-12)
+            self._nonsense = nonsense_centre(self.encoder)
         return float(np.dot(vec, self._nonsense)) >= NONSENSE_COS
 
     def run(self, req: SearchRequest) -> SearchPage:

@@ -109,11 +109,11 @@ def test_text_session_goes_before_the_image_session(tiny_encoder, tmp_path, monk
     assert text_runtime.export_text_tower(TINY_SHAPES, tiny_encoder._model, cache)
     assert image_runtime.export_image_tower(TINY_SHAPES, tiny_encoder._model, cache)
     enc = LazyEncoder(TINY_SHAPES, TINY_SHAPES.bundled_path(), cache_dir=cache)
-    before = enc.encode_texts(["a red circle"])
+    before = enc.encode_texts(["a red circle", "a blue square"])  # a batch: not remembered
     assert enc.loaded == "text"
     enc.encode_images(_pixels(64, n=2))
     assert enc.loaded == "onnx" and enc._text is None
-    again = enc.encode_texts(["a red circle"])
+    again = enc.encode_texts(["a red circle", "a blue square"])
     assert enc._text is not None and np.array_equal(before, again)
 
 

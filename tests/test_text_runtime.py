@@ -233,15 +233,65 @@ def test_warm_loads_the_light_text_runtime_when_cached(tiny_encoder, tmp_path):
         calls.append(1)
         return tiny_encoder
 
+    light = LazyEncoder(TINY_SHAPES, TINY_SHAPES.bundled_path(), cache_dir=cache,
+                        load_full=fake_load)
+    assert light.warm(light_only=True) == "none" and calls == []  # the launch never gets torch
     enc = LazyEncoder(TINY_SHAPES, TINY_SHAPES.bundled_path(), cache_dir=cache,
                       load_full=fake_load)
     assert enc.warm() == "torch" and calls == [1]  # nothing cached: the window gets torch
     assert text_runtime.load_text_runtime(TINY_SHAPES, cache) is not None  # …and made the export
     enc2 = LazyEncoder(TINY_SHAPES, TINY_SHAPES.bundled_path(), cache_dir=cache,
                        load_full=fake_load)
-    assert enc2.warm() == "text" and calls == [1]  # next start: ONNX Runtime only
+    assert enc2.warm(light_only=True) == "text" and calls == [1]  # next start: ONNX Runtime only
     assert enc2.runtime.startswith("onnxruntime")
     vec = enc2.encode_texts(["a red circle"])
     assert np.abs(vec - tiny_encoder.encode_texts(["a red circle"])).max() <= 1e-5
     enc2.encode_images(np.zeros((1, 64, 64, 3), np.uint8))  # images need torch: loaded now
     assert calls == [1, 1] and enc2.loaded == "torch"
+
+
+# -- the pre-optimised copy of the graph ------------------------------------------------------
+def test_first_load_keeps_a_checked_optimised_graph_and_later_loads_use_it(tiny_encoder, tmp_path):
+    cache = tmp_path / "cache"
+    meta = text_runtime.export_text_tower(TINY_SHAPES, tiny_encoder._model, cache)
+    assert meta is not None
+    paths = text_runtime.export_paths(TINY_SHAPES, cache, meta["onnxruntime"])
+    assert not paths.optimized.exists()  # the export's own check leaves no copy
+    first = text_runtime.load_text_runtime(TINY_SHAPES, cache)
+    assert first is not None and first.graph == paths.graph  # built from the export …
+    record = json.loads(paths.optimized_meta.read_text())  # … and its optimisation kept
+    assert record["fingerprint"] == TINY_SHAPES.fingerprint()
+    assert record["max_abs_diff_from_export"] + meta["max_abs_diff"] <= 1e-5
+    assert not [p for p in paths.graph.parent.iterdir() if p.name.startswith(".tmp")]
+    second = text_runtime.load_text_runtime(TINY_SHAPES, cache)
+    assert second is not None and second.graph == paths.optimized
+    assert np.abs(second.encode_texts(TEXTS) - first.encode_texts(TEXTS)).max() <= 1e-5
+    assert np.abs(second.encode_texts(TEXTS) - tiny_encoder.encode_texts(TEXTS)).max() <= 1e-5
+
+
+def test_a_stale_or_damaged_optimised_graph_is_not_used(tiny_encoder, tmp_path):
+    cache = tmp_path / "cache"
+    meta = text_runtime.export_text_tower(TINY_SHAPES, tiny_encoder._model, cache)
+    assert meta is not None
+    paths = text_runtime.export_paths(TINY_SHAPES, cache, meta["onnxruntime"])
+    want = text_runtime.load_text_runtime(TINY_SHAPES, cache).encode_texts(TEXTS)  # makes it
+    # damaged in place, its size and time kept: the record still matches, the session fails
+    st = paths.optimized.stat()
+    paths.optimized.write_bytes(b"\0" * st.st_size)
+    os.utime(paths.optimized, ns=(st.st_atime_ns, st.st_mtime_ns))
+    rt = text_runtime.load_text_runtime(TINY_SHAPES, cache)
+    assert rt is not None and rt.graph == paths.graph  # the export itself answers
+    assert np.abs(rt.encode_texts(TEXTS) - want).max() <= 1e-6
+    # that load made a good copy again; a copy over the allowance is not used
+    assert text_runtime.load_text_runtime(TINY_SHAPES, cache).graph == paths.optimized
+    record = json.loads(paths.optimized_meta.read_text())
+    record["max_abs_diff_from_export"] = 1e-5
+    paths.optimized_meta.write_text(json.dumps(record))
+    assert text_runtime.load_text_runtime(TINY_SHAPES, cache).graph == paths.graph
+    # nor is one made from an earlier export (the export's files changed since)
+    assert text_runtime.load_text_runtime(TINY_SHAPES, cache).graph == paths.optimized
+    os.utime(paths.weights, ns=(1, 1))
+    meta_on_disk = json.loads(paths.meta.read_text())
+    meta_on_disk["weights"] = {"size": paths.weights.stat().st_size, "mtime_ns": 1}
+    paths.meta.write_text(json.dumps(meta_on_disk))  # the export is valid again, the copy not
+    assert text_runtime.load_text_runtime(TINY_SHAPES, cache).graph == paths.graph

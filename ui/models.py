@@ -14,7 +14,6 @@ from typing import Any
 from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, Qt
 
 from indexer.query_feedback import collapse_spaces, highlight_spans
-from indexer.text_match import spans as read_spans
 from ui.thumbnails import ThumbnailLoader
 
 THUMB = 256  # px: the grid decodes thumbnails to fit this box (sharp on HiDPI too)
@@ -269,6 +268,15 @@ _RESULT_ROLES: dict[int, Callable[[ResultsModel, Any, int], Any]] = {
         lambda m, r, row: (highlight_spans if r.kind == "text" else read_spans)(
             collapse_spaces(r.snippet or ""), m._words),
 }
+
+
+def read_spans(text: str, words) -> list:
+    """Where the query's words are in words read from a picture (indexer/text_match.py).
+    Imported on first use: it brings numpy and Pillow, which the window needs only once
+    there are results, not to be shown (app/warm_start.py loads them meanwhile)."""
+    from indexer.text_match import spans
+
+    return spans(text, words)
 
 
 class _RowsModel(QAbstractListModel):
