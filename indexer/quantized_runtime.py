@@ -179,18 +179,27 @@ def quantize_image_tower(spec: ModelSpec, cache_dir: Path) -> dict:
     stage.mkdir(parents=True, exist_ok=True)
     try:
         src, out = stage / "fp32.onnx", stage / "int8.onnx"
-        model = onnx.load(str(fp32_paths.graph))
-        onnx.save_model(model, str(src))
-        del model
-        with _quiet_quantizer():
-            quantize_dynamic(
-                str(src), str(out),
-                weight_type=getattr(QuantType, q.weight_type),
-                per_channel=q.per_channel,
-                reduce_range=q.reduce_range,
-                op_types_to_quantize=list(q.op_types),
-            )
-        cosines = _agreement(spec, fp32_paths.graph, out)
+        try:
+            model = onnx.load(str(fp32_paths.graph))
+            onnx.save_model(model, str(src))
+            del model
+            with _quiet_quantizer():
+                quantize_dynamic(
+                    str(src), str(out),
+                    weight_type=getattr(QuantType, q.weight_type),
+                    per_channel=q.per_channel,
+                    reduce_range=q.reduce_range,
+                    op_types_to_quantize=list(q.op_types),
+                )
+            cosines = _agreement(spec, fp32_paths.graph, out)
+        except OSError:
+            raise  # a full disk or a permission: the caller's usual message says what to do
+        except Exception as e:  # noqa: BLE001 - the tools' own errors, said once and plainly
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise QuantizedModelUnavailable(
+                f"could not make the int8 image tower of {spec.name} from {fp32_paths.graph} "
+                f"({first}); delete that folder to have it exported again, or choose "
+                f"{q.base}") from None
         sha = sha256_of(out)
         os.replace(out, paths.graph)
     finally:

@@ -120,6 +120,18 @@ def test_an_int8_graph_too_far_from_fp32_is_refused(fp32_cache, tmp_path, monkey
     assert not [p for p in (cache / "models" / TINY_INT8.name).rglob("*") if p.is_file()]
 
 
+def test_an_fp32_export_the_tools_refuse_is_one_clear_message(fp32_cache, tmp_path):
+    """ONNX refuses external weights behind a hard link (a backup tool's dedupe can make one):
+    a plain message naming the folder and what to do, no traceback, nothing left behind."""
+    cache = _copy_cache(fp32_cache, tmp_path / "cache")
+    weights = next(cache.rglob("image-onnx/*.onnx.weights"))
+    os.link(weights, tmp_path / "second-name")
+    with pytest.raises(QuantizedModelUnavailable) as err:
+        quantized_runtime.quantize_image_tower(TINY_INT8, cache)
+    assert "delete that folder" in str(err.value) and "Traceback" not in str(err.value)
+    assert not [p for p in (cache / "models" / TINY_INT8.name).rglob("*") if p.is_file()]
+
+
 # -- the lazy encoder -------------------------------------------------------------------------
 def test_lazy_int8_makes_its_graph_once_and_never_embeds_on_torch(tiny_encoder, tmp_path,
                                                                   monkeypatch):
