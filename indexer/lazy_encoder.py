@@ -91,6 +91,8 @@ class LazyEncoder:
         """Where the torch model runs (or would): asked without importing torch when possible."""
         if self._full is not None:
             return self._full.device
+        if self.spec.quantization is not None:
+            return "cpu"  # ONNX Runtime's CPU kernels, whatever MAGPIE_DEVICE says
         from .model import guess_device
 
         return guess_device(self._device_pref)
@@ -253,21 +255,21 @@ class LazyEncoder:
             self._text, self._text_tried = None, False
         threads = self.model_threads or current_plan().model_threads
         image = quantized_runtime.load_quantized_runtime(self.spec, self.cache_dir, threads)
-        if image is not None:
-            return image
-        full = None
-        if image_runtime.checked_export(self.spec.fp32_base(), self.cache_dir, ver) is None:
-            full = self.full()  # torch once, on the CPU: makes the fp32 exports
-            if image_runtime.checked_export(self.spec.fp32_base(), self.cache_dir, ver) is None:
-                raise QuantizedModelUnavailable(
-                    f"could not export the {base} image tower to ONNX, so {self.spec.name} "
-                    f"can't be made here; choose {base} instead")
-        quantized_runtime.quantize_image_tower(self.spec, self.cache_dir)
-        image = quantized_runtime.load_quantized_runtime(self.spec, self.cache_dir, threads)
         if image is None:
-            raise QuantizedModelUnavailable(
-                f"the int8 image tower of {self.spec.name} was made but does not load; choose "
-                f"{base} instead")
+            if image_runtime.checked_export(self.spec.fp32_base(), self.cache_dir, ver) is None:
+                self.full()  # torch once, on the CPU: makes the fp32 exports
+                if image_runtime.checked_export(self.spec.fp32_base(), self.cache_dir,
+                                                ver) is None:
+                    raise QuantizedModelUnavailable(
+                        f"could not export the {base} image tower to ONNX, so "
+                        f"{self.spec.name} can't be made here; choose {base} instead")
+            quantized_runtime.quantize_image_tower(self.spec, self.cache_dir)
+            image = quantized_runtime.load_quantized_runtime(self.spec, self.cache_dir, threads)
+            if image is None:
+                raise QuantizedModelUnavailable(
+                    f"the int8 image tower of {self.spec.name} was made but does not load; "
+                    f"choose {base} instead")
+        full = self._full
         if full is not None and self._load_full_fn is None:
             # one copy of the weights: the rest of the run is torch-free
             self._full, self._text, self._text_tried = None, None, False

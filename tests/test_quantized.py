@@ -143,7 +143,11 @@ def test_lazy_int8_makes_its_graph_once_and_never_embeds_on_torch(tiny_encoder, 
     monkeypatch.setattr(model, "load_encoder", lambda *a, **kw: loads.append(1) or real(*a, **kw))
     cache = tmp_path / "cache"
     px = _pixels()
+    # as on a GPU box: int8 still runs (and makes its fp32 exports) on the CPU
+    monkeypatch.setattr(model, "guess_device", lambda prefer=None: "cuda")
+    monkeypatch.setattr(model, "pick_device", lambda prefer=None: "cuda")
     enc = LazyEncoder(TINY_INT8, TINY_SHAPES.bundled_path(), cache_dir=cache, model_threads=1)
+    assert enc.device == "cpu"
     first = enc.encode_images(px)  # nothing cached: torch once (fp32 exports), then int8
     assert loads == [1] and enc.loaded == "onnx" and "int8" in enc.image_runtime
     assert enc.device == "cpu"
