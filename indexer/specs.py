@@ -257,7 +257,7 @@ def int8_variant(base: ModelSpec, name: str, *, description: str = "",
 VIT_B_32_INT8 = int8_variant(
     VIT_B_32, "vit-b-32-int8",
     description="ViT-B-32 fast (int8): the same pinned ViT-B-32 weights, its image tower run in "
-    "int8 on ONNX Runtime (made on this computer from the checked fp32 export, ~90 MB more on "
+    "int8 on ONNX Runtime (made on this computer from the checked fp32 export, ~100 MB more on "
     "disk): embeds pictures two to three times as fast per CPU core; text queries are "
     "ViT-B-32's own. Its vectors are close to ViT-B-32's but not the same, so a library uses one or the other.",
     agreement=Agreement(
