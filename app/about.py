@@ -82,9 +82,16 @@ def runtime_rows(encoder, device_text: str) -> list[tuple[str, str]]:
         text = f"ONNX Runtime {runtime.split()[-1]} on the CPU (no torch needed for searches)"
     else:
         text = f"PyTorch {torch} on {device_text or 'the CPU'}"
-    pictures = f"PyTorch {torch} on {device_text or 'the CPU'}"
-    if loaded != "torch":
-        pictures += " (loaded when pictures are indexed)"
+    image_rt = getattr(encoder, "image_runtime", "torch")
+    spec = getattr(encoder, "spec", None)
+    if isinstance(image_rt, str) and image_rt.startswith("onnxruntime"):
+        pictures = f"ONNX Runtime {image_rt.split()[1]}{' int8' * ('int8' in image_rt)} on the CPU"
+    elif getattr(spec, "quantization", None) is not None:  # never torch: see quantized_runtime
+        pictures = "ONNX Runtime int8 on the CPU (loaded when pictures are indexed)"
+    else:
+        pictures = f"PyTorch {torch} on {device_text or 'the CPU'}"
+        if loaded != "torch":
+            pictures += " (loaded when pictures are indexed)"
     return [("Text queries", text), ("Pictures", pictures)]
 
 

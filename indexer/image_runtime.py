@@ -103,7 +103,7 @@ class OnnxImageEncoder:
         self.interpolation = spec.preprocess.interpolation
         self.resize_mode = spec.preprocess.resize_mode
         self.meta = meta
-        self.runtime = f"onnxruntime {meta['onnxruntime']}"
+        self.runtime = meta.get("runtime_label") or f"onnxruntime {meta['onnxruntime']}"
         self.device = "cpu"
         opts = ort.SessionOptions()
         if threads:
@@ -138,14 +138,9 @@ class OnnxImageEncoder:
         return out
 
 
-def load_image_runtime(spec: ModelSpec, cache_dir: Path | None,
-                       threads: int | None = None) -> OnnxImageEncoder | None:
-    """The cached, checked export for `spec`, or None (missing, stale, damaged, no runtime)."""
-    if cache_dir is None or not runtime_wanted():
-        return None
-    ver = onnxruntime_version()
-    if ver is None:
-        return None
+def checked_export(spec: ModelSpec, cache_dir: Path, ver: str) -> tuple[ExportPaths, dict] | None:
+    """The cached export's files and record when it can be trusted, else None (no session is
+    made: the int8 variant reads the fp32 graph from here to quantize it)."""
     paths = export_paths(spec, cache_dir, ver)
     if not paths.meta.exists():
         return None
@@ -155,6 +150,21 @@ def load_image_runtime(spec: ModelSpec, cache_dir: Path | None,
     if meta is None:
         log.info("image export for %s is stale or incomplete; using torch", spec.name)
         return None
+    return paths, meta
+
+
+def load_image_runtime(spec: ModelSpec, cache_dir: Path | None,
+                       threads: int | None = None) -> OnnxImageEncoder | None:
+    """The cached, checked export for `spec`, or None (missing, stale, damaged, no runtime)."""
+    if cache_dir is None or not runtime_wanted():
+        return None
+    ver = onnxruntime_version()
+    if ver is None:
+        return None
+    found = checked_export(spec, cache_dir, ver)
+    if found is None:
+        return None
+    paths, meta = found
     try:
         return OnnxImageEncoder(spec, paths, meta, threads=threads)
     except Exception as e:  # a damaged file: fall back to torch, never fail indexing over it

@@ -441,7 +441,17 @@ class Indexer:
                             total, started, paused_before)
                 break
             todo = self._rehash(changed)
+        if any(item.kind == "image" for item in plan.to_embed):
+            self._record_runtime()
         return done
+
+    def _record_runtime(self) -> None:
+        """Which runtime made the pictures' vectors (e.g. "onnxruntime 1.32.0 int8 76cf25b8…"),
+        in the library's meta: the fingerprint says which model, this says on what, so a
+        library's vectors can be traced to the exact graph that made them."""
+        runtime = getattr(self.encoder, "image_runtime", None)
+        if isinstance(runtime, str):
+            self.library.catalogue.set_meta("image_runtime", runtime)
 
     def _rehash(self, items: list[WorkItem]) -> list[WorkItem]:
         """Files edited after they were hashed: hash them again and record what was hashed."""

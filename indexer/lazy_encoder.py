@@ -13,6 +13,10 @@ needs only the text tower. So:
 * the torch model (`load_encoder`) loads on first need; when an export is missing, that load
   makes it, and once both towers are exported the torch model is let go again (one copy of
   the weights in memory), so the rest of the run and every later one is torch-free.
+* a quantized variant (vit-b-32-int8) embeds pictures only on its int8 graph
+  (indexer/quantized_runtime.py), made from its base model's fp32 export (torch loads once, on
+  the CPU, when that is missing), and never on torch: that would put fp32 vectors under the
+  int8 fingerprint. Its text tower is the base model's, export and all.
 
 The weights were resolved and sha256-checked before this object exists (app/wiring.py), so a
 missing or wrong file fails at the same place as before; only the model build is deferred.
@@ -53,7 +57,11 @@ class LazyEncoder:
         self.dim = spec.embed_dim
         self.weights = Path(weights)
         self.cache_dir = cache_dir
-        self._device_pref = device
+        # a quantized variant runs on ONNX Runtime's CPU kernels; its torch model is only the
+        # source of the fp32 exports (made on the CPU) and the text fallback
+        self._device_pref = "cpu" if spec.quantization else device
+        self._text_spec = spec.fp32_base() if (
+            spec.quantization and "text" not in spec.quantization.towers) else spec
         self._load_full_fn = load_full
         self.model_threads = model_threads  # ONNX Runtime threads; None: indexer/cpu_budget.py
         self._full: Any = None
@@ -116,6 +124,8 @@ class LazyEncoder:
         """Where the torch model runs (or would): asked without importing torch when possible."""
         if self._full is not None:
             return self._full.device
+        if self.spec.quantization is not None:
+            return "cpu"  # ONNX Runtime's CPU kernels, whatever MAGPIE_DEVICE says
         from .model import guess_device
 
         return guess_device(self._device_pref)
@@ -173,22 +183,23 @@ class LazyEncoder:
 
         if (image_runtime.runtime_wanted() and image_runtime.onnxruntime_version() is not None
                 and self._full.device == "cpu"):
-            probe = image_runtime.export_paths(self.spec, self.cache_dir,
+            fp32 = self.spec.fp32_base()  # a quantized variant is made from its base's export
+            probe = image_runtime.export_paths(fp32, self.cache_dir,
                                                image_runtime.onnxruntime_version() or "")
             if not probe.meta.exists():
-                image_runtime.export_image_tower(self.spec, model, self.cache_dir)
+                image_runtime.export_image_tower(fp32, model, self.cache_dir)
         if self._text is not None:
             return
         from . import text_runtime
 
         if not text_runtime.runtime_wanted() or text_runtime.onnxruntime_version() is None:
             return
-        text_probe = text_runtime.export_paths(self.spec, self.cache_dir,
+        text_probe = text_runtime.export_paths(self._text_spec, self.cache_dir,
                                                text_runtime.onnxruntime_version() or "")
         if text_probe.meta.exists():
             return
         if model is not None:
-            text_runtime.export_text_tower(self.spec, model, self.cache_dir,
+            text_runtime.export_text_tower(self._text_spec, model, self.cache_dir,
                                            tokenizer=getattr(self._full, "_tokenizer", None))
 
     def _text_encoder(self) -> Any:
@@ -207,7 +218,7 @@ class LazyEncoder:
         from .text_runtime import load_text_runtime
 
         tok = self._text_tokenizer() if self.spec.tokenizer is not None else None
-        self._text = load_text_runtime(self.spec, self.cache_dir, tokenizer=tok)
+        self._text = load_text_runtime(self._text_spec, self.cache_dir, tokenizer=tok)
         if self._text is not None:
             log.info("text queries for %s run on %s", self.spec.name, self._text.runtime)
 
@@ -247,6 +258,9 @@ class LazyEncoder:
             self._check_open()
             if self._image is not None:
                 return self._image
+            if self.spec.quantization is not None:
+                self._image = self._quantized_encoder()
+                return self._image
             if self._full is None and self._load_full_fn is None and not self._image_tried:
                 self._image_tried = True
                 self._image = self._load_image_runtime()
@@ -262,6 +276,53 @@ class LazyEncoder:
                     full.close()
                 return self._image
             return self.full()
+
+    def _quantized_encoder(self) -> Any:
+        """The variant's int8 image tower: cached, else quantized from the base model's fp32
+        export (made first with torch if missing, then torch is let go). Raises
+        QuantizedModelUnavailable with what to do instead; never falls back to torch."""
+        from . import image_runtime, quantized_runtime
+        from .cpu_budget import current_plan
+        from .quantized_runtime import QuantizedModelUnavailable
+
+        base = self.spec.quantization.base if self.spec.quantization else self.spec.name
+        if not image_runtime.runtime_wanted():
+            raise QuantizedModelUnavailable(
+                f"{self.spec.name} embeds pictures only on ONNX Runtime, and "
+                f"{image_runtime.ENV_IMAGE_RUNTIME}=torch asks for torch; unset it, or choose "
+                f"{base}")
+        ver = image_runtime.onnxruntime_version()
+        if self.cache_dir is None or ver is None:
+            raise QuantizedModelUnavailable(
+                f"{self.spec.name} needs ONNX Runtime and a cache folder for its int8 graph; "
+                f"choose {base} instead")
+        if self._text is not None:  # as for fp32: the text session goes before the image one
+            self._text, self._text_tried = None, False
+        threads = self.model_threads or current_plan().model_threads
+        image = quantized_runtime.load_quantized_runtime(self.spec, self.cache_dir, threads)
+        if image is None:
+            if image_runtime.checked_export(self.spec.fp32_base(), self.cache_dir, ver) is None:
+                self.full()  # torch once, on the CPU: makes the fp32 exports
+                if image_runtime.checked_export(self.spec.fp32_base(), self.cache_dir,
+                                                ver) is None:
+                    raise QuantizedModelUnavailable(
+                        f"could not export the {base} image tower to ONNX, so "
+                        f"{self.spec.name} can't be made here; choose {base} instead")
+            quantized_runtime.quantize_image_tower(self.spec, self.cache_dir)
+            image = quantized_runtime.load_quantized_runtime(self.spec, self.cache_dir, threads)
+            if image is None:
+                raise QuantizedModelUnavailable(
+                    f"the int8 image tower of {self.spec.name} was made but does not load; "
+                    f"choose {base} instead")
+        full = self._full
+        if full is not None and self._load_full_fn is None:
+            # one copy of the weights: the rest of the run is torch-free
+            self._full, self._text, self._text_tried = None, None, False
+            if hasattr(full, "close"):
+                full.close()
+        log.info("pictures for %s are embedded on %s (%d threads)", self.spec.name,
+                 image.runtime, threads)
+        return image
 
     # -- encoding --------------------------------------------------------------------------
     def encode_texts(self, texts: list[str]) -> np.ndarray:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from indexer.errors import MagpieError
@@ -100,6 +100,43 @@ class HubTokenizerFiles:
 
 
 @dataclass(frozen=True)
+class Quantization:
+    """How a variant's image tower is derived from its base model's checked fp32 ONNX export
+    (indexer/quantized_runtime.py). Part of the variant's identity: its vectors are close to the
+    base model's but not equal, so a library made with it never takes the base model's vectors.
+
+    The recipe is ONNX Runtime's dynamic quantization: no calibration data, so the graph follows
+    from the fp32 export alone. Weights int8 per output channel in 7 bits (`reduce_range`):
+    on x86 CPUs without VNNI ONNX Runtime's u8s8 kernels can saturate 8-bit weights, which would
+    make the same file give different vectors on different CPUs; 7 bits cannot saturate. Only
+    MatMul/Gemm (the transformer's weights, ~all the work) are quantized; the patch convolution
+    stays fp32. Chosen by measurement (bench/int8_agreement.py; bench/RESULTS.md, #12): as fast
+    as static QDQ int8 and closer to fp32, no calibration set to pin.
+    """
+
+    base: str  # the fp32 model whose pinned checkpoint (and fp32 export) this derives from
+    method: str = "onnxruntime-dynamic"
+    weight_type: str = "QInt8"
+    per_channel: bool = True
+    reduce_range: bool = True
+    op_types: tuple[str, ...] = ("Gemm", "MatMul")
+    towers: tuple[str, ...] = ("image",)  # the text tower stays the base model's fp32 one
+    version: int = 1
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """How close a quantized variant's vectors are to its base model's, measured by Magpie
+    (bench/int8_agreement.py) with random weights in the real architecture: the real weights
+    can't be downloaded on the build machines, so these are a proxy, said so where shown."""
+
+    image_cosine_mean: float  # int8 vs fp32 image vectors of the same generated pictures
+    image_cosine_min: float
+    top10_overlap: float  # mean share of the fp32 text->image top 10 that int8 also returns
+    on: str  # what was measured, where, with which command
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     """One model at one version. Fields outside `identity()` are how to fetch it, not what it is."""
 
@@ -121,9 +158,11 @@ class ModelSpec:
     quality: Quality | None = field(default=None, compare=False)
     speed: Speed | None = field(default=None, compare=False)
     extra: dict = field(default_factory=dict, compare=False, hash=False)
+    quantization: Quantization | None = None  # a variant derived from `quantization.base`
+    agreement: Agreement | None = field(default=None, compare=False)
 
     def identity(self) -> dict:
-        return {
+        ident = {
             "arch": self.arch,
             "pretrained": self.pretrained,
             "sha256": self.sha256,
@@ -135,6 +174,22 @@ class ModelSpec:
                               "files": list(self.tokenizer.files),
                               "clean": self.tokenizer.clean}} if self.tokenizer else {}),
         }
+        if self.quantization is not None:  # only then: every fp32 fingerprint stays as it was
+            ident["quantization"] = asdict(self.quantization)
+        return ident
+
+    @property
+    def weights_name(self) -> str:
+        """Whose cache folder holds the weights file: a quantized variant shares its base
+        model's checkpoint (same sha256), so it is downloaded and verified once."""
+        return self.quantization.base if self.quantization else self.name
+
+    def fp32_base(self) -> "ModelSpec":
+        """The fp32 model a quantized variant derives from, built from this spec's own pin
+        (same checkpoint, preprocessing and shape), so its fingerprint is the base model's."""
+        if self.quantization is None:
+            return self
+        return replace(self, name=self.quantization.base, quantization=None, agreement=None)
 
     def fingerprint(self) -> str:
         blob = json.dumps(self.identity(), sort_keys=True).encode()
@@ -159,6 +214,11 @@ class ModelSpec:
         return f"{s.images_per_s} images/s per CPU core, {s.query_ms} ms per query ({s.on})"
 
     def quality_text(self) -> str:
+        if self.agreement is not None and self.quantization is not None:
+            a = self.agreement
+            return (f"agreement with {self.quantization.base}: image cosine "
+                    f"{a.image_cosine_mean:.5f} (lowest {a.image_cosine_min:.5f}), top-10 overlap "
+                    f"{100 * a.top10_overlap:.0f} % (measured, not published: {a.on})")
         if self.quality is None:
             return "no published figures"
         q = self.quality
@@ -176,6 +236,9 @@ class ModelSpec:
             parts.append(f"{self.speed.images_per_s:g} images/s per core")
         if self.quality is not None:
             parts.append(f"ImageNet {_percent(self.quality.imagenet_top1)}")
+        if self.agreement is not None and self.quantization is not None:
+            parts.append(f"cosine {self.agreement.image_cosine_mean:.4f} to "
+                         f"{self.quantization.base}")
         return " · ".join(parts)
 
     @property
@@ -202,6 +265,35 @@ VIT_B_32 = ModelSpec(
     license="MIT",
     quality=Quality(imagenet_top1=0.6656, avg_38=0.5694, source=OPENCLIP_RESULTS),
     speed=Speed(images_per_s=9.7, query_ms=29, on=SPEED_ON),
+)
+
+
+def int8_variant(base: ModelSpec, name: str, *, description: str = "",
+                 agreement: Agreement | None = None, speed: Speed | None = None) -> ModelSpec:
+    """`base` with its image tower quantized to int8 (the `Quantization` recipe): same pinned
+    checkpoint, its own fingerprint."""
+    return replace(base, name=name, quantization=Quantization(base=base.name),
+                   description=description or f"{base.name} with an int8 image tower",
+                   quality=None, agreement=agreement, speed=speed)
+
+
+# ViT-B-32 with its image tower in int8 on ONNX Runtime: the same published checkpoint and pin,
+# about twice the pictures per CPU-second; its own fingerprint, so never mixed with ViT-B-32's
+# vectors (switching between them is a migration, as between any two models).
+VIT_B_32_INT8 = int8_variant(
+    VIT_B_32, "vit-b-32-int8",
+    description="ViT-B-32 fast (int8): the same pinned ViT-B-32 weights, its image tower run in "
+    "int8 on ONNX Runtime (made on this computer from the checked fp32 export, ~100 MB more on "
+    "disk): embeds pictures two to three times as fast per CPU core; text queries are "
+    "ViT-B-32's own. Its vectors are close to ViT-B-32's but not the same, so a library uses one or the other.",
+    agreement=Agreement(
+        image_cosine_mean=0.99972, image_cosine_min=0.99966, top10_overlap=0.905,
+        on="random weights in the ViT-B-32 architecture, 300 generated pictures, 40 queries; "
+        "bench/int8_agreement.py, 2026-12-01"),
+    speed=Speed(images_per_s=33.1, query_ms=VIT_B_32.speed.query_ms if VIT_B_32.speed else 0,
+                on="per core: CPU time of one ONNX Runtime thread (fp32 graph: 11.1), random "
+                "weights, shared 2-core AMD EPYC, bench/int8_agreement.py, 2026-12-01; queries: "
+                "ViT-B-32's own text tower (bench/model_speed.py)"),
 )
 
 # The larger one. Pin sources (all public, all agreeing):
@@ -331,7 +423,8 @@ SIGLIP_I18N = ModelSpec(
 )
 
 SPECS: dict[str, ModelSpec] = {
-    s.name: s for s in (VIT_B_32, MOBILECLIP_S2, VIT_L_14, SIGLIP_I18N, TINY_SHAPES, TINY_DIGITS)
+    s.name: s for s in (VIT_B_32, VIT_B_32_INT8, MOBILECLIP_S2, VIT_L_14, SIGLIP_I18N,
+                        TINY_SHAPES, TINY_DIGITS)
 }
 DEFAULT_SPEC = VIT_B_32.name
 

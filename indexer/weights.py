@@ -241,8 +241,9 @@ def _require_pinned_sha(spec: ModelSpec) -> None:
 
 
 def cache_path(spec: ModelSpec, cache_dir: Path) -> Path:
-    """Where Magpie keeps its verified copy: <cache>/models/<name>/<sha256>/<filename>."""
-    return Path(cache_dir) / "models" / spec.name / spec.sha256 / spec.filename
+    """Where Magpie keeps its verified copy: <cache>/models/<name>/<sha256>/<filename>; a
+    quantized variant's is its base model's (one checkpoint, downloaded once)."""
+    return Path(cache_dir) / "models" / spec.weights_name / spec.sha256 / spec.filename
 
 
 def _user_file(spec: ModelSpec, path: Path | str, source: str, cache_dir: Path) -> Path:
@@ -354,7 +355,7 @@ def _remove_quietly(path: Path) -> None:
 
 def _staging_dir(spec: ModelSpec, cache_dir: Path) -> Path:
     # huggingface_hub's own cache layout lives here only while a download is in flight
-    return Path(cache_dir) / "models" / spec.name / "download"
+    return Path(cache_dir) / "models" / spec.weights_name / "download"
 
 
 def _progress_tqdm(progress: Progress | None, fallback_total: int):

@@ -281,6 +281,18 @@ def test_about_gives_a_download_models_licence_from_its_pin():
     assert "loaded when pictures are indexed" in rt["Pictures"]
 
 
+def test_about_says_the_int8_model_embeds_pictures_on_onnx_runtime():
+    from app.about import runtime_rows
+    from indexer.specs import VIT_B_32_INT8
+
+    class Lazy:
+        loaded, runtime, image_runtime, spec = "text", "onnxruntime 1.32.0", "torch", VIT_B_32_INT8
+
+    assert "ONNX Runtime int8" in dict(runtime_rows(Lazy(), "CPU"))["Pictures"]
+    Lazy.loaded, Lazy.image_runtime = "onnx", "onnxruntime 1.32.0 int8 49d7247c2361"
+    assert dict(runtime_rows(Lazy(), "CPU"))["Pictures"] == "ONNX Runtime 1.32.0 int8 on the CPU"
+
+
 def test_the_gpu_choice_says_when_there_is_none(qtbot, gui, monkeypatch):
     from app import preferences
 
