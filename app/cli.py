@@ -218,8 +218,22 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; everything committed so far is kept", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        return _reader_went_away()
     except Exception as exc:  # noqa: BLE001 - a message, or a bug reported with its log file
         return report_failure(exc)
+
+
+def _reader_went_away() -> int:
+    """`magpie search … | head`: the reader closed the pipe after the lines it wanted. Not an
+    error of ours: stop quietly as other command-line tools do (128 + SIGPIPE), and point
+    stdout at /dev/null so the interpreter's final flush doesn't raise again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    return 141
 
 
 def report_failure(exc: BaseException) -> int:

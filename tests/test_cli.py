@@ -179,3 +179,15 @@ def test_zz_user_files_untouched_after_every_command(indexed):
     out = magpie("status", "--library", str(lib), env=env)
     assert "items     0 images, 0 notes" in out.stdout
     assert snapshot(folder) == before and len(before) > 64
+
+
+def test_reader_closing_the_pipe_is_not_an_error(indexed):
+    """`magpie search … | head -1`: the reader leaves early; no "internal error", no traceback."""
+    _, lib, _, env, _ = indexed
+    proc = subprocess.Popen([sys.executable, "-m", "app.main", "search", "circle", "--library",
+                             str(lib), "-k", "60"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    proc.stdout.close()  # gone before the first line is written (the process is still starting)
+    _, err = proc.communicate(timeout=600)
+    assert "internal error" not in err and "Traceback" not in err, err
+    assert proc.returncode in (0, 141), (proc.returncode, err)
