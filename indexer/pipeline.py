@@ -234,6 +234,11 @@ class Embedder:
     def _decode_inline(self, item: WorkItem) -> tuple[np.ndarray | None, float | None, str | None]:
         return self.decode_job(*self._decode_args(item))
 
+    def _planned_workers(self) -> int:
+        if self.workers is None:
+            self.workers = planned_workers()
+        return self.workers
+
     def _get_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
             self._pool = ProcessPoolExecutor(
@@ -343,9 +348,7 @@ class Embedder:
             else:
                 ready.append((item, pixels, taken))
 
-        if self.workers is None:
-            self.workers = planned_workers()
-        workers = self.workers
+        workers = self._planned_workers()
         if workers == 0:
             for item in items:
                 self.control.checkpoint()
