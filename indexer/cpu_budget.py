@@ -15,8 +15,9 @@ counters in /proc/stat, this process's own time taken out), read when work arriv
 the 1-minute load average, which counts work that already ended: the benchmark run or build
 that finished seconds ago made a quiet 2-core box run 1 decoder + 1 model thread, ~1.75x
 slower than it could. Work of processes at a lower priority (nice > 0) does not count as busy
-when this process runs at normal priority: the kernel gives such work only a sliver of a core
-this process wants. Where the platform has no such counters, every core counts as free.
+when this process runs at a higher priority than such work usually has (below nice 10): the
+kernel gives that work only a sliver of a core this process wants. Where the platform has no
+such counters, every core counts as free.
 """
 from __future__ import annotations
 
@@ -29,6 +30,10 @@ from dataclasses import dataclass
 #: how long the counters are sampled when a plan is made: long enough to be many clock ticks
 #: per core (the kernel counts in 1/100 s), short beside any run that has a picture to embed
 SAMPLE_S = 0.15
+
+#: from this niceness on, this process is as low a priority as typical niced work (`nice`'s
+#: default), so that work competes with it on equal terms and counts as busy
+NICED_PEER = 10
 
 log = logging.getLogger(__name__)
 
@@ -102,20 +107,18 @@ def own_niceness() -> int:
 def other_busy(before: CpuTimes, after: CpuTimes, niceness: int = 0) -> float:
     """Cores' worth of CPU time other processes used between two readings.
 
-    This process's own time is taken out of the column it lands in (niced when it runs
-    niced). Niced work counts only when this process is itself niced: at normal priority
-    the kernel's weights give it ~90% of a core it shares with a nice-10 loop."""
+    This process's own time is taken out. Niced work (nice 1-19; `nice` runs at 10 unless
+    told) counts only when this process runs at `NICED_PEER` or lower itself: at normal
+    priority the kernel's weights give it ~90% of a core it shares with a nice-10 loop, and
+    the window's indexing thread (nice 5) still ~75%."""
     elapsed = after.at - before.at
     if elapsed <= 0:
         return 0.0
     busy = after.busy - before.busy
     niced = after.niced - before.niced
     own = after.own - before.own
-    if niceness > 0:
-        niced -= own
-        counted = busy + niced
-    else:
-        counted = busy - own
+    counted = busy + niced if niceness >= NICED_PEER else busy
+    counted -= own
     return max(0.0, counted / elapsed)
 
 

@@ -74,6 +74,8 @@ def test_niced_work_yields_to_a_normal_priority_run_but_not_to_a_niced_one():
     # a nice-10 busy loop over 0.2 s; this process did 0.05 s of its own work
     normal_before, normal_after = CpuTimes(0.0, 5.0, 1.0, 0.0), CpuTimes(0.2, 5.05, 1.2, 0.05)
     assert other_busy(normal_before, normal_after, niceness=0) == pytest.approx(0.0)
+    # the window's indexing thread runs at nice 5: the loop still yields to it
+    assert other_busy(normal_before, normal_after, niceness=5) == pytest.approx(0.0)
     # run niced itself, this process's time lands in the niced column and the loop counts
     niced_before, niced_after = CpuTimes(0.0, 5.0, 1.0, 0.0), CpuTimes(0.2, 5.0, 1.25, 0.05)
     assert other_busy(niced_before, niced_after, niceness=10) == pytest.approx(1.0)
