@@ -36,7 +36,7 @@ def build_demo(
         try:
             tune = tuning_for(encoder.device)
             report = Indexer(
-                lib, encoder, control=control, workers=min(tune.workers, 2),
+                lib, encoder, control=control, workers=min(tune.workers or 2, 2),
                 batch_size=tune.batch_size, on_progress=on_progress,
             ).run([folder])
         finally:

@@ -63,24 +63,27 @@ def load_model(spec: ModelSpec, weights: str | None = None, **kw):
 
 @dataclass(frozen=True)
 class Tuning:
-    workers: int
+    workers: int | None  # None: sized by indexer/cpu_budget.py when a job has pictures to decode
     batch_size: int
 
 
 def tuning_for(device: str, settings: Settings | None = None) -> Tuning:
     """Decode workers and batch size (bench/index_rate.py and bench/RESULTS.md chose them).
 
-    GPU: every usable core decodes (the GPU runs the model), big batches. CPU: the split of
-    indexer/cpu_budget.py — on an idle box one decode process per core with the model on every
-    core too (the decoders fill the gaps the model leaves between and inside its batches); on
-    a box other work keeps busy, the free cores are split between decoding and the model (the
-    model's thread count is set by the same plan when it loads). Batch 32: 16 and 64 were no
-    faster, and small batches keep progress smooth. Settings override both."""
-    from indexer.cpu_budget import current_plan, usable_cores
+    GPU: every usable core decodes (the GPU runs the model), big batches. CPU: workers None,
+    so the split of indexer/cpu_budget.py is made when a job has pictures to decode, from the
+    cores free at that moment (a rescan with nothing to embed never samples): on an idle box
+    one decode process per core with the model on every core too (the decoders fill the gaps
+    the model leaves between and inside its batches); on a box other work keeps busy, the
+    free cores are split between decoding and the model (the model's thread count comes from
+    the same reading when it loads). Batch 32: 16 and 64 were no faster, and small batches
+    keep progress smooth. Settings override both."""
+    from indexer.cpu_budget import usable_cores
 
     settings = settings or Settings.load()
+    workers: int | None
     if device == "cuda":
         workers, batch = usable_cores(), 256
     else:
-        workers, batch = current_plan().decode_workers, 32
+        workers, batch = None, 32
     return Tuning(settings.workers or workers, settings.batch_size or batch)

@@ -84,12 +84,18 @@ def check_pixels(size: int) -> np.ndarray:
 # the runtime (no torch)
 
 
+#: ONNX Runtime's intra-op threads spin (burn their core) while waiting for work by default;
+#: with the decode processes and other programs wanting the same cores, that time is taken from
+#: them. Off measured faster under load (bench/RESULTS.md, issue 12 CPU plan).
+SPIN_WAIT = False
+
+
 class OnnxImageEncoder:
     """uint8 [N, H, W, 3] pixels -> float32 [N, dim] unit vectors, from a checked export.
 
-    Thread-safe (one run at a time). `threads` sets ONNX Runtime's intra-op pool. The memory
-    arena stays on: without it a ViT-B-32 batch of 32 peaked 0.36 GB higher (each run's
-    activations allocated anew)."""
+    Thread-safe (one run at a time). `threads` sets ONNX Runtime's intra-op pool; its threads
+    sleep rather than spin when idle (`SPIN_WAIT`). The memory arena stays on: without it a
+    ViT-B-32 batch of 32 peaked 0.36 GB higher (each run's activations allocated anew)."""
 
     max_batch = 64
 
@@ -109,6 +115,8 @@ class OnnxImageEncoder:
         if threads:
             opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
+        opts.add_session_config_entry("session.intra_op.allow_spinning",
+                                      "1" if SPIN_WAIT else "0")
         opts.log_severity_level = 3
         self._session = ort.InferenceSession(
             str(paths.graph), sess_options=opts, providers=["CPUExecutionProvider"]

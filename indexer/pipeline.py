@@ -112,8 +112,13 @@ def changed_since_hashed(item: WorkItem) -> bool:
         return False  # gone: the decode's own result (usually "vanished") stands
 
 
-def default_workers() -> int:
-    return max(1, (os.cpu_count() or 2))
+def planned_workers() -> int:
+    """Decode processes for a job starting now: indexer/cpu_budget.py's split of the cores
+    free at this moment (sampled afresh; the model's threads, sized when it loads a moment
+    later, reuse the same reading)."""
+    from indexer.cpu_budget import current_plan
+
+    return current_plan(fresh=True).decode_workers
 
 
 def _pool_context() -> mp.context.BaseContext:
@@ -141,7 +146,9 @@ class Embedder:
     ) -> None:
         self.encoder = encoder
         self.decode_job = decode_job  # module-level function (picklable); tests inject crashes
-        self.workers = default_workers() if workers is None else workers
+        # None: planned when the first picture is to be decoded (a job of notes, or nothing
+        # new, never samples the system)
+        self.workers = workers
         self.batch_size = batch_size
         self.control = control or JobControl()
         # JPEGs decoded in batches on the model's GPU (nvJPEG); None = when the model is on CUDA.
@@ -252,6 +259,11 @@ class Embedder:
 
     def _decode_inline(self, item: WorkItem) -> tuple[np.ndarray | None, float | None, str | None]:
         return self.decode_job(*self._decode_args(item))
+
+    def _planned_workers(self) -> int:
+        if self.workers is None:
+            self.workers = planned_workers()
+        return self.workers
 
     def _get_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
@@ -381,7 +393,8 @@ class Embedder:
             else:
                 ready.append((item, pixels, taken))
 
-        if self.workers == 0:
+        workers = self._planned_workers()
+        if workers == 0:
             for item in items:
                 self.control.checkpoint()
                 accept(item, self._decode_inline(item))
@@ -389,7 +402,7 @@ class Embedder:
             yield from flush(True)
             return
 
-        window = self.batch_size * 2 + self.workers * 2
+        window = self.batch_size * 2 + workers * 2
         todo = iter(items)
         pending: dict[Future, WorkItem] = {}
         suspects: list[WorkItem] = []
