@@ -165,3 +165,19 @@ def test_resizing_keeps_the_divider_a_full_line(qtbot, window):
         first_other = w.results.visualRect(w.results_model.index(2))
         assert first_other.left() == w.results.visualRect(w.results_model.index(0)).left()
         assert w.results.viewport().rect().contains(QPoint(w.results.row_width() - 1, 1))
+
+
+def test_at_the_minimum_window_size_the_divider_title_fits(qtbot, make_gui):  # noqa: F811
+    from PySide6.QtGui import QFont, QFontMetrics
+
+    w, _ctl = make_gui(start=False)
+    w.resize(w.minimumSize())
+    w.show_results(results_for(10, 0), cutoff=0, min_visible=8)
+    qtbot.waitUntil(lambda: w.results.visualRect(w.results_model.index(0)).width()
+                    == w.results.row_width(), timeout=3000)
+    line = w.results.visualRect(w.results_model.index(0))
+    font = QFont(w.results.font())
+    font.setWeight(QFont.Weight.DemiBold)
+    title = w.results_model.index(0).data(Qt.ItemDataRole.DisplayRole)
+    assert QFontMetrics(font).horizontalAdvance(title) + 40 < line.width()
+    assert w.results.viewport().rect().contains(line.adjusted(0, 0, -1, -1).topRight())
