@@ -171,16 +171,6 @@ def test_help_does_not_import_torch():
     assert out.stdout.strip() == "False"
 
 
-def test_zz_user_files_untouched_after_every_command(indexed):
-    """Runs last in this module: index, search, status, then remove the root."""
-    folder, lib, _, env, _ = indexed
-    out = magpie("remove", str(folder), "--library", str(lib), env=env)
-    assert out.returncode == 0 and "not touched" in out.stdout
-    out = magpie("status", "--library", str(lib), env=env)
-    assert "items     0 images, 0 notes" in out.stdout
-    assert snapshot(folder) == before and len(before) > 64
-
-
 def test_search_draws_the_other_results_divider_where_the_page_splits(indexed):
     """The text output puts one divider line before the first result that does not stand
     out, none when all do, and "No strong matches" first when none does; --json says which
@@ -210,3 +200,13 @@ def test_search_draws_the_other_results_divider_where_the_page_splits(indexed):
     assert first.startswith("── No strong matches")
     assert sum(ln.startswith("── ") for ln in none.stdout.splitlines()) == 1
     assert len(results(none.stdout)) == 10  # the closest items, below the divider
+
+
+def test_zz_user_files_untouched_after_every_command(indexed):
+    """Runs last in this module: index, search, status, then remove the root."""
+    folder, lib, _, env, _ = indexed
+    out = magpie("remove", str(folder), "--library", str(lib), env=env)
+    assert out.returncode == 0 and "not touched" in out.stdout
+    out = magpie("status", "--library", str(lib), env=env)
+    assert "items     0 images, 0 notes" in out.stdout
+    assert snapshot(folder) == before and len(before) > 64
