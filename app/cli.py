@@ -32,7 +32,9 @@ MAX_K = 10_000
 SEARCH_JSON_HELP = """\
 --json prints one JSON object per line (JSON Lines), one per result, in rank order:
   rank (int), path (str), kind ("image" | "note"), score (float, cosine similarity),
-  z (float, above a typical item of its kind), standout (bool, above the cutoff),
+  z (float, above a typical item of its kind), relevance (float 0-1, 0.5 the edge),
+  standout (bool, above the cutoff), section ("standout" | "other": "other" lines are the
+  ones the text output lists under its "Other results" / "No strong matches" divider),
   keyword (bool, matched by words), taken_at (float unix seconds | null),
   snippet (str | null, the matching passage of a note, or the line read in a picture),
   in_text (bool, the words were found in the text read in the picture),
@@ -426,6 +428,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     from indexer.catalogue import FileFilter
     from indexer.query import parse_query
     from indexer.search import SearchRequest, Searcher
+    from indexer.search_split import divider_title
 
     if not args.query and not args.image:
         raise UserError("give a text query or --image FILE")
@@ -459,12 +462,15 @@ def cmd_search(args: argparse.Namespace) -> int:
         library.close()
     closest = 10  # what "no strong matches" still lists, below the divider
     shown = page.results if args.all else page.results[: page.cutoff or closest]
+    divider = page.divider_at(len(shown))  # the split, as the window draws it
     if args.json:
         for rank, r in enumerate(shown, 1):
             _json_line(rank=rank, path=r.open_path, kind="note" if r.kind == "text" else "image",
                        score=round(float(r.score), 6), z=round(float(r.z), 4),
                        relevance=round(float(r.relevance), 4),
-                       standout=rank <= page.cutoff, keyword=bool(r.keyword),
+                       standout=rank <= page.cutoff,
+                       section="standout" if rank <= page.cutoff else "other",
+                       keyword=bool(r.keyword),
                        copies=r.copies, copy_paths=list(r.copy_paths), taken_at=r.taken_at,
                        snippet=r.snippet, in_text=r.text_level >= 0,
                        text_marks=marks.get(r.file_id, []))
@@ -474,13 +480,9 @@ def cmd_search(args: argparse.Namespace) -> int:
               file=sys.stderr)
     if not page.results:
         print("no results")
-    elif page.no_strong_matches:
-        print("No strong matches. The closest items:")
     for rank, r in enumerate(shown, 1):
-        if rank == page.cutoff + 1 and page.cutoff:
-            print("── Other results (below the cutoff) ──")
-        elif rank == 1 and page.no_strong_matches:
-            print("── Other results ──")
+        if divider is not None and rank == divider + 1:
+            print(f"── {divider_title(page.cutoff)} ──")
         print(f"{rank:>3}  {r.relevance_pct:3d}  {terminal_safe(r.path)}"
               + (f"  ({r.copies} copies)" if r.copies > 1 else ""))
         if r.snippet:

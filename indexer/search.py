@@ -37,6 +37,7 @@ from indexer.decode import DecodeError, load_image
 from indexer.library import Library
 from indexer.pipeline import EncoderLike
 from indexer.query import QueryError, Term, keyword_text, parse_query
+from indexer.search_split import divider_at
 from indexer.vectors import matvec
 
 RRF_K = 60  # only breaks ties between results of equal relevance
@@ -192,8 +193,18 @@ class SearchPage:
         return self.cutoff == 0
 
     @property
+    def standouts(self) -> list[SearchResult]:
+        """The results that stand out (above the divider)."""
+        return self.results[: self.cutoff]
+
+    @property
     def other_results(self) -> list[SearchResult]:
+        """The closest of the rest: what the window and `search` list under "Other results"."""
         return self.results[self.cutoff:]
+
+    def divider_at(self, shown: int) -> int | None:
+        """Where "Other results" goes among the first `shown` results (search_split)."""
+        return divider_at(self.cutoff, shown)
 
 
 def query_words(text: str) -> list[str]:

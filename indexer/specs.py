@@ -371,9 +371,9 @@ TINY_SHAPES = ModelSpec(
 TINY_DIGITS = ModelSpec(
     name="tiny-digits",
     arch="tiny-digits",
-    pretrained="magpie-digits-v1",
+    pretrained="magpie-digits-v2",
     filename="tiny-digits.safetensors",
-    sha256="c1fc3b6ab778c504b08b3dc3cde825ff9b9c32e35fd7dd05c43c67aab26d1f20",
+    sha256="9a3220802aca46842c3ac94e430dff1a4c734f965607df43cd4da7ef63aef114",
     preprocess=Preprocess(image_size=32),
     embed_dim=32,
     bundled="tiny-digits/tiny-digits.safetensors",

@@ -171,6 +171,37 @@ def test_help_does_not_import_torch():
     assert out.stdout.strip() == "False"
 
 
+def test_search_draws_the_other_results_divider_where_the_page_splits(indexed):
+    """The text output puts one divider line before the first result that does not stand
+    out, none when all do, and "No strong matches" first when none does; --json says which
+    side each line is on."""
+    import json
+
+    _, lib, _, env, _ = indexed
+    out = magpie("search", "a red circle", "--library", str(lib), "--all", "-k", "20", env=env)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    dividers = [i for i, ln in enumerate(lines) if ln.startswith("── ")]
+    assert len(dividers) == 1 and "Other results" in lines[dividers[0]]
+    standing = int(out.stderr.split("(", 1)[1].split()[0])  # "(N stand out of M ..."
+    ranks_above = [ln for ln in lines[: dividers[0]] if ln.split(None, 1)[0].isdigit()]
+    assert len(ranks_above) == standing >= 1
+    plain = magpie("search", "a red circle", "--library", str(lib), "-k", "20", env=env)
+    assert "── " not in plain.stdout  # only the standouts: nothing to divide
+    rows = [json.loads(ln) for ln in magpie("search", "a red circle", "--library", str(lib),
+                                            "--all", "-k", "20", "--json", env=env).stdout
+            .splitlines()]
+    assert [r["section"] for r in rows] == ["standout"] * standing + ["other"] * (
+        len(rows) - standing)
+    assert all(r["standout"] == (r["section"] == "standout") for r in rows)
+    none = magpie("search", "qwzx florp blarg", "--library", str(lib), env=env)
+    assert none.returncode == 0, none.stderr
+    first = none.stdout.splitlines()[0]
+    assert first.startswith("── No strong matches")
+    assert sum(ln.startswith("── ") for ln in none.stdout.splitlines()) == 1
+    assert len(results(none.stdout)) == 10  # the closest items, below the divider
+
+
 def test_zz_user_files_untouched_after_every_command(indexed):
     """Runs last in this module: index, search, status, then remove the root."""
     folder, lib, _, env, _ = indexed

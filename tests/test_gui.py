@@ -156,10 +156,19 @@ def test_item_models_pass_qabstractitemmodeltester(qtmodeltester, qtbot):
     results.set_results(fake_results(6) + fake_results(2, "text"), cutoff=5)
     qtmodeltester.check(results)
     assert results.rowCount() == 5 and results.hidden_count() == 3
-    assert results.show_more() == 3 and results.rowCount() == 8
+    assert results.divider_row() is None  # every result shown stands out
+    # the three below the cutoff come under the "Other results" divider (one more row)
+    assert results.show_more() == 3 and results.rowCount() == 9 and results.result_count() == 8
+    assert results.divider_row() == 5
     results.set_mark(2, 1)
     assert results.index(2).data(Roles.Mark) == 1
+    results.set_mark(5, -1)  # the first result below the divider: model row 6
+    assert results.row_of(5) == 6 and results.index(6).data(Roles.Mark) == -1
+    assert results.result(5) is None and results.index(5).data(Roles.Result) is None
     qtmodeltester.check(results)
+    results.set_results(fake_results(6), cutoff=0, min_visible=4)  # nothing stands out
+    qtmodeltester.check(results)
+    assert results.divider_row() == 0 and results.rowCount() == 5
 
     roots = RootsModel()
     roots.set_roots([("/a/Pictures", 10), ("/b/Notes", 3)])
@@ -405,9 +414,10 @@ def test_context_menu_keyboard_and_preview(qtbot, make_gui, photos):
     assert make_gui.opened == [results[0].open_path] * 2  # double-click opens too
     qtbot.keyClick(window.results, Qt.Key.Key_Escape)
     assert window.search.hasFocus() or QApplication.focusWidget() is window.search
-    if len(results) > 1:
+    if len(results) > 1:  # to the next result, past the "Other results" divider if it is next
         qtbot.keyClick(window.results, Qt.Key.Key_Right)
-        assert window.results.currentIndex().row() == 1
+        assert window.results.currentIndex().row() == window.results_model.row_of(
+            results[1].file_id)
 
     # the context menu's entries
     menu = window.result_menu(results[0])
@@ -464,7 +474,7 @@ def test_more_like_this_refines_and_show_more_reveals_the_rest(qtbot, make_gui, 
     window.show_results(fake_results(10), cutoff=3, summary="3 of 10")
     assert window.show_more_button.isVisible() and "7 more" in window.show_more_button.text()
     window.show_more_button.click()
-    assert window.results_model.rowCount() == 10
+    assert window.visible_results() == 10 and window.results_model.divider_row() == 3
     # the score tooltip explains the number
     tip = window.results_model.index(0).data(Qt.ItemDataRole.ToolTipRole)
     assert "cosine" in tip.lower()

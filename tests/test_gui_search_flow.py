@@ -51,7 +51,7 @@ def test_a_new_query_starts_at_the_top_a_refresh_keeps_the_place(
     assert bar.value() > 0
     # a live refresh (the ranking refined by "more like this") keeps the place …
     ctl.last_page = None
-    first = window.results_model.result(0)
+    first = window.results_model.results()[0]
     window.markRequested.emit(first, -1)
     qtbot.waitUntil(lambda: ctl.last_page is not None, timeout=WAIT)
     assert bar.value() > 0
@@ -110,15 +110,16 @@ def test_query_words_are_highlighted_in_note_cards_and_the_preview(
     drop(window, [photos])
     wait_idle(qtbot, ctl)
     search(qtbot, window, ctl, "blue paint")
-    row = next(i for i, r in enumerate(window.results_model.results()) if r.kind == "text")
-    idx = window.results_model.index(row)
+    note = next(r for r in window.results_model.results() if r.kind == "text")
+    idx = window.results_model.index(window.results_model.row_of(note.file_id))
     snippet = " ".join(idx.data(Roles.Snippet).split())
     marked = [snippet[a:b].lower() for a, b in idx.data(Roles.Highlights)]
     assert "blue" in marked and "paint" in marked
     assert set(marked) <= {"blue", "paint"}
     # pictures have no snippet: nothing to mark
-    pic = next(i for i, r in enumerate(window.results_model.results()) if r.kind == "image")
-    assert window.results_model.index(pic).data(Roles.Highlights) == []
+    pic = next(r for r in window.results_model.results() if r.kind == "image")
+    assert window.results_model.index(window.results_model.row_of(pic.file_id)).data(
+        Roles.Highlights) == []
     window.grab()  # the cards paint with their marks
     window.results.setCurrentIndex(idx)
     qtbot.waitUntil(lambda: "ladder" in window.preview.text.toPlainText(), timeout=WAIT)

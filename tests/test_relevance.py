@@ -122,3 +122,24 @@ def test_gibberish_says_no_strong_matches_and_still_lists_the_closest(named):
     words_only = s.run(SearchRequest("invoice", k=30))  # a word the model cannot see either
     assert words_only.cutoff == 5  # found by the names alone
     assert not s.run(SearchRequest("a red circle", k=30)).no_strong_matches
+
+
+def test_tiny_digits_reads_every_digit_and_no_gibberish_as_one():
+    """The second test model must not read text it does not know as a digit: v1 gave "qwzx
+    florp blarg" the very vector of "a handwritten two" (cosine 1.000), so the nonsense gate
+    hid every two and gibberish would otherwise have stood the twos out."""
+    import numpy as np
+
+    from indexer.model import load_encoder
+    from indexer.specs import TINY_DIGITS
+    from indexer.weights import verify_file
+
+    enc = load_encoder(TINY_DIGITS, verify_file(TINY_DIGITS, TINY_DIGITS.bundled_path()))
+    s = Searcher(None, enc)  # type: ignore[arg-type]  # reads_nothing needs the model only
+    words = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+    digits = np.asarray(enc.encode_texts([f"a handwritten {w}" for w in words]))
+    assert not any(s.reads_nothing(v) for v in digits)
+    for gibberish in ("qwzx florp blarg", "vrumble snorkwhistle"):
+        v = np.asarray(enc.encode_texts([gibberish]))[0]
+        assert s.reads_nothing(v)
+        assert float(np.max(digits @ v)) < 0.9  # near no digit in particular

@@ -103,7 +103,7 @@ def test_search_json_is_one_object_per_line_with_exact_paths(crafted):
     rows = [json.loads(line) for line in out.stdout.splitlines()]
     assert {r["path"] for r in rows} == files - {p for p in files if "broken" in p}
     assert [r["rank"] for r in rows] == list(range(1, len(rows) + 1))
-    keys = {"rank", "path", "kind", "score", "z", "relevance", "standout", "keyword", "copies",
+    keys = {"rank", "path", "kind", "score", "z", "relevance", "standout", "section", "keyword", "copies",
             "copy_paths", "taken_at", "snippet", "in_text", "text_marks"}
     assert all(set(r) == keys for r in rows)
     assert {r["kind"] for r in rows} == {"image", "note"}

@@ -17,6 +17,7 @@ from ui import icons, theme
 from ui.models import Roles
 
 CELL = QSize(204, 234)  # grid cell, including the gap between cards
+DIVIDER_H = 44  # the "Other results" line between the results that stand out and the rest
 GAP = 6
 WELL_PAD = 8
 RADIUS = 12
@@ -50,9 +51,13 @@ class ResultDelegate(QStyledItemDelegate):
 
     # -- geometry ---------------------------------------------------------------------------
     def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex) -> QSize:  # noqa: N802
+        """A card fills one cell of the view; the divider a whole line of cells."""
         view = self.parent()
-        grid = view.gridSize() if view is not None and hasattr(view, "gridSize") else QSize()
-        return grid if grid.isValid() and not grid.isEmpty() else CELL
+        cell = view.cell_size() if hasattr(view, "cell_size") else QSize(CELL)
+        if index.data(Roles.Divider):
+            width = view.row_width() if hasattr(view, "row_width") else cell.width()
+            return QSize(width, DIVIDER_H)
+        return cell
 
     @staticmethod
     def card_rect(cell: QRect) -> QRect:
@@ -75,6 +80,9 @@ class ResultDelegate(QStyledItemDelegate):
     # -- painting ---------------------------------------------------------------------------
     def paint(self, p: QPainter, option: QStyleOptionViewItem, index: QModelIndex) -> None:
         t = theme.current()
+        if index.data(Roles.Divider):
+            self._paint_divider(p, option.rect, index, t)
+            return
         p.save()
         p.setRenderHint(QPainter.RenderHint.Antialiasing)
         p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
@@ -110,6 +118,28 @@ class ResultDelegate(QStyledItemDelegate):
             self._paint_mark_badge(p, well, mark, t)
         elif hovered and self.marks_enabled:
             self._paint_buttons(p, option.rect, index, t)
+        p.restore()
+
+    def _paint_divider(self, p: QPainter, rect: QRect, index: QModelIndex, t) -> None:
+        """The line between the results that stand out and the rest: its title, then a rule
+        to the right edge."""
+        p.save()
+        font = QFont(p.font())
+        font.setWeight(QFont.Weight.DemiBold)
+        fm = QFontMetrics(font)
+        area = rect.adjusted(GAP + 4, 0, -GAP, 0)
+        title = _elide(fm, index.data(Qt.ItemDataRole.DisplayRole) or "", area.width(),
+                       Qt.TextElideMode.ElideRight)
+        text_rect = QRect(area.left(), area.top() + (area.height() - fm.height()) // 2 + 4,
+                          fm.horizontalAdvance(title), fm.height())
+        p.setFont(font)
+        p.setPen(QColor(t.muted))
+        p.drawText(text_rect, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, title)
+        left = text_rect.right() + 12
+        if left < area.right():
+            y = text_rect.center().y() + 1
+            p.setPen(QPen(QColor(t.border), 1))
+            p.drawLine(left, y, area.right(), y)
         p.restore()
 
     def _paint_picture(self, p: QPainter, well: QRectF, index: QModelIndex, t) -> None:
@@ -286,6 +316,8 @@ class ResultDelegate(QStyledItemDelegate):
 
     def editorEvent(self, event: QEvent, model, option: QStyleOptionViewItem,  # noqa: N802
                     index: QModelIndex) -> bool:
+        if index.data(Roles.Divider):
+            return False  # a heading: no buttons, nothing to click
         if event.type() in (QEvent.Type.MouseMove, QEvent.Type.MouseButtonRelease,
                             QEvent.Type.MouseButtonPress, QEvent.Type.MouseButtonDblClick):
             pos = event.position().toPoint() if isinstance(event, QMouseEvent) else QPoint()

@@ -443,7 +443,8 @@ class MainWindow(QMainWindow):
         self.query_notice.setVisible(bool(text))
 
     def visible_results(self) -> int:
-        return self.results_model.rowCount()
+        """Results shown (the "Other results" divider is not one)."""
+        return self.results_model.result_count()
 
     def hidden_results(self) -> int:
         """Results fetched but past the cutoff, waiting for "Show N more"."""

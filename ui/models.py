@@ -14,6 +14,7 @@ from typing import Any
 from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, Qt
 
 from indexer.query_feedback import collapse_spaces, highlight_spans
+from indexer.search_split import divider_at, divider_detail, divider_title
 from ui.thumbnails import ThumbnailLoader
 
 THUMB = 256  # px: the grid decodes thumbnails to fit this box (sharp on HiDPI too)
@@ -38,6 +39,7 @@ class Roles:
     Copies = Qt.ItemDataRole.UserRole + 14  # how many identical files this result stands for
     Highlights = Qt.ItemDataRole.UserRole + 15  # (start, end) of query words in the snippet
     Relevance = Qt.ItemDataRole.UserRole + 16  # calibrated 0-100 (50: the edge); None: unknown
+    Divider = Qt.ItemDataRole.UserRole + 17  # True on the "Other results" row (not a result)
 
 
 def relevance_of(r: Any) -> int | None:
@@ -97,13 +99,22 @@ def when_text(ts: float | None) -> str:
 
 
 class ResultsModel(QAbstractListModel):
-    """Search results; rows past the cutoff stay hidden until show_more()."""
+    """Search results, those that stand out first; rows past the cutoff stay hidden until
+    show_more().
+
+    When some shown results do not stand out, one more row, the divider ("Other results", or
+    "No strong matches" when it comes first), sits where search_split puts it. It is no
+    result: not selectable, not enabled (keyboard navigation passes over it), no Roles.Result.
+    Rows are therefore *model rows*; `results()`, `result_count()` and `result(row)` speak of
+    results only.
+    """
 
     def __init__(self, thumbs: ThumbnailLoader | None = None, parent=None) -> None:
         super().__init__(parent)
         self._all: list[Any] = []
         self._visible = 0
         self._cutoff = 0
+        self._divider: int | None = None  # model row of the divider, None: no divider
         self._marks: dict[int, int] = {}
         self._copies: dict[int, list[Any]] = {}
         self._words: tuple[str, ...] = ()
@@ -117,9 +128,9 @@ class ResultsModel(QAbstractListModel):
                     show_all: bool = False, min_visible: int = 0,
                     copies: dict[int, list[Any]] | None = None,
                     highlight: Sequence[str] = ()) -> None:
-        """`cutoff`: how many stand out (badged); at least `min_visible` rows are shown.
-        `copies`: file id -> the identical files folded into that result; `highlight`: the
-        query's words, marked in note snippets."""
+        """`cutoff`: how many stand out (badged, above the divider); at least `min_visible`
+        results are shown. `copies`: file id -> the identical files folded into that result;
+        `highlight`: the query's words, marked in note snippets."""
         self.beginResetModel()
         self._all = list(results)
         self._copies = dict(copies or {})
@@ -127,6 +138,7 @@ class ResultsModel(QAbstractListModel):
         self._cutoff = len(self._all) if cutoff is None else max(0, min(cutoff, len(self._all)))
         self._visible = len(self._all) if show_all else min(
             len(self._all), max(self._cutoff, min_visible))
+        self._place_divider()
         self._index_paths()
         self.endResetModel()
 
@@ -134,15 +146,23 @@ class ResultsModel(QAbstractListModel):
         self.set_results([])
 
     def show_more(self) -> int:
-        """Reveal the results past the cutoff; returns how many rows appeared."""
+        """Reveal the results past the cutoff (under the divider, which appears with them if
+        it was not there yet); returns how many results appeared."""
         extra = len(self._all) - self._visible
         if extra <= 0:
             return 0
-        self.beginInsertRows(QModelIndex(), self._visible, len(self._all) - 1)
+        first = self.rowCount()
+        new_divider = divider_at(self._cutoff, len(self._all))
+        rows = extra + int(self._divider is None and new_divider is not None)
+        self.beginInsertRows(QModelIndex(), first, first + rows - 1)
         self._visible = len(self._all)
+        self._divider = new_divider
         self._index_paths()
         self.endInsertRows()
         return extra
+
+    def _place_divider(self) -> None:
+        self._divider = divider_at(self._cutoff, self._visible)
 
     def hidden_count(self) -> int:
         return len(self._all) - self._visible
@@ -151,20 +171,45 @@ class ResultsModel(QAbstractListModel):
     def cutoff(self) -> int:
         return self._cutoff
 
+    def divider_row(self) -> int | None:
+        """The model row of the "Other results" divider; None when there is none."""
+        return self._divider
+
+    def is_divider(self, row: int) -> bool:
+        return self._divider is not None and row == self._divider
+
     def copies(self, file_id: int) -> list[Any]:
         """The other files with the same content as this result."""
         return list(self._copies.get(file_id, ()))
 
+    def _result_index(self, row: int) -> int | None:
+        """Model row -> index into the results (None for the divider or out of range)."""
+        if not 0 <= row < self.rowCount() or self.is_divider(row):
+            return None
+        return row - 1 if self._divider is not None and row > self._divider else row
+
+    def _model_row(self, i: int) -> int:
+        """Index into the results -> model row."""
+        return i + 1 if self._divider is not None and i >= self._divider else i
+
     def result(self, row: int) -> Any:
-        return self._all[row] if 0 <= row < self._visible else None
+        """The result on model row `row` (None on the divider)."""
+        i = self._result_index(row)
+        return None if i is None else self._all[i]
 
     def results(self) -> list[Any]:
+        """The results shown, in order (the divider is not one)."""
         return self._all[: self._visible]
 
+    def result_count(self) -> int:
+        """How many results are shown: what the "N of M shown" line counts."""
+        return self._visible
+
     def row_of(self, file_id: int) -> int:
+        """The model row showing this file; -1 if none does."""
         for i, r in enumerate(self._all[: self._visible]):
             if r.file_id == file_id:
-                return i
+                return self._model_row(i)
         return -1
 
     # -- marks (refine by example) ----------------------------------------------------------
@@ -194,18 +239,36 @@ class ResultsModel(QAbstractListModel):
 
     # -- Qt model API -----------------------------------------------------------------------
     def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: N802, B008 - Qt API
-        return 0 if parent.isValid() else self._visible
+        return 0 if parent.isValid() else self._visible + (self._divider is not None)
 
     def flags(self, index: Index) -> Qt.ItemFlag:
-        if not index.isValid():
-            return Qt.ItemFlag.NoItemFlags
+        if not index.isValid() or self.is_divider(index.row()):
+            return Qt.ItemFlag.NoItemFlags  # a heading: never current, selected or opened
         return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemNeverHasChildren
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid() or not 0 <= index.row() < self._visible or index.column() != 0:
+        if not index.isValid() or index.column() != 0:
+            return None
+        if self.is_divider(index.row()):
+            return self._divider_data(role)
+        i = self._result_index(index.row())
+        if i is None:
             return None
         read = _RESULT_ROLES.get(role)
-        return read(self, self._all[index.row()], index.row()) if read is not None else None
+        return read(self, self._all[i], i) if read is not None else None
+
+    def _divider_data(self, role: int) -> Any:
+        if role == Roles.Divider:
+            return True
+        if role == Qt.ItemDataRole.DisplayRole:
+            return divider_title(self._cutoff)
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return divider_detail(self._cutoff)
+        if role == Qt.ItemDataRole.AccessibleTextRole:
+            return f"{divider_title(self._cutoff)}: {self._visible - self._cutoff} below"
+        if role == Qt.ItemDataRole.AccessibleDescriptionRole:
+            return divider_detail(self._cutoff)
+        return None
 
     def _tooltip(self, r: Any) -> str:
         others = self._copies.get(r.file_id)
@@ -233,24 +296,26 @@ class ResultsModel(QAbstractListModel):
     def _index_paths(self) -> None:
         self._rows_by_path = {}
         for i, r in enumerate(self._all[: self._visible]):
-            self._rows_by_path.setdefault(r.open_path, []).append(i)
+            self._rows_by_path.setdefault(r.open_path, []).append(self._model_row(i))
 
     def _on_thumb(self, path: str, size: int) -> None:
         if size != THUMB:
             return
         for row in self._rows_by_path.get(path, ()):
-            if row < self._visible:
+            if row < self.rowCount():
                 idx = self.index(row)
                 self.dataChanged.emit(idx, idx, [Qt.ItemDataRole.DecorationRole])
 
 
-# What each role of a result row reads: (model, result, row) -> value.
+# What each role of a result row reads: (model, result, i) -> value; i counts results only
+# (the divider is not one), so i < cutoff means "stands out".
 _RESULT_ROLES: dict[int, Callable[[ResultsModel, Any, int], Any]] = {
     Qt.ItemDataRole.DisplayRole: lambda m, r, row: os.path.basename(r.path) or r.path,
     Qt.ItemDataRole.ToolTipRole: lambda m, r, row: m._tooltip(r),
     Qt.ItemDataRole.DecorationRole: lambda m, r, row: m._thumbnail(r),
     Qt.ItemDataRole.AccessibleTextRole:
-        lambda m, r, row: f"{os.path.basename(r.path)}, score {score_text(r)}",
+        lambda m, r, row: f"{os.path.basename(r.path)}, score {score_text(r)}"
+                          + ("" if row < m._cutoff else ", other result"),
     Roles.Result: lambda m, r, row: r,
     Roles.Path: lambda m, r, row: r.path,
     Roles.OpenPath: lambda m, r, row: r.open_path,
@@ -263,6 +328,7 @@ _RESULT_ROLES: dict[int, Callable[[ResultsModel, Any, int], Any]] = {
     Roles.Keyword: lambda m, r, row: bool(getattr(r, "keyword", False)),
     Roles.Folder: lambda m, r, row: os.path.basename(os.path.dirname(r.path)),
     Roles.Standout: lambda m, r, row: row < m._cutoff,
+    Roles.Divider: lambda m, r, row: False,
     Roles.Copies: lambda m, r, row: 1 + len(m._copies.get(r.file_id, ())),
     Roles.Highlights:
         lambda m, r, row: (highlight_spans if r.kind == "text" else read_spans)(

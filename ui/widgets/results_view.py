@@ -6,10 +6,17 @@ from PySide6.QtGui import QKeyEvent, QKeySequence
 from PySide6.QtWidgets import QAbstractItemView, QListView, QToolTip, QWidget
 
 from ui.delegates import CELL, ResultDelegate
+from ui.models import Roles
 
 
 class ResultsView(QListView):
-    """The thumbnail grid. Enter or double-click opens; arrows move; right-click for more."""
+    """The thumbnail grid. Enter or double-click opens; arrows move; right-click for more.
+
+    Cards are one size (`cell_size`); the model's "Other results" divider is a row as wide as
+    the grid's columns (`row_width`), so it always sits on a line of its own between the
+    results that stand out and the rest. Hence no QListView grid size (it would force every
+    item into one cell) and no uniform item sizes: the layout reads each item's size hint.
+    Arrow keys, Home/End and clicks pass over the divider (it is not enabled)."""
 
     openRequested = Signal(QModelIndex)
     contextRequested = Signal(QModelIndex, QPoint)
@@ -24,8 +31,8 @@ class ResultsView(QListView):
         self.setMovement(QListView.Movement.Static)
         self.setFlow(QListView.Flow.LeftToRight)
         self.setWrapping(True)
-        self.setUniformItemSizes(True)
-        self.setGridSize(CELL)
+        self._cell = QSize(CELL)
+        self._cols = 1
         self.setSpacing(0)
         self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
@@ -52,12 +59,45 @@ class ResultsView(QListView):
         cols = max(1, width // self.MIN_CELL_WIDTH)
         cell = max(self.MIN_CELL_WIDTH, (width - 12) // cols)  # QListView wraps early
         size = QSize(cell, cell + CELL.height() - CELL.width())
-        if size != self.gridSize():
-            self.setGridSize(size)
+        if size != self._cell or cols != self._cols:
+            self._cell, self._cols = size, cols
+            self.scheduleDelayedItemsLayout()  # the item sizes changed: lay out again
         super().resizeEvent(e)
+
+    def cell_size(self) -> QSize:
+        """The size of one result card's cell."""
+        return QSize(self._cell)
+
+    def columns(self) -> int:
+        return self._cols
+
+    def row_width(self) -> int:
+        """The width of a full line of cards: the divider's width, so it is alone on its line."""
+        return self._cell.width() * self._cols
+
+    def moveCursor(self, action, modifiers):  # noqa: N802 - Qt API
+        """Qt's move, then off the divider if it landed there (Home onto a leading "No strong
+        matches" row): to the nearest result, forwards first."""
+        idx = super().moveCursor(action, modifiers)
+        model = self.model()
+        if not idx.isValid() or model is None or not idx.data(Roles.Divider):
+            return idx
+        rows = model.rowCount()
+        back = action in (QAbstractItemView.CursorAction.MoveEnd,
+                          QAbstractItemView.CursorAction.MoveUp,
+                          QAbstractItemView.CursorAction.MovePageUp)
+        order = (list(range(idx.row() - 1, -1, -1)) + list(range(idx.row() + 1, rows))) if back \
+            else (list(range(idx.row() + 1, rows)) + list(range(idx.row() - 1, -1, -1)))
+        for row in order:
+            cand = model.index(row, 0)
+            if cand.flags() & Qt.ItemFlag.ItemIsEnabled:
+                return cand
+        return self.currentIndex()
 
     def _context(self, pos: QPoint) -> None:
         idx = self.indexAt(pos)
+        if idx.isValid() and idx.data(Roles.Divider):
+            return  # the divider is a heading: no menu
         if idx.isValid():
             self.setCurrentIndex(idx)
         self.contextRequested.emit(idx, self.viewport().mapToGlobal(pos))
@@ -98,7 +138,7 @@ class ResultsView(QListView):
         if e.type() == QEvent.Type.ToolTip:
             pos = e.pos()
             idx = self.indexAt(pos)
-            if idx.isValid():
+            if idx.isValid() and not idx.data(Roles.Divider):
                 sign = self.delegate.button_at(self.visualRect(idx), pos)
                 if sign:
                     QToolTip.showText(e.globalPos(), self.delegate.tooltip_for_button(sign), self)
@@ -108,6 +148,13 @@ class ResultsView(QListView):
         return super().viewportEvent(e)
 
     def select_first(self) -> None:
-        if self.model() is not None and self.model().rowCount() > 0:
-            self.setCurrentIndex(self.model().index(0, 0))
-            self.setFocus(Qt.FocusReason.ShortcutFocusReason)
+        """The first result (past a leading "No strong matches" divider) becomes current."""
+        model = self.model()
+        if model is None:
+            return
+        for row in range(model.rowCount()):
+            idx = model.index(row, 0)
+            if idx.flags() & Qt.ItemFlag.ItemIsEnabled:
+                self.setCurrentIndex(idx)
+                self.setFocus(Qt.FocusReason.ShortcutFocusReason)
+                return
