@@ -1,8 +1,9 @@
 """The text-reading pass: after the pictures are embedded (so search works early), read the
 words in those that have some.
 
-Each picture gets a first look (the detector on a small copy, `ocr.has_text`); only when it
-finds text is the picture read in full. Results are committed a few pictures at a time, tied
+Each picture gets a glance (a small grayscale copy, `ocr.load_first_look`: most photos stop
+there), then a first look (the detector on a small copy, `ocr.has_text`); only when it finds
+text is the picture read in full. Results are committed a few pictures at a time, tied
 to the content they were read from, so a crash or cancel loses at most the pictures in flight
 and the next run carries on where this one stopped. Identical content is read once.
 """
@@ -39,7 +40,7 @@ class OcrReport:
 
 Reader = Callable[[np.ndarray], list[ocr.OcrLine]]
 Gate = Callable[[np.ndarray], bool]
-Loader = Callable[[str], np.ndarray]
+Loader = Callable[[str], "np.ndarray | None"]  # None: the loader saw there is no text
 
 
 class OcrPass:
@@ -64,10 +65,10 @@ class OcrPass:
         self.on_error = on_error or (lambda e: None)
         self.gate = gate or ocr.has_text
         self.reader = reader or ocr.read_words
-        # the first look decodes small (a JPEG decodes at 1/4 or 1/8 scale: cheap); only a
-        # picture with text is decoded again at reading size
-        self.loader = loader or (
-            lambda path: ocr.load_for_ocr(path, ocr.GATE_SIDE, ocr.PHOTO_GATE_SIDE))
+        # the glance decodes small and gray (a JPEG at 1/2 to 1/8 scale: cheap) and shuts out
+        # most photos; only a picture the detector passes is decoded again at reading size
+        self.loader = loader or ocr.load_first_look
+        self._pinned_engine = gate is None or reader is None
         self.full_loader = full_loader or (
             lambda path: ocr.load_for_ocr(path, ocr.READ_SIDE, ocr.PHOTO_READ_SIDE))
         self.identity = identity or ocr.engine_identity()
@@ -79,6 +80,10 @@ class OcrPass:
         total = len(todo)
         if not total:
             return report
+        if self._pinned_engine:
+            # the engine itself is built on the first picture past the glance, maybe never:
+            # learn now, not never, that it is missing
+            ocr.check_installed()
         started = time.monotonic()
         paused_before = self.control.paused_seconds
         last = 0.0
@@ -133,7 +138,7 @@ class OcrPass:
         report.looked += 1
         try:
             pixels = job.result()
-            if not self.gate(pixels):
+            if pixels is None or not self.gate(pixels):
                 return (file_id, digest, "none", None, [])
             full = self.full_loader(path)
             lines = self.reader(full)
