@@ -163,8 +163,11 @@ def report(name: str, seen: list[bool], costs: list[float], labels: list[str],
             f"CPU ms/picture median {1000 * np.median(costs):5.1f}")
     if det is not None:
         line += f"  detector passed {sum(det):>4}"
-        lost = [lb for lb, s, d in zip(labels, seen, det) if d and not s]
-        line += f"  detector-seen shut out by the glance: {len(lost)}"
+        if want_text:  # the glance must not lose what the detector sees
+            lost = [lb for lb, s, d in zip(labels, seen, det) if d and not s]
+            line += f"  of those shut out by the glance: {len(lost)}"
+        else:  # pictures without text the detector passed: each would cost a full read
+            line += f" (false alarms; past both: {sum(s and d for s, d in zip(seen, det))})"
     print(line)
     if want_text:
         missed = [lb for lb, s in zip(labels, seen) if not s]
