@@ -232,7 +232,9 @@ def load_glance(path: str, side: int = GATE_SIDE, photo_side: int | None = PHOTO
             if im.format == "JPEG":
                 im.draft("L", (side // 2, side // 2))
             im.load()
-            gray = im.convert("L") if im.mode != "L" else im
+            # the same conversion as the read's (alpha over white, 16-bit scaled): black text
+            # on a transparent ground must not turn black on black here
+            gray = im if im.mode == "L" else _to_rgb(im).convert("L")
             if max(gray.size) > side:
                 gray.thumbnail((side, side), Image.Resampling.BILINEAR)
             return np.asarray(gray, dtype=np.uint8)

@@ -133,3 +133,16 @@ def test_a_picture_with_text_still_goes_on_to_the_detector(tmp_path):
     draw_lines(LINES, FONTS.get("DejaVuSans"), 22).image.save(path)
     look = ocr.load_first_look(str(path))
     assert look is not None and look.ndim == 3  # the detector's RGB copy, not the glance
+
+
+def test_text_on_a_transparent_ground_and_in_16_bit_gets_past_the_glance(tmp_path):
+    """The glance converts as the read does: alpha over white (black text on a transparent
+    ground, as many exported PNGs are), 16-bit scaled to 8."""
+    ink = gray(draw_lines(LINES, FONTS.get("DejaVuSans"), 24, noise=0, blur=0).image)
+    rgba = np.zeros(ink.shape + (4,), np.uint8)
+    rgba[..., 3] = 255 - ink  # black ink, alpha = coverage; the ground is (0, 0, 0, 0)
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "label.png")
+    assert looks_like_text(ocr.load_glance(str(tmp_path / "label.png")))
+    Image.fromarray(ink.astype(np.uint16) * 257).save(tmp_path / "scan16.png")
+    assert Image.open(tmp_path / "scan16.png").mode.startswith("I")
+    assert looks_like_text(ocr.load_glance(str(tmp_path / "scan16.png")))
