@@ -40,7 +40,8 @@ class OcrReport:
 
 Reader = Callable[[np.ndarray], list[ocr.OcrLine]]
 Gate = Callable[[np.ndarray], bool]
-Loader = Callable[[str], "np.ndarray | None"]  # None: the loader saw there is no text
+Loader = Callable[[str], np.ndarray]
+FirstLook = Callable[[str], "np.ndarray | None"]  # None: the glance saw there is no text
 
 
 class OcrPass:
@@ -55,7 +56,7 @@ class OcrPass:
         on_error: Callable[[FileError], None] | None = None,
         gate: Gate | None = None,
         reader: Reader | None = None,
-        loader: Loader | None = None,
+        loader: FirstLook | None = None,
         full_loader: Loader | None = None,
         identity: str | None = None,
     ) -> None:
@@ -67,7 +68,7 @@ class OcrPass:
         self.reader = reader or ocr.read_words
         # the glance decodes small and gray (a JPEG at 1/2 to 1/8 scale: cheap) and shuts out
         # most photos; only a picture the detector passes is decoded again at reading size
-        self.loader = loader or ocr.load_first_look
+        self.loader: FirstLook = loader or ocr.load_first_look
         self._pinned_engine = gate is None or reader is None
         self.full_loader = full_loader or (
             lambda path: ocr.load_for_ocr(path, ocr.READ_SIDE, ocr.PHOTO_READ_SIDE))
