@@ -132,6 +132,8 @@ class OcrPass:
             finally:
                 if batch:
                     self.cat.commit_ocr(batch)
+                if self._pinned_engine:
+                    ocr.release_engine()  # a long-lived process does not keep it between passes
         return report
 
     def _one(self, file_id: int, path: str, digest: str | None, job: Future,

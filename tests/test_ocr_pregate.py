@@ -146,3 +146,25 @@ def test_text_on_a_transparent_ground_and_in_16_bit_gets_past_the_glance(tmp_pat
     Image.fromarray(ink.astype(np.uint16) * 257).save(tmp_path / "scan16.png")
     assert Image.open(tmp_path / "scan16.png").mode.startswith("I")
     assert looks_like_text(ocr.load_glance(str(tmp_path / "scan16.png")))
+
+
+def test_the_engine_is_let_go_after_a_pass_that_built_it(tmp_path, monkeypatch):
+    """A GUI or `watch` process does not keep the OCR sessions between passes."""
+    cat = Catalogue(tmp_path / "cat.sqlite")
+    root = cat.add_root(str(tmp_path))
+    path = tmp_path / "receipt.png"
+    draw_lines(LINES, FONTS.get("DejaVuSans"), 22).image.save(path)
+    fid = cat.upsert_pending(root, str(path), "image", 10, 1, "r")
+    cat.commit_embedded([(fid, [NewChunk(0, None, np.ones(4, np.float32))], None, "")], [])
+    built = []
+    real = ocr.engine
+
+    def counted():
+        built.append(1)
+        return real()
+
+    monkeypatch.setattr(ocr, "engine", counted)
+    report = OcrPass(cat).run()
+    assert report.with_text == 1 and built
+    assert ocr._engine is None
+    cat.close()
