@@ -168,3 +168,23 @@ def test_the_engine_is_let_go_after_a_pass_that_built_it(tmp_path, monkeypatch):
     assert report.with_text == 1 and built
     assert ocr._engine is None
     cat.close()
+
+
+def test_the_read_detects_a_large_picture_at_its_size_and_scales_a_small_one_up(monkeypatch):
+    """A 864x576 photo with a sign: detected at 864x576 (0.21 CPU s), not scaled up to a 736 px
+    short side (0.34 s, the same words); a small receipt is still scaled up for its small type."""
+    det = ocr.engine().text_det
+    shapes: list[tuple[int, ...]] = []
+    real = det.infer
+    monkeypatch.setattr(det, "infer", lambda x: shapes.append(x.shape) or real(x))
+    base = photo(864, 576, 7)
+    base.paste(draw_lines(["MARKET STREET", "OPEN DAILY"], FONTS.get("DejaVuSans"), 20,
+                          dark=True).image, (150, 140))
+    words = {w for ln in ocr.read_words(np.asarray(base)) for w in ln.text.split()}
+    assert {"OPEN", "DAILY"} <= words, words
+    assert shapes[0][2:] == (576, 864)
+    assert det.limit_type == "min"  # the engine's own rule is back for the next picture
+    shapes.clear()
+    small = draw_lines(LINES, FONTS.get("DejaVuSans"), 14).image  # short side < 480
+    ocr.read_words(np.asarray(small))
+    assert min(shapes[0][2:]) >= 736
