@@ -26,6 +26,7 @@ from indexer.jobs import FileError, JobControl, Progress
 PHASE = "reading text"
 COMMIT_EVERY = 8  # pictures per transaction
 SLOW_NOTICE_S = 1.0  # progress at least this often
+AHEAD = 2  # pictures glanced at / decoded ahead, each on its own thread
 
 
 @dataclass
@@ -90,28 +91,29 @@ class OcrPass:
         last = 0.0
         batch: list = []
         self.on_progress(Progress(PHASE, 0, total))
-        # decode the next picture while this one is read (Pillow and onnxruntime both
-        # release the GIL)
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            ahead: Future | None = None
-            ahead_id: int | None = None
+        # glance at / decode the next pictures while this one is looked at or read, on two
+        # threads: most photos stop at the glance (a few ms of Pillow and OpenCV, which release
+        # the GIL), so on a 2-core box both cores glance
+        with ThreadPoolExecutor(max_workers=AHEAD) as pool:
+            ahead: dict[int, Future] = {}
             try:
                 for i, (file_id, raw, digest) in enumerate(todo):
                     self.control.checkpoint()
                     path = os.fsdecode(raw)
                     twin = self.cat.ocr_twin(digest, file_id)
                     if twin is not None:
+                        job = ahead.pop(file_id, None)
+                        if job is not None:
+                            job.cancel()
                         batch.append((file_id, digest, twin[0], None,
                                       [tuple(x) for x in json.loads(twin[1])]))
                         report.reused += 1
                         report.with_text += twin[0] == "text"
                     else:
-                        job = ahead if ahead is not None and ahead_id == file_id else (
-                            pool.submit(self.loader, path))
-                        ahead, ahead_id = None, None
-                        if i + 1 < total:
-                            ahead_id = todo[i + 1][0]
-                            ahead = pool.submit(self.loader, os.fsdecode(todo[i + 1][1]))
+                        job = ahead.pop(file_id, None) or pool.submit(self.loader, path)
+                        for next_id, next_raw, _ in todo[i + 1:i + 1 + AHEAD]:
+                            if next_id not in ahead:
+                                ahead[next_id] = pool.submit(self.loader, os.fsdecode(next_raw))
                         batch.append(self._one(file_id, path, digest, job, report))
                     if len(batch) >= COMMIT_EVERY:
                         self.cat.commit_ocr(batch)
@@ -126,8 +128,8 @@ class OcrPass:
                             report.errors, self.control.paused))
             except BaseException:
                 report.cancelled = True
-                if ahead is not None:
-                    ahead.cancel()
+                for job in ahead.values():
+                    job.cancel()
                 raise
             finally:
                 if batch:
