@@ -4,6 +4,7 @@
     python bench/ocr_cost.py index photos [--ocr]     # one run: fresh library, then exit
     python bench/ocr_cost.py index screens [--ocr]
     python bench/ocr_cost.py index plain [--ocr]
+    python bench/ocr_cost.py signs SRC DST            # SRC's photos, a sign in one in ten
 
 `index` builds a fresh library in a temporary folder, loads ViT-B-32 (random weights in the
 published layout, through the real loader; speed does not depend on weight values) and runs
@@ -55,6 +56,31 @@ def make(smoke: bool) -> dict[str, Path]:
     return {"photos": photos, "screens": DATA / tag / "screens", "plain": plain}
 
 
+def signs(src: Path, dst: Path) -> None:
+    """Copy a folder of JPEG photos, pasting a street sign (type 3.5% of the height, light on
+    dark) into every tenth: a folder where some photos hold a few words."""
+    from PIL import Image
+
+    from indexer.text_pictures import draw_lines, find_fonts
+
+    dst.mkdir(parents=True, exist_ok=True)
+    font = find_fonts().get("DejaVuSans")
+    files = sorted(p for p in src.iterdir() if p.suffix.lower() in (".jpg", ".jpeg"))
+    for i, p in enumerate(files):
+        out = dst / p.name
+        if i % 10 != 5:
+            shutil.copyfile(p, out)
+            continue
+        with Image.open(p) as im:
+            exif = im.getexif().tobytes()
+            pic = im.convert("RGB")
+        sign = draw_lines(["MARKET STREET", "OPEN DAILY"], font, max(8, int(pic.height * 0.035)),
+                          dark=True).image
+        pic.paste(sign, (pic.width // 6, pic.height // 4))
+        pic.save(out, "JPEG", quality=90, exif=exif)
+    print(f"{len(files)} photos in {dst}, {len(files[5::10])} with a sign")
+
+
 def index(folder: Path, ocr: bool) -> None:
     from app.wiring import tuning_for
     from indexer.indexing import Indexer
@@ -76,16 +102,19 @@ def index(folder: Path, ocr: bool) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("what", choices=["make", "index"])
-    ap.add_argument("folder", nargs="?", choices=["photos", "screens", "plain"])
+    ap.add_argument("what", choices=["make", "index", "signs"])
+    ap.add_argument("folder", nargs="*", help="photos, screens or plain; for signs: SRC DST")
     ap.add_argument("--ocr", action="store_true")
     ap.add_argument("--smoke", action="store_true")
     args = ap.parse_args()
+    if args.what == "signs":
+        signs(Path(args.folder[0]), Path(args.folder[1]))
+        return
     folders = make(args.smoke)
     if args.what == "make":
         print({k: str(v) for k, v in folders.items()})
         return
-    index(folders[args.folder], args.ocr)
+    index(folders[args.folder[0]], args.ocr)
 
 
 if __name__ == "__main__":

@@ -5,10 +5,12 @@ wheel, so reading works offline. Like the CLIP model they are pinned: `ENGINE` n
 package version and each model file's sha256, the library records that identity, and a
 different one means every picture is read again (never a mix of two engines' text).
 
-Two steps keep pictures without text cheap: `has_text` runs the detector alone on a small copy
+Three steps keep pictures without text cheap: `load_first_look` glances at a small grayscale
+copy (a JPEG decoded at 1/2 to 1/8 scale) and shuts out pictures with nothing text-like in
+them (indexer/text_pregate.py, ~3 CPU ms); `has_text` runs the detector alone on a small copy
 (a 1280 px side, 480 for camera photos) and only when it finds line-shaped text does
-`read_words` run the full read. The engine is
-imported lazily and loaded once per process (about a second).
+`read_words` run the full read. The engine is imported lazily and built once per process, on
+the first picture that gets past the glance.
 """
 from __future__ import annotations
 
@@ -52,9 +54,16 @@ READ_SIDE = 2000  # the full read: longest side capped here (RapidOCR's own defa
 # 19 px here; read at 2000 a 12 MP photo costs 2.4 CPU s, at 1280 0.9 s, the same words found
 # (bench/ocr_gate.py --read).
 PHOTO_READ_SIDE = 1280
+# The read's detector scales a picture's *short* side up to 736 px (RapidOCR's default), which
+# small receipts and crops need; a picture whose short side is at least this is detected at the
+# size it was loaded (already capped above): a 864x576 photo with a sign read the same words at
+# 0.21 CPU s instead of 0.34 (bench/ocr_cost.py signs: 40 of 40 words either way).
+NATIVE_SHORT_SIDE = 480
 MIN_SCORE = 0.5  # recogniser confidence below this is dropped as noise
 # Bump when the reading procedure changes in a way that changes the text (rotation tries…):
-PROCEDURE = 2  # 2: boxes stored as fractions of the picture
+# 2: boxes stored as fractions of the picture; 3: the glance before the first look, and no
+# upscaling of pictures with a short side >= NATIVE_SHORT_SIDE
+PROCEDURE = 3
 
 
 class OcrUnavailable(RuntimeError):
@@ -116,13 +125,26 @@ def _check_pins(folder: Path) -> None:
                                  f"reinstall {ENGINE_PACKAGE}=={ENGINE_VERSION}")
 
 
+_checked: Path | None = None
+
+
+def check_installed() -> Path:
+    """The pinned engine's model folder, once its version and model files are checked; cheap
+    (no model is loaded), so a run learns at its start that it cannot read text."""
+    global _checked
+    if _checked is None:
+        folder = _model_dir()
+        _check_pins(folder)
+        _checked = folder
+    return _checked
+
+
 def engine():
     """The engine, built once per process after its model files are checked."""
     global _engine
     with _engine_lock:
         if _engine is None:
-            folder = _model_dir()
-            _check_pins(folder)
+            folder = check_installed()
             try:
                 from rapidocr_onnxruntime import RapidOCR
             except ImportError as exc:
@@ -138,6 +160,14 @@ def engine():
                 print_verbose=False,
             )
         return _engine
+
+
+def release_engine() -> None:
+    """Let the engine's sessions go (~100-300 MB in a GUI or `watch` process between passes);
+    the next picture with text builds it again (~0.3 CPU s)."""
+    global _engine
+    with _engine_lock:
+        _engine = None
 
 
 def available() -> str | None:
@@ -198,6 +228,49 @@ def load_for_ocr(path: str, side: int = READ_SIDE, photo_side: int | None = None
         raise DecodeError(f"cannot read image for text: {type(exc).__name__}: {exc}") from None
 
 
+def load_glance(path: str, side: int = GATE_SIDE, photo_side: int | None = PHOTO_GATE_SIDE
+                ) -> np.ndarray:
+    """Grayscale, longest side at most `side` (`photo_side` for a camera photo), decoded as
+    cheaply as possible: a JPEG at the smallest DCT scale whose longest side is still at least
+    half of that (a 864x576 photo: 432x288, ~1.3 CPU ms instead of ~5.4 for the look at 480).
+    Not turned upright: the glance looks both ways."""
+    _enable_heif()
+    try:
+        with Image.open(path) as im:
+            if photo_side is not None and is_camera_photo(im):
+                side = photo_side
+            w, h = im.size
+            if w * h > MAX_PIXELS:
+                raise DecodeError(f"image too large ({w}×{h}) to read text from")
+            if getattr(im, "n_frames", 1) > 1:
+                im.seek(0)
+            if im.format == "JPEG":
+                im.draft("L", (side // 2, side // 2))
+            im.load()
+            # the same conversion as the read's (alpha over white, 16-bit scaled): black text
+            # on a transparent ground must not turn black on black here
+            gray = im if im.mode == "L" else _to_rgb(im).convert("L")
+            if max(gray.size) > side:
+                gray.thumbnail((side, side), Image.Resampling.BILINEAR)
+            return np.asarray(gray, dtype=np.uint8)
+    except DecodeError:
+        raise
+    except FileNotFoundError:
+        raise DecodeError("file vanished before it could be read") from None
+    except Exception as exc:  # any decoder failure costs this file's text, nothing more
+        raise DecodeError(f"cannot read image for text: {type(exc).__name__}: {exc}") from None
+
+
+def load_first_look(path: str) -> np.ndarray | None:
+    """What the first look needs: None when a glance (`load_glance`) already shows no text,
+    else the picture decoded for the detector (`load_for_ocr` at the first look's size)."""
+    from indexer.text_pregate import looks_like_text
+
+    if not looks_like_text(load_glance(path, GATE_SIDE, PHOTO_GATE_SIDE)):
+        return None
+    return load_for_ocr(path, GATE_SIDE, PHOTO_GATE_SIDE)
+
+
 def _shrink(pixels: np.ndarray, side: int) -> np.ndarray:
     h, w = pixels.shape[:2]
     if max(h, w) <= side:
@@ -209,9 +282,13 @@ def _shrink(pixels: np.ndarray, side: int) -> np.ndarray:
 
 
 def has_text(pixels: np.ndarray, side: int = GATE_SIDE) -> bool:
-    """The first look: the detector alone on a copy at most `side` pixels long. Pictures
-    without text stop here."""
+    """The first look: on a copy at most `side` pixels long, the glance for anything text-like
+    (indexer/text_pregate.py), then the detector alone. Pictures without text stop here."""
+    from indexer.text_pregate import looks_like_text
+
     small = _shrink(pixels, side)
+    if not looks_like_text(small):
+        return False
     eng = engine()
     det = eng.text_det
     old = det.limit_side_len, det.limit_type
@@ -232,7 +309,17 @@ def _line_shaped(box) -> bool:
 
 
 def _read_once(pixels: np.ndarray) -> list[OcrLine]:
-    result, _ = engine()(pixels)
+    eng = engine()
+    if min(pixels.shape[:2]) < NATIVE_SHORT_SIDE:
+        result, _ = eng(pixels)
+    else:
+        det = eng.text_det
+        old = det.limit_type
+        det.limit_type = "max"  # never scale up; the loader has already capped the long side
+        try:
+            result, _ = eng(pixels)
+        finally:
+            det.limit_type = old
     lines = []
     for box, text, score in result or []:
         text = " ".join(str(text).split())

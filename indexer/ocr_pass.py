@@ -1,8 +1,9 @@
 """The text-reading pass: after the pictures are embedded (so search works early), read the
 words in those that have some.
 
-Each picture gets a first look (the detector on a small copy, `ocr.has_text`); only when it
-finds text is the picture read in full. Results are committed a few pictures at a time, tied
+Each picture gets a glance (a small grayscale copy, `ocr.load_first_look`: most photos stop
+there), then a first look (the detector on a small copy, `ocr.has_text`); only when it finds
+text is the picture read in full. Results are committed a few pictures at a time, tied
 to the content they were read from, so a crash or cancel loses at most the pictures in flight
 and the next run carries on where this one stopped. Identical content is read once.
 """
@@ -25,6 +26,7 @@ from indexer.jobs import FileError, JobControl, Progress
 PHASE = "reading text"
 COMMIT_EVERY = 8  # pictures per transaction
 SLOW_NOTICE_S = 1.0  # progress at least this often
+AHEAD = 2  # pictures glanced at / decoded ahead, each on its own thread
 
 
 @dataclass
@@ -40,6 +42,7 @@ class OcrReport:
 Reader = Callable[[np.ndarray], list[ocr.OcrLine]]
 Gate = Callable[[np.ndarray], bool]
 Loader = Callable[[str], np.ndarray]
+FirstLook = Callable[[str], "np.ndarray | None"]  # None: the glance saw there is no text
 
 
 class OcrPass:
@@ -54,7 +57,7 @@ class OcrPass:
         on_error: Callable[[FileError], None] | None = None,
         gate: Gate | None = None,
         reader: Reader | None = None,
-        loader: Loader | None = None,
+        loader: FirstLook | None = None,
         full_loader: Loader | None = None,
         identity: str | None = None,
     ) -> None:
@@ -64,10 +67,10 @@ class OcrPass:
         self.on_error = on_error or (lambda e: None)
         self.gate = gate or ocr.has_text
         self.reader = reader or ocr.read_words
-        # the first look decodes small (a JPEG decodes at 1/4 or 1/8 scale: cheap); only a
-        # picture with text is decoded again at reading size
-        self.loader = loader or (
-            lambda path: ocr.load_for_ocr(path, ocr.GATE_SIDE, ocr.PHOTO_GATE_SIDE))
+        # the glance decodes small and gray (a JPEG at 1/2 to 1/8 scale: cheap) and shuts out
+        # most photos; only a picture the detector passes is decoded again at reading size
+        self.loader: FirstLook = loader or ocr.load_first_look
+        self._pinned_engine = gate is None or reader is None
         self.full_loader = full_loader or (
             lambda path: ocr.load_for_ocr(path, ocr.READ_SIDE, ocr.PHOTO_READ_SIDE))
         self.identity = identity or ocr.engine_identity()
@@ -79,33 +82,38 @@ class OcrPass:
         total = len(todo)
         if not total:
             return report
+        if self._pinned_engine:
+            # the engine itself is built on the first picture past the glance, maybe never:
+            # learn now, not never, that it is missing
+            ocr.check_installed()
         started = time.monotonic()
         paused_before = self.control.paused_seconds
         last = 0.0
         batch: list = []
         self.on_progress(Progress(PHASE, 0, total))
-        # decode the next picture while this one is read (Pillow and onnxruntime both
-        # release the GIL)
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            ahead: Future | None = None
-            ahead_id: int | None = None
+        # glance at / decode the next pictures while this one is looked at or read, on two
+        # threads: most photos stop at the glance (a few ms of Pillow and OpenCV, which release
+        # the GIL), so on a 2-core box both cores glance
+        with ThreadPoolExecutor(max_workers=AHEAD) as pool:
+            ahead: dict[int, Future] = {}
             try:
                 for i, (file_id, raw, digest) in enumerate(todo):
                     self.control.checkpoint()
                     path = os.fsdecode(raw)
                     twin = self.cat.ocr_twin(digest, file_id)
                     if twin is not None:
+                        job = ahead.pop(file_id, None)
+                        if job is not None:
+                            job.cancel()
                         batch.append((file_id, digest, twin[0], None,
                                       [tuple(x) for x in json.loads(twin[1])]))
                         report.reused += 1
                         report.with_text += twin[0] == "text"
                     else:
-                        job = ahead if ahead is not None and ahead_id == file_id else (
-                            pool.submit(self.loader, path))
-                        ahead, ahead_id = None, None
-                        if i + 1 < total:
-                            ahead_id = todo[i + 1][0]
-                            ahead = pool.submit(self.loader, os.fsdecode(todo[i + 1][1]))
+                        job = ahead.pop(file_id, None) or pool.submit(self.loader, path)
+                        for next_id, next_raw, _ in todo[i + 1:i + 1 + AHEAD]:
+                            if next_id not in ahead:
+                                ahead[next_id] = pool.submit(self.loader, os.fsdecode(next_raw))
                         batch.append(self._one(file_id, path, digest, job, report))
                     if len(batch) >= COMMIT_EVERY:
                         self.cat.commit_ocr(batch)
@@ -120,12 +128,14 @@ class OcrPass:
                             report.errors, self.control.paused))
             except BaseException:
                 report.cancelled = True
-                if ahead is not None:
-                    ahead.cancel()
+                for job in ahead.values():
+                    job.cancel()
                 raise
             finally:
                 if batch:
                     self.cat.commit_ocr(batch)
+                if self._pinned_engine:
+                    ocr.release_engine()  # a long-lived process does not keep it between passes
         return report
 
     def _one(self, file_id: int, path: str, digest: str | None, job: Future,
@@ -133,7 +143,7 @@ class OcrPass:
         report.looked += 1
         try:
             pixels = job.result()
-            if not self.gate(pixels):
+            if pixels is None or not self.gate(pixels):
                 return (file_id, digest, "none", None, [])
             full = self.full_loader(path)
             lines = self.reader(full)
