@@ -57,7 +57,6 @@ class Settings:
     batch_size: int = 0  # 0 = automatic
     ocr: bool = True  # read the words in pictures (after embedding) so they can be searched
     watch: bool = True  # follow the library's folders while the window is open
-    ocr: bool = True  # read the words in pictures (screenshots, scans) when indexing
     device: str = "auto"  # where the model runs: "auto" (a GPU when there is one), "cuda", "cpu"
 
     @staticmethod

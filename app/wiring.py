@@ -34,11 +34,11 @@ def weights_path(
     progress: Callable[[int, int], None] | None = None,
     settings: Settings | None = None,
 ) -> Path:
-    from indexer.weights import resolve_weights
+    from indexer.model_files import resolve_model_files
 
     settings = settings or Settings.load()
     local = weights or settings.weights.get(spec.name)
-    return resolve_weights(
+    return resolve_model_files(
         spec,
         local_file=Path(local).expanduser() if local else None,
         cache_dir=cache_dir(),

@@ -5,9 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="${PYTHON:-.venv/bin/python}"
 export HF_HUB_OFFLINE=1
-for script in eval_search index_rate query_latency hnsw_tune memory_startup vs_rclip watch_latency pg_load; do
+for script in eval_search index_rate query_latency hnsw_tune memory_startup vs_rclip watch_latency pg_load pair_index; do
     echo "=== bench/$script.py --smoke"
     start=$(date +%s)
-    "$PY" "bench/$script.py" --smoke
+    if [ "$script" = pair_index ]; then "$PY" bench/pair_index.py web --smoke; else "$PY" "bench/$script.py" --smoke; fi
     echo "=== bench/$script.py --smoke: ok in $(( $(date +%s) - start )) s"
 done

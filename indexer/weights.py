@@ -283,17 +283,10 @@ def resolve_weights(
     endpoint: str | None = None,
     progress: Progress | None = None,
 ) -> Path:
-    """Return the path of a weights file verified against `spec.sha256` (see `_resolve_file`);
-    for a model with its own tokenizer, also make sure its tokenizer files are in the cache,
-    downloaded at the pinned revision and checked (indexer/tokenizer_files.py)."""
-    path = _resolve_file(spec, local_file=local_file, cache_dir=cache_dir,
+    """Return the path of a weights file verified against `spec.sha256` (see `_resolve_file`).
+    A model with its own tokenizer needs its tokenizer files too: indexer/model_files.py."""
+    return _resolve_file(spec, local_file=local_file, cache_dir=cache_dir,
                          allow_download=allow_download, endpoint=endpoint, progress=progress)
-    if spec.tokenizer is not None:
-        from .tokenizer_files import resolve_tokenizer
-
-        resolve_tokenizer(spec, cache_dir=Path(cache_dir).expanduser(),
-                          allow_download=allow_download, endpoint=endpoint)
-    return path
 
 
 def _resolve_file(

@@ -24,7 +24,8 @@ from indexer import weights
 from indexer.specs import SIGLIP_I18N, VIT_B_32, ModelSpec
 from indexer.tokenizer_files import (TokenizerChanged, TokenizerUnavailable, resolve_tokenizer,
                                      tokenizer_dir, verified_tokenizer_dir)
-from indexer.weights import WeightsMismatch, resolve_weights, sha256_file
+from indexer.model_files import resolve_model_files as resolve_weights
+from indexer.weights import WeightsMismatch, sha256_file
 
 pytestmark = pytest.mark.timeout(600)
 
