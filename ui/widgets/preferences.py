@@ -74,6 +74,10 @@ class PreferencesDialog(QDialog):
                 self._add_model(s, f"{s.name} (demo)")
         self.model.setCurrentIndex(max(0, self.model.findData(values.model)))
         lay.addWidget(self.model)
+        # never narrower than the longest choice, so whichever model is chosen reads whole
+        margins = lay.contentsMargins()
+        self.setMinimumWidth(max(self.minimumWidth(), self.model.minimumSizeHint().width()
+                                 + margins.left() + margins.right()))
         self.model_details = label("", "muted", wrap=True)
         self.model_details.setObjectName("model-details")
         self.model_details.setTextInteractionFlags(Qt.TextInteractionFlag.TextBrowserInteraction)
