@@ -184,9 +184,10 @@ class LazyEncoder:
         if (image_runtime.runtime_wanted() and image_runtime.onnxruntime_version() is not None
                 and self._full.device == "cpu"):
             fp32 = self.spec.fp32_base()  # a quantized variant is made from its base's export
-            probe = image_runtime.export_paths(fp32, self.cache_dir,
-                                               image_runtime.onnxruntime_version() or "")
-            if not probe.meta.exists():
+            # missing, or there but stale (its files changed since the check: copied, restored,
+            # touched): made again, else every later run would stay on torch
+            if image_runtime.checked_export(fp32, self.cache_dir,
+                                            image_runtime.onnxruntime_version() or "") is None:
                 image_runtime.export_image_tower(fp32, model, self.cache_dir)
         if self._text is not None:
             return
@@ -194,9 +195,8 @@ class LazyEncoder:
 
         if not text_runtime.runtime_wanted() or text_runtime.onnxruntime_version() is None:
             return
-        text_probe = text_runtime.export_paths(self._text_spec, self.cache_dir,
-                                               text_runtime.onnxruntime_version() or "")
-        if text_probe.meta.exists():
+        if text_runtime.checked_text_export(self._text_spec, self.cache_dir,
+                                            text_runtime.onnxruntime_version() or "") is not None:
             return
         if model is not None:
             text_runtime.export_text_tower(self._text_spec, model, self.cache_dir,

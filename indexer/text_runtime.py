@@ -250,15 +250,10 @@ class OnnxTextEncoder:
         return len(self._tokenizer.encode(text))
 
 
-def load_text_runtime(spec: ModelSpec, cache_dir: Path | None, threads: int | None = None,
-                      tokenizer: Any = None) -> OnnxTextEncoder | None:
-    """The cached, checked export for `spec`, or None (missing, stale, damaged, or no runtime).
-    `tokenizer`: the model's own (HubTokenizer) when it has one; CLIP's BPE otherwise."""
-    if cache_dir is None or not runtime_wanted():
-        return None
-    ver = onnxruntime_version()
-    if ver is None:
-        return None
+def checked_text_export(spec: ModelSpec, cache_dir: Path,
+                        ver: str) -> tuple[ExportPaths, dict] | None:
+    """The cached export's files and record when they can be trusted, else None (missing,
+    stale, damaged): then the next torch load makes it again."""
     paths = export_paths(spec, cache_dir, ver)
     if not paths.meta.exists():
         return None
@@ -269,6 +264,22 @@ def load_text_runtime(spec: ModelSpec, cache_dir: Path | None, threads: int | No
     if meta is None:
         log.info("text export for %s is stale or incomplete; using torch", spec.name)
         return None
+    return paths, meta
+
+
+def load_text_runtime(spec: ModelSpec, cache_dir: Path | None, threads: int | None = None,
+                      tokenizer: Any = None) -> OnnxTextEncoder | None:
+    """The cached, checked export for `spec`, or None (missing, stale, damaged, or no runtime).
+    `tokenizer`: the model's own (HubTokenizer) when it has one; CLIP's BPE otherwise."""
+    if cache_dir is None or not runtime_wanted():
+        return None
+    ver = onnxruntime_version()
+    if ver is None:
+        return None
+    checked = checked_text_export(spec, cache_dir, ver)
+    if checked is None:
+        return None
+    paths, meta = checked
     if _optimized_ok(spec, paths, ver, meta):
         try:
             return OnnxTextEncoder(spec, paths, meta, tokenizer=tokenizer, threads=threads,

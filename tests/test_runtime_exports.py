@@ -67,3 +67,27 @@ def test_torch_can_be_forced(tower, tiny_encoder, tmp_path, monkeypatch):
     assert tower.export(TINY_SHAPES, tiny_encoder._model, cache) is not None
     monkeypatch.setenv(tower.env, "torch")
     assert tower.load(TINY_SHAPES, cache) is None
+
+
+def test_a_stale_export_is_made_again_at_the_next_torch_load(tiny_encoder, tmp_path):
+    """Its files changed since the check (a copied or restored cache): the export is not used
+    and, since it is there but stale, the next torch load must make it again; before, only a
+    missing record did, so every later run stayed on torch."""
+    import os
+
+    from indexer.lazy_encoder import LazyEncoder
+
+    cache = tmp_path / "cache"
+    made = {name: t.export(TINY_SHAPES, tiny_encoder._model, cache) for name, t in TOWERS.items()}
+    for name, t in TOWERS.items():
+        paths = t.module.export_paths(TINY_SHAPES, cache, made[name]["onnxruntime"])
+        st = paths.graph.stat()
+        os.utime(paths.graph, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # as a copy does
+        assert t.load(TINY_SHAPES, cache) is None, name
+    enc = LazyEncoder(TINY_SHAPES, TINY_SHAPES.bundled_path(), cache_dir=cache)
+    try:
+        enc.full()
+    finally:
+        enc.close()
+    for name, t in TOWERS.items():
+        assert t.load(TINY_SHAPES, cache) is not None, name
