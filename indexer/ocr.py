@@ -19,8 +19,11 @@ import json
 import os
 import threading
 import unicodedata
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -196,10 +199,11 @@ def is_camera_photo(im: Image.Image) -> bool:
         return False
 
 
-def load_for_ocr(path: str, side: int = READ_SIDE, photo_side: int | None = None) -> np.ndarray:
-    """Decode upright (EXIF orientation applied) RGB, longest side at most `side` (or
-    `photo_side` for a camera photo, when given). Same safety rules as the embedding decoder
-    (pixel cap, first frame only)."""
+@contextmanager
+def _opened_for_text(path: str, side: int, photo_side: int | None) -> Iterator[tuple[Any, int]]:
+    """The picture opened for reading text, with the side to decode it at (`photo_side` for a
+    camera photo, when given): the embedding decoder's safety rules (pixel cap, first frame
+    only), and any decoder failure turned into a DecodeError that costs this file's text only."""
     _enable_heif()
     try:
         with Image.open(path) as im:
@@ -210,22 +214,29 @@ def load_for_ocr(path: str, side: int = READ_SIDE, photo_side: int | None = None
                 raise DecodeError(f"image too large ({w}×{h}) to read text from")
             if getattr(im, "n_frames", 1) > 1:
                 im.seek(0)
-            if im.format == "JPEG":
-                # decode at 1/2, 1/4 or 1/8 scale while the short side stays >= `side`: a
-                # smaller draft (long side >= `side`) lost small type at the first look
-                im.draft("RGB", (side, side))
-            im.load()
-            im = ImageOps.exif_transpose(im) or im
-            rgb = _to_rgb(im)
-            if max(rgb.size) > side:
-                rgb.thumbnail((side, side), Image.Resampling.BILINEAR)
-            return np.asarray(rgb, dtype=np.uint8)
+            yield im, side
     except DecodeError:
         raise
     except FileNotFoundError:
         raise DecodeError("file vanished before it could be read") from None
     except Exception as exc:  # any decoder failure costs this file's text, nothing more
         raise DecodeError(f"cannot read image for text: {type(exc).__name__}: {exc}") from None
+
+
+def load_for_ocr(path: str, side: int = READ_SIDE, photo_side: int | None = None) -> np.ndarray:
+    """Decode upright (EXIF orientation applied) RGB, longest side at most `side` (or
+    `photo_side` for a camera photo, when given)."""
+    with _opened_for_text(path, side, photo_side) as (im, side):
+        if im.format == "JPEG":
+            # decode at 1/2, 1/4 or 1/8 scale while the short side stays >= `side`: a
+            # smaller draft (long side >= `side`) lost small type at the first look
+            im.draft("RGB", (side, side))
+        im.load()
+        im = ImageOps.exif_transpose(im) or im
+        rgb = _to_rgb(im)
+        if max(rgb.size) > side:
+            rgb.thumbnail((side, side), Image.Resampling.BILINEAR)
+        return np.asarray(rgb, dtype=np.uint8)
 
 
 def load_glance(path: str, side: int = GATE_SIDE, photo_side: int | None = PHOTO_GATE_SIDE
@@ -234,31 +245,16 @@ def load_glance(path: str, side: int = GATE_SIDE, photo_side: int | None = PHOTO
     cheaply as possible: a JPEG at the smallest DCT scale whose longest side is still at least
     half of that (a 864x576 photo: 432x288, ~1.3 CPU ms instead of ~5.4 for the look at 480).
     Not turned upright: the glance looks both ways."""
-    _enable_heif()
-    try:
-        with Image.open(path) as im:
-            if photo_side is not None and is_camera_photo(im):
-                side = photo_side
-            w, h = im.size
-            if w * h > MAX_PIXELS:
-                raise DecodeError(f"image too large ({w}×{h}) to read text from")
-            if getattr(im, "n_frames", 1) > 1:
-                im.seek(0)
-            if im.format == "JPEG":
-                im.draft("L", (side // 2, side // 2))
-            im.load()
-            # the same conversion as the read's (alpha over white, 16-bit scaled): black text
-            # on a transparent ground must not turn black on black here
-            gray = im if im.mode == "L" else _to_rgb(im).convert("L")
-            if max(gray.size) > side:
-                gray.thumbnail((side, side), Image.Resampling.BILINEAR)
-            return np.asarray(gray, dtype=np.uint8)
-    except DecodeError:
-        raise
-    except FileNotFoundError:
-        raise DecodeError("file vanished before it could be read") from None
-    except Exception as exc:  # any decoder failure costs this file's text, nothing more
-        raise DecodeError(f"cannot read image for text: {type(exc).__name__}: {exc}") from None
+    with _opened_for_text(path, side, photo_side) as (im, side):
+        if im.format == "JPEG":
+            im.draft("L", (side // 2, side // 2))
+        im.load()
+        # the same conversion as the read's (alpha over white, 16-bit scaled): black text
+        # on a transparent ground must not turn black on black here
+        gray = im if im.mode == "L" else _to_rgb(im).convert("L")
+        if max(gray.size) > side:
+            gray.thumbnail((side, side), Image.Resampling.BILINEAR)
+        return np.asarray(gray, dtype=np.uint8)
 
 
 def load_first_look(path: str) -> np.ndarray | None:
